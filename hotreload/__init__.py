@@ -1,0 +1,35 @@
+"""hotreload: keep a running asyncio service's configuration current without a restart.
+
+Watch a file, validate every new version against a msgspec schema, swap it in as one atomic
+reference, and keep the previous version whenever a new one is bad.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ._errors import ConfigError, ConfigParseError, ConfigReadError, ConfigValidationError
+from ._fields import RestartRequired, Secret
+from ._logging import filter_by_stdlib_level
+from ._outcome import ReloadOutcome, ReloadResult
+from ._reloader import HotReloader, Stream
+from ._snapshot import Snapshot
+
+try:
+    __version__ = version("hotreload-engine")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = [
+    "ConfigError",
+    "ConfigParseError",
+    "ConfigReadError",
+    "ConfigValidationError",
+    "HotReloader",
+    "ReloadOutcome",
+    "ReloadResult",
+    "RestartRequired",
+    "Secret",
+    "Snapshot",
+    "Stream",
+    "__version__",
+    "filter_by_stdlib_level",
+]

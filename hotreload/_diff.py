@@ -1,0 +1,59 @@
+"""Which key paths differ between two configs, and keeping restart-required ones as they run."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+from ._fields import FieldPolicy, Path
+
+__all__ = ["changed_paths", "get_path", "retain"]
+
+_MISSING: Any = object()
+
+
+def changed_paths(old: Any, new: Any, prefix: Path = ()) -> Iterator[Path]:
+    """Paths (as tuples) whose values differ; mappings are compared key by key, the rest whole."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(old.keys() | new.keys(), key=str):
+            a, b = old.get(key, _MISSING), new.get(key, _MISSING)
+            if a is _MISSING or b is _MISSING:
+                yield (*prefix, str(key))
+            elif a != b:
+                yield from changed_paths(a, b, (*prefix, str(key)))
+    elif old != new:
+        yield prefix
+
+
+def get_path(data: Any, path: Path) -> Any:
+    """The value at ``path``, or a sentinel that compares unequal to everything real."""
+    for seg in path:
+        if not isinstance(data, dict) or seg not in data:
+            return _MISSING
+        data = data[seg]
+    return data
+
+
+def retain(
+    running: Any, new: Any, changed: list[Path], policy: FieldPolicy
+) -> tuple[Any, list[Path]]:
+    """``new`` with every changed restart-required subtree put back to its running value.
+
+    Returns the effective builtins and the restart-required roots the file wants changed.
+    ``new`` is not modified.
+    """
+    roots = list(dict.fromkeys(r for p in changed if (r := policy.restart_root(p)) is not None))
+    if not roots:
+        return new, []
+    effective = copy.deepcopy(new)
+    for root in roots:
+        parent = get_path(effective, root[:-1])
+        if not isinstance(parent, dict):
+            continue
+        value = get_path(running, root)
+        if value is _MISSING:
+            parent.pop(root[-1], None)
+        else:
+            parent[root[-1]] = copy.deepcopy(value)
+    return effective, roots

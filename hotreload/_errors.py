@@ -1,0 +1,100 @@
+"""Typed errors: every rejection names the file and where in it things went wrong.
+
+Messages never quote the offending text itself (a YAML error's usual snippet could hold a
+secret), only the file, the position or field path, and what was wrong.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "ConfigParseError",
+    "ConfigReadError",
+    "ConfigValidationError",
+]
+
+
+class ConfigError(Exception):
+    """Base class: the new config was rejected and the previous one stays in force.
+
+    ``source`` is the file (or other source) the bad input came from and ``reason`` a short,
+    stable label that metrics use (``missing``, ``read``, ``too_large``, ``parse``, ``schema``,
+    ``validator``).
+    """
+
+    reason: str = "error"
+
+    def __init__(self, source: str, message: str) -> None:
+        super().__init__(source, message)
+        self.source = source
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.message}"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), self.__dict__))
+
+
+def _rebuild(cls: type[ConfigError], state: dict[str, object]) -> ConfigError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, state.get("source"), state.get("message"))
+    err.__dict__.update(state)
+    return err
+
+
+class ConfigReadError(ConfigError):
+    """The source could not be read: missing, unreadable, not a file, or over the size cap."""
+
+    def __init__(self, source: str, message: str, *, reason: str = "read") -> None:
+        super().__init__(source, message)
+        self.reason = reason
+
+
+class ConfigParseError(ConfigError):
+    """The bytes are not a well-formed document. ``line`` and ``column`` are 1-based."""
+
+    reason = "parse"
+
+    def __init__(
+        self, source: str, message: str, *, line: int | None = None, column: int | None = None
+    ) -> None:
+        super().__init__(source, message)
+        self.line = line
+        self.column = column
+
+    def __str__(self) -> str:
+        if self.line is None:
+            return f"{self.source}: {self.message}"
+        return f"{self.source}:{self.line}:{self.column}: {self.message}"
+
+
+class ConfigValidationError(ConfigError):
+    """The document parsed but does not fit the schema, or a validator refused it.
+
+    ``field_path`` is dotted (``llm.temperature``, ``toolsets[2].name``; empty for the root);
+    ``line``/``column`` point at that field in the file when they can be found.
+    """
+
+    reason = "schema"
+
+    def __init__(
+        self,
+        source: str,
+        message: str,
+        *,
+        field_path: str = "",
+        line: int | None = None,
+        column: int | None = None,
+        reason: str = "schema",
+    ) -> None:
+        super().__init__(source, message)
+        self.field_path = field_path
+        self.line = line
+        self.column = column
+        self.reason = reason
+
+    def __str__(self) -> str:
+        where = self.source if self.line is None else f"{self.source}:{self.line}:{self.column}"
+        field = f" at `{self.field_path}`" if self.field_path else ""
+        return f"{where}: {self.message}{field}"

@@ -1,0 +1,126 @@
+"""Per-field policy: which fields need a restart to change and which hold secrets.
+
+Both are declared on the schema with ``typing.Annotated`` markers (or passed as dotted path
+patterns), so the schema stays the one place that describes the config. Paths use the names
+as they appear in the file (a struct's ``rename`` is honoured); ``*`` matches one segment and a
+pattern covers everything below it.
+"""
+
+from __future__ import annotations
+
+import re
+import typing
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import msgspec
+
+__all__ = ["RestartRequired", "Secret", "FieldPolicy", "Path", "format_path"]
+
+Path = tuple[str, ...]
+
+_SECRET_NAME = re.compile(r"key|token|password|passwd|secret|credential", re.IGNORECASE)
+
+
+class _Marker:
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return f"hotreload.{self._name}"
+
+
+RestartRequired: Any = _Marker("RestartRequired")
+"""``Annotated[int, RestartRequired]``: a change is not applied live; the running value stays."""
+
+Secret: Any = _Marker("Secret")
+"""``Annotated[str, Secret]``: the value is never logged or shown; diffs print ``***``."""
+
+
+def format_path(path: Path) -> str:
+    return ".".join(path)
+
+
+def _split(pattern: str) -> Path:
+    parts = tuple(p for p in pattern.split(".") if p)
+    while parts and parts[-1] == "*":  # "kubernetes.*" covers the same subtree as "kubernetes"
+        parts = parts[:-1]
+    return parts
+
+
+def _prefix_matches(pattern: Path, path: Path) -> bool:
+    if len(path) < len(pattern):
+        return False
+    return all(p in ("*", seg) for p, seg in zip(pattern, path))
+
+
+class FieldPolicy:
+    """Restart-required and secret fields of one schema, resolved once at start-up."""
+
+    __slots__ = ("restart_required", "secrets")
+
+    def __init__(
+        self,
+        schema: Any,
+        *,
+        restart_required: Iterable[str] = (),
+        secrets: Iterable[str] = (),
+    ) -> None:
+        marked_restart: list[Path] = []
+        marked_secret: list[Path] = []
+        _collect(schema, (), marked_restart, marked_secret, set())
+        self.restart_required: tuple[Path, ...] = tuple(
+            dict.fromkeys([*marked_restart, *(_split(p) for p in restart_required)])
+        )
+        self.secrets: tuple[Path, ...] = tuple(
+            dict.fromkeys([*marked_secret, *(_split(p) for p in secrets)])
+        )
+
+    def restart_root(self, path: Path) -> Path | None:
+        """The restart-required subtree ``path`` lies in, if any."""
+        for pattern in self.restart_required:
+            if _prefix_matches(pattern, path):
+                return path[: len(pattern)]
+        return None
+
+    def is_secret(self, path: Path) -> bool:
+        """Declared secret, or any segment named like a key, token, password or secret."""
+        if any(_SECRET_NAME.search(seg) for seg in path):
+            return True
+        return any(_prefix_matches(pattern, path) for pattern in self.secrets)
+
+    def redact(self, path: Path, value: Any) -> Any:
+        return "***" if self.is_secret(path) else value
+
+
+def _collect(
+    tp: Any, prefix: Path, restart: list[Path], secret: list[Path], seen: set[Any]
+) -> None:
+    """Walk a schema type for Annotated markers, through structs, optionals, dicts and lists."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        inner, *extras = typing.get_args(tp)
+        if any(e is RestartRequired for e in extras):
+            restart.append(prefix)
+        if any(e is Secret for e in extras):
+            secret.append(prefix)
+        _collect(inner, prefix, restart, secret, seen)
+        return
+    if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
+        if tp in seen:
+            return
+        seen.add(tp)
+        hints = typing.get_type_hints(tp, include_extras=True)
+        for field in msgspec.structs.fields(tp):
+            _collect(hints[field.name], (*prefix, field.encode_name), restart, secret, seen)
+        seen.discard(tp)
+        return
+    args: Sequence[Any] = typing.get_args(tp)
+    if origin in (dict, typing.get_origin(typing.Mapping[str, int])) and len(args) == 2:
+        _collect(args[1], (*prefix, "*"), restart, secret, seen)
+    elif args:  # Optional / Union / list / tuple: the markers of any member apply here
+        for arg in args:
+            if arg is not Ellipsis:
+                _collect(arg, prefix, restart, secret, seen)

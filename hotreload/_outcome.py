@@ -1,0 +1,51 @@
+"""What one re-check found and did."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from ._errors import ConfigError
+
+__all__ = ["ReloadOutcome", "ReloadResult"]
+
+
+class ReloadResult(str, enum.Enum):
+    """The spec's four results (BR-HAPI-190); the values are what logs and metrics carry."""
+
+    CONFIG_CHANGED = "config_changed"
+    CONFIG_UNCHANGED = "config_unchanged"
+    VALIDATION_FAILED = "validation_failed"
+    ERROR = "error"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadOutcome:
+    """The result of one re-check.
+
+    ``applied`` is true when this check committed a new snapshot; ``generation`` is the
+    generation in force afterwards. ``changed`` lists the key paths that changed (applied ones
+    only); ``restart_required`` the restart-required fields whose new value in the file is not
+    in force. ``trigger`` says what asked for the check: ``watch``, ``poll``, ``manual``,
+    ``rescan`` or ``initial``. ``duration`` is in seconds; ``latency`` runs from the first
+    trigger of this check to its end.
+    """
+
+    result: ReloadResult
+    applied: bool
+    generation: int
+    trigger: str
+    duration: float
+    latency: float
+    config_hash: str
+    error: ConfigError | None = None
+    changed: tuple[str, ...] = ()
+    restart_required: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """True unless the new version was rejected or could not be read."""
+        return self.error is None

@@ -1,0 +1,231 @@
+"""The pure, synchronous part of a reload: bytes in, a verdict and a candidate out.
+
+read (size cap) → sha256 → unchanged shortcut → parse → ``msgspec.convert`` (strict) →
+restart-required retention → validators → canonical hash. No I/O but `Pipeline.read`, no
+event loop, no clock: every step is testable on its own and the reloader stays the only writer.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import decimal
+import errno
+import hashlib
+import os
+import re
+import stat
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+from ._diff import changed_paths, get_path, retain
+from ._errors import ConfigError, ConfigReadError, ConfigValidationError
+from ._fields import FieldPolicy, Path, format_path
+from ._outcome import ReloadResult
+from ._parsing import Format, locate, parse
+from ._snapshot import canonical_hash
+
+__all__ = ["Active", "Evaluation", "Pipeline", "Validator", "result_for"]
+
+T = TypeVar("T")
+Validator = Callable[[T], object]
+
+# Kept as objects by to_builtins: JSON-encodable for the hash and convertible straight back.
+_RICH = (_dt.datetime, _dt.date, _dt.time, _dt.timedelta, decimal.Decimal, uuid.UUID, bytes)
+_MSGSPEC_PATH = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_PATH_TOKEN = re.compile(r"\.([^.\[]+)|\[(\d+|\.\.\.)\]")
+_UNKNOWN = re.compile(r"unknown field `(?P<f>[^`]+)`")
+_MISSING = re.compile(r"missing required field `(?P<f>[^`]+)`")
+
+
+@dataclass(frozen=True, slots=True)
+class Active(Generic[T]):
+    """A validated config with what the pipeline needs to compare the next version to it."""
+
+    config: T
+    builtins: Any
+    config_hash: str
+    content_sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation(Generic[T]):
+    """The verdict on one version of the source. ``candidate`` is set for ``config_changed``."""
+
+    result: ReloadResult
+    content_sha256: str
+    candidate: Active[T] | None = None
+    changed: tuple[str, ...] = ()
+    restart_required: tuple[tuple[Path, str], ...] = ()
+    """Restart-required fields the file wants changed, each with a digest of the wanted value."""
+    error: ConfigError | None = None
+
+
+def result_for(error: ConfigError) -> ReloadResult:
+    """A file that cannot be read is an ``error``; content that is wrong fails validation."""
+    if isinstance(error, ConfigReadError) and error.reason != "too_large":
+        return ReloadResult.ERROR
+    return ReloadResult.VALIDATION_FAILED
+
+
+class Pipeline(Generic[T]):
+    """Everything one reloader needs to turn bytes into a validated config."""
+
+    def __init__(
+        self,
+        schema: type[T],
+        *,
+        source: str,
+        fmt: Format,
+        max_bytes: int,
+        validators: Sequence[Validator[T]],
+        policy: FieldPolicy,
+    ) -> None:
+        self.schema = schema
+        self.source = source
+        self.fmt = fmt
+        self.max_bytes = max_bytes
+        self.validators = tuple(validators)
+        self.policy = policy
+
+    def read(self, path: str) -> bytes:
+        """The file's bytes, at most ``max_bytes``; never blocks on a FIFO, never follows a loop."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            raise ConfigReadError(self.source, "file not found", reason="missing") from None
+        except OSError as exc:
+            raise ConfigReadError(self.source, _describe(exc)) from None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ConfigReadError(self.source, "not a regular file")
+            with os.fdopen(fd, "rb", closefd=False) as f:
+                data = f.read(self.max_bytes + 1)
+        except OSError as exc:
+            raise ConfigReadError(self.source, _describe(exc)) from None
+        finally:
+            os.close(fd)
+        if len(data) > self.max_bytes:
+            raise ConfigReadError(
+                self.source,
+                f"file is larger than the {self.max_bytes}-byte limit",
+                reason="too_large",
+            )
+        return data
+
+    def load(self, raw: bytes) -> Active[T]:
+        """Parse, convert and validate ``raw`` as a first version: raises `ConfigError`."""
+        config = self._convert(parse(raw, self.fmt, self.source), raw)
+        self._validate(config)
+        builtins = _to_builtins(config)
+        return Active(config, builtins, canonical_hash(builtins), _sha256(raw))
+
+    def evaluate(self, raw: bytes, active: Active[T]) -> Evaluation[T]:
+        """Compare ``raw`` with the active version. Never raises for bad input."""
+        sha = _sha256(raw)
+        if sha == active.content_sha256:
+            return Evaluation(ReloadResult.CONFIG_UNCHANGED, sha)
+        try:
+            config = self._convert(parse(raw, self.fmt, self.source), raw)
+            builtins = _to_builtins(config)
+            changed = list(changed_paths(active.builtins, builtins))
+            effective, roots = retain(active.builtins, builtins, changed, self.policy)
+            if roots:
+                config = self._convert(effective, raw)
+                changed = [p for p in changed if self.policy.restart_root(p) is None]
+            self._validate(config)
+        except ConfigError as exc:
+            return Evaluation(result_for(exc), sha, error=exc)
+        wanted = tuple((root, _digest(get_path(builtins, root))) for root in roots)
+        if not changed:
+            return Evaluation(ReloadResult.CONFIG_UNCHANGED, sha, restart_required=wanted)
+        candidate = Active(config, effective, canonical_hash(effective), sha)
+        return Evaluation(
+            ReloadResult.CONFIG_CHANGED,
+            sha,
+            candidate=candidate,
+            changed=tuple(format_path(p) for p in changed),
+            restart_required=wanted,
+        )
+
+    def _convert(self, data: Any, raw: bytes) -> T:
+        try:
+            return msgspec.convert(data, self.schema, strict=True)
+        except msgspec.ValidationError as exc:
+            raise self._schema_error(str(exc), raw) from None
+
+    def _schema_error(self, text: str, raw: bytes) -> ConfigValidationError:
+        found = _MSGSPEC_PATH.match(text)
+        message = found.group("msg") if found else text
+        segments: list[str | int] = []
+        for name, index in _PATH_TOKEN.findall(found.group("path") or "" if found else ""):
+            if name:
+                segments.append(name)
+            elif index == "...":
+                break  # a dict key msgspec does not name: point at the mapping
+            else:
+                segments.append(int(index))
+        at_key = False
+        field = _UNKNOWN.search(message) or _MISSING.search(message)
+        shown = list(segments)
+        if field is not None:
+            shown.append(field.group("f"))
+            if field.re is _UNKNOWN:
+                segments, at_key = shown, True
+        position = locate(raw, self.fmt, segments, at_key=at_key)
+        line, column = position if position else (None, None)
+        return ConfigValidationError(
+            self.source, message, field_path=_dotted(shown), line=line, column=column
+        )
+
+    def _validate(self, config: T) -> None:
+        for validator in self.validators:
+            try:
+                validator(config)
+            except ConfigValidationError:
+                raise
+            except Exception as exc:  # a validator's refusal, whatever it raises
+                name = getattr(validator, "__name__", type(validator).__name__)
+                detail = str(exc) or type(exc).__name__
+                raise ConfigValidationError(
+                    self.source,
+                    f"rejected by validator {name}: {detail}",
+                    field_path=getattr(exc, "field_path", ""),
+                    reason="validator",
+                ) from None
+
+
+def _sha256(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def _digest(value: Any) -> str:
+    try:
+        encoded = msgspec.json.encode(value, order="sorted")
+    except (TypeError, msgspec.EncodeError):  # the field was removed from the file
+        encoded = b"<absent>"
+    return hashlib.sha256(encoded).hexdigest()[:16]
+
+
+def _to_builtins(config: Any) -> Any:
+    return msgspec.to_builtins(config, builtin_types=_RICH, order="sorted")
+
+
+def _dotted(segments: list[str | int]) -> str:
+    out = ""
+    for seg in segments:
+        out += f"[{seg}]" if isinstance(seg, int) else (f".{seg}" if out else seg)
+    return out
+
+
+def _describe(exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "too many levels of symbolic links"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, IsADirectoryError):
+        return "is a directory, not a file"
+    return exc.strerror or type(exc).__name__

@@ -1,0 +1,557 @@
+"""`HotReloader`: one config file kept current, validated, and swapped in atomically.
+
+Every trigger (a watcher event, the safety poll, ``reload()``) goes into one queue; one worker
+task drains it, runs the pipeline once for the whole burst and commits. Being the only writer,
+it needs no lock: a commit assigns ``snapshot`` and then ``config``, each a single reference
+store, so a reader on any thread sees one whole version or the other, never a mix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import hashlib
+import logging
+import os
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+
+import anyio
+import msgspec
+import structlog
+from prometheus_client import CollectorRegistry
+
+from ._errors import ConfigError, ConfigValidationError
+from ._fields import FieldPolicy, format_path
+from ._logging import apply_log_level, level_number
+from ._metrics import ReloaderMetrics
+from ._outcome import ReloadOutcome, ReloadResult
+from ._parsing import Format, format_for
+from ._pipeline import Active, Evaluation, Pipeline, Validator, result_for
+from ._snapshot import Snapshot
+from ._watch import Subscription, WatchHub, hub_for
+
+__all__ = ["HotReloader", "Stream"]
+
+T = TypeVar("T")
+X = TypeVar("X")
+
+#: Documents larger than this are parsed in a worker thread so the loop never stalls on them.
+_INLINE_PARSE_BYTES = 64 * 1024
+_OUTCOME_HISTORY = 256
+
+MSG_RELOADED = "Configuration hot-reloaded successfully"
+MSG_REJECTED = "Failed to apply new configuration - keeping previous"
+
+
+@dataclass(slots=True)
+class _Trigger:
+    kind: str
+    seen_at: float
+    reply: asyncio.Future[ReloadOutcome] | None = None
+
+
+class Stream(Generic[X]):
+    """An async iterator subscribed from the moment it is created, so nothing published after
+    that is missed however late the first ``__anext__`` comes. Ends when the reloader closes;
+    ``aclose()`` (or ``async with``) unsubscribes early.
+    """
+
+    def __init__(self, streams: weakref.WeakSet[Stream[X]], closed: bool) -> None:
+        self._queue: asyncio.Queue[X | None] = asyncio.Queue()
+        self._streams = streams
+        if closed:
+            self._queue.put_nowait(None)
+        else:
+            streams.add(self)
+
+    def _put(self, item: X | None) -> None:
+        self._queue.put_nowait(item)
+
+    def __aiter__(self) -> Stream[X]:
+        return self
+
+    async def __anext__(self) -> X:
+        item = await self._queue.get()
+        if item is None:
+            self._queue.put_nowait(None)
+            raise StopAsyncIteration
+        return item
+
+    async def aclose(self) -> None:
+        self._streams.discard(self)
+        self._queue.put_nowait(None)
+
+    async def __aenter__(self) -> Stream[X]:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class HotReloader(Generic[T]):
+    """Keeps ``config`` equal to the last valid version of ``path``.
+
+    ``async with HotReloader("config.yaml", schema=Settings) as r:`` loads the file (an invalid
+    file raises a `ConfigError` there and then), starts watching it, and stops everything when
+    the block ends. ``r.config`` is the current config; ``r.snapshot`` adds its generation,
+    hashes, load time and source.
+
+    Keywords: ``name`` labels metrics and logs; ``registry`` and ``namespace`` place the metrics;
+    ``poll_interval`` (seconds, 0 disables) is the safety re-check that catches anything the
+    watcher missed; ``validators`` are called with each candidate config and refuse it by
+    raising; ``max_bytes`` caps the file size; ``debounce_ms`` and ``step_ms`` are passed to the
+    Rust watcher (a change is seen one to two ``step_ms`` after it happens, a burst is grouped
+    for at most ``debounce_ms``); ``format`` overrides the suffix (``yaml``, ``json``,
+    ``toml``); ``restart_required`` and ``secrets`` add dotted path patterns to what the schema
+    marks with `RestartRequired` and `Secret`; ``log_level_field`` names the field whose value
+    is applied to the stdlib ``loggers`` (root by default) on load and on every change.
+    """
+
+    config: T
+    snapshot: Snapshot[T]
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        schema: type[T],
+        name: str = "default",
+        registry: CollectorRegistry | None = None,
+        namespace: str = "hotreload",
+        poll_interval: float = 60.0,
+        validators: Sequence[Validator[T]] = (),
+        max_bytes: int = 1 << 20,
+        debounce_ms: int = 50,
+        step_ms: int = 10,
+        format: Format | None = None,  # noqa: A002 - the natural name for it
+        restart_required: Sequence[str] = (),
+        secrets: Sequence[str] = (),
+        log_level_field: str | None = "log_level",
+        loggers: Sequence[str] = ("",),
+    ) -> None:
+        _require_frozen(schema)
+        if poll_interval < 0 or max_bytes <= 0 or debounce_ms <= 0 or step_ms <= 0:
+            raise ValueError("poll_interval must be >= 0; max_bytes, debounce_ms, step_ms > 0")
+        self.path = os.fspath(path)
+        self.name = name
+        self.poll_interval = poll_interval
+        self.debounce_ms = debounce_ms
+        self.step_ms = step_ms
+        self._registry = registry
+        self._namespace = namespace
+        self._loggers = tuple(loggers)
+        self._log_level_field = log_level_field if _has_field(schema, log_level_field) else None
+        checks: list[Validator[T]] = list(validators)
+        if self._log_level_field is not None:
+            checks.insert(0, self._check_log_level)
+        self.policy = FieldPolicy(schema, restart_required=restart_required, secrets=secrets)
+        self._pipeline: Pipeline[T] = Pipeline(
+            schema,
+            source=self.path,
+            fmt=format or format_for(self.path),
+            max_bytes=max_bytes,
+            validators=checks,
+            policy=self.policy,
+        )
+        self._log = structlog.get_logger("hotreload").bind(config=name, source=self.path)
+        self._closed = True
+        self._queue: asyncio.Queue[_Trigger] = asyncio.Queue()
+        self._snapshot_streams: weakref.WeakSet[Stream[Snapshot[T]]] = weakref.WeakSet()
+        self._outcome_streams: weakref.WeakSet[Stream[ReloadOutcome]] = weakref.WeakSet()
+        self._outcomes: collections.deque[tuple[int, ReloadOutcome]] = collections.deque(
+            maxlen=_OUTCOME_HISTORY
+        )
+        self._seq = 0
+        self._event = asyncio.Event()
+        self._last_key: str | None = None
+        self._seen_key: str | None = None
+        self._last_eval: Evaluation[T] | None = None
+        self._warned_restart: dict[tuple[str, ...], str] = {}
+        self._applied_level: int | None = None
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._hub: WatchHub | None = None
+        self._sub: Subscription | None = None
+        self.last_outcome: ReloadOutcome | None = None
+        self.restart_required: tuple[str, ...] = ()
+        """Restart-required fields whose new value in the file is not in force yet."""
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> HotReloader[T]:
+        if self._stack is not None:
+            raise RuntimeError("this HotReloader is already running")
+        started = time.perf_counter()
+        active = self._pipeline.load(self._pipeline.read(self.path))  # fail fast: raises
+        self._seen_key = active.content_sha256
+        self._queue = asyncio.Queue()
+        self._event = asyncio.Event()
+        self._limiter = anyio.CapacityLimiter(1)
+        self._metrics = ReloaderMetrics(self.name, self._registry, self._namespace)
+        stack = contextlib.AsyncExitStack()
+        try:
+            self._commit(active, trigger="initial", started=started, changed=(), seen_at=started)
+            self._closed = False
+            stack.push_async_callback(self._shutdown)
+            tg = await stack.enter_async_context(anyio.create_task_group())
+            stack.callback(tg.cancel_scope.cancel)
+            tg.start_soon(self._worker, name=f"hotreload-worker[{self.name}]")
+            if self.poll_interval > 0:
+                tg.start_soon(self._poll, name=f"hotreload-poll[{self.name}]")
+            self._hub = hub_for(self.debounce_ms, self.step_ms)
+            self._sub = Subscription(self.path, self._notify, self._metrics.watch_restarts.inc)
+            self._hub.subscribe(self._sub)
+        except BaseException:
+            await stack.aclose()
+            self._metrics.close()
+            raise
+        self._stack = stack
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+
+    async def _shutdown(self) -> None:
+        self._closed = True
+        if self._hub is not None and self._sub is not None:
+            await self._hub.unsubscribe(self._sub)
+        self._hub = self._sub = None
+        for stream in [*self._snapshot_streams, *self._outcome_streams]:
+            await stream.aclose()
+        while not self._queue.empty():
+            pending = self._queue.get_nowait().reply
+            if pending is not None and not pending.done():
+                pending.cancel()
+        self._metrics.close()
+        self._event.set()
+
+    # -- public API ---------------------------------------------------------------------------
+
+    async def reload(self) -> ReloadOutcome:
+        """Re-check the file now, through the same worker as every other trigger."""
+        if self._closed:
+            raise RuntimeError("the reloader is not running (use `async with`)")
+        reply: asyncio.Future[ReloadOutcome] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Trigger("manual", time.perf_counter(), reply))
+        return await reply
+
+    def changes(self) -> Stream[Snapshot[T]]:
+        """Each snapshot committed from now on, in order. Ends when the reloader closes."""
+        return Stream(self._snapshot_streams, self._closed)
+
+    def outcomes(self) -> Stream[ReloadOutcome]:
+        """Each re-check's outcome from now on (changed, unchanged or rejected), in order."""
+        return Stream(self._outcome_streams, self._closed)
+
+    async def wait_for_generation(self, generation: int, *, timeout: float | None = None) -> Snapshot[T]:
+        """Wait until ``snapshot.generation >= generation``; raises TimeoutError after ``timeout``."""
+        with anyio.fail_after(timeout):
+            while self.snapshot.generation < generation:
+                self._check_open()
+                await self._next_event()
+        return self.snapshot
+
+    async def wait_for_outcome(
+        self,
+        match: ReloadResult | Callable[[ReloadOutcome], bool] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> ReloadOutcome:
+        """The next outcome from now on that is ``match`` (a result, or a predicate)."""
+        seen = self._seq
+        with anyio.fail_after(timeout):
+            while True:
+                for seq, outcome in self._outcomes:
+                    if seq > seen:
+                        seen = seq
+                        if _matches(match, outcome):
+                            return outcome
+                self._check_open()
+                await self._next_event()
+
+    # -- triggers -------------------------------------------------------------------------------
+
+    def _notify(self, kind: str) -> None:
+        if not self._closed:
+            self._queue.put_nowait(_Trigger(kind, time.perf_counter()))
+
+    async def _poll(self) -> None:
+        while True:
+            await anyio.sleep(self.poll_interval)
+            self._notify("poll")
+
+    async def _worker(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                outcome = await self._check(batch)
+            except Exception as exc:  # noqa: BLE001 - a bug must not stop reloading
+                self._log.exception("reload_worker_error", error=repr(exc))
+                error = ConfigError(self.path, f"internal error: {type(exc).__name__}: {exc}")
+                outcome = self._record_outcome(
+                    ReloadResult.ERROR, batch, time.perf_counter(), error=error
+                )
+            for trig in batch:
+                if trig.reply is not None and not trig.reply.done():
+                    trig.reply.set_result(outcome)
+
+    # -- one check -----------------------------------------------------------------------------
+
+    async def _check(self, batch: list[_Trigger]) -> ReloadOutcome:
+        started = time.perf_counter()
+        active = self._active
+        try:
+            raw = self._pipeline.read(self.path)
+        except ConfigError as exc:
+            evaluation: Evaluation[T] = Evaluation(result_for(exc), "", error=exc)
+            key = f"{exc.reason}:{exc.message}"
+        else:
+            key = hashlib.sha256(raw).hexdigest()
+            if key == self._last_key and self._last_eval is not None:
+                evaluation = self._last_eval
+            elif len(raw) > _INLINE_PARSE_BYTES:
+                evaluation = await anyio.to_thread.run_sync(
+                    self._pipeline.evaluate, raw, active, limiter=self._limiter
+                )
+            else:
+                evaluation = self._pipeline.evaluate(raw, active)
+        repeat = key == self._last_key
+        if key != self._seen_key and all(t.kind == "poll" for t in batch):
+            self._metrics.missed.inc()
+            self._log.warning("watch_missed_event", detected_by="poll")
+        self._seen_key = key
+        kinds = [t.kind for t in batch]
+        trigger = "manual" if "manual" in kinds else kinds[0]
+        seen_at = min(t.seen_at for t in batch)
+        if evaluation.result is ReloadResult.CONFIG_CHANGED and evaluation.candidate is not None:
+            if self._active is not active:  # cannot happen with one worker; never commit stale
+                raise RuntimeError("active config changed under the worker")
+            self._last_key, self._last_eval = None, None
+            self._note_restart_required(evaluation)
+            return self._commit(
+                evaluation.candidate,
+                trigger=trigger,
+                started=started,
+                changed=evaluation.changed,
+                seen_at=seen_at,
+            )
+        self._last_key, self._last_eval = key, evaluation
+        if evaluation.error is not None:
+            if not repeat:
+                self._reject(evaluation.error, evaluation.result, trigger)
+        else:
+            self._note_restart_required(evaluation)
+            if not repeat:
+                self._metrics.last_ok.set(1)
+                self._log.debug("config_unchanged", trigger=trigger, config_hash=active.config_hash)
+        return self._record_outcome(
+            evaluation.result, batch, started, error=evaluation.error, trigger=trigger
+        )
+
+    def _commit(
+        self,
+        active: Active[T],
+        *,
+        trigger: str,
+        started: float,
+        changed: tuple[str, ...],
+        seen_at: float,
+    ) -> ReloadOutcome:
+        generation = self.snapshot.generation + 1 if trigger != "initial" else 1
+        previous = self.snapshot.config_hash if trigger != "initial" else None
+        now = time.time()
+        snapshot = Snapshot(
+            config=active.config,
+            generation=generation,
+            config_hash=active.config_hash,
+            content_sha256=active.content_sha256,
+            loaded_at=datetime.fromtimestamp(now, timezone.utc),
+            source=self.path,
+        )
+        # The swap: two reference stores, snapshot first, each atomic for any reader.
+        self._active = active
+        self.snapshot = snapshot
+        self.config = active.config
+        self._apply_log_level(active.config)
+        done = time.perf_counter()
+        self._metrics.committed(generation, active.config_hash, now)
+        if trigger == "initial":
+            self._log.info(
+                "config_loaded", generation=generation, config_hash=active.config_hash
+            )
+        else:
+            self._metrics.reload_total.inc()
+            self._metrics.latency.observe(done - seen_at)
+            self._log.info(
+                MSG_RELOADED,
+                generation=generation,
+                config_hash=active.config_hash,
+                previous_config_hash=previous,
+                changed=list(changed),
+                trigger=trigger,
+                duration_ms=round((done - started) * 1000, 3),
+            )
+        for stream in list(self._snapshot_streams):
+            stream._put(snapshot)
+        outcome = ReloadOutcome(
+            result=ReloadResult.CONFIG_CHANGED,
+            applied=True,
+            generation=generation,
+            trigger=trigger,
+            duration=done - started,
+            latency=done - seen_at,
+            config_hash=active.config_hash,
+            changed=changed,
+            restart_required=self.restart_required,
+        )
+        return self._publish(outcome)
+
+    def _record_outcome(
+        self,
+        result: ReloadResult,
+        batch: list[_Trigger],
+        started: float,
+        *,
+        error: ConfigError | None,
+        trigger: str | None = None,
+    ) -> ReloadOutcome:
+        now = time.perf_counter()
+        outcome = ReloadOutcome(
+            result=result,
+            applied=False,
+            generation=self.snapshot.generation,
+            trigger=trigger or batch[0].kind,
+            duration=now - started,
+            latency=now - min(t.seen_at for t in batch),
+            config_hash=self.snapshot.config_hash,
+            error=error,
+            restart_required=self.restart_required,
+        )
+        return self._publish(outcome)
+
+    def _publish(self, outcome: ReloadOutcome) -> ReloadOutcome:
+        self.last_outcome = outcome
+        self._seq += 1
+        self._outcomes.append((self._seq, outcome))
+        for stream in list(self._outcome_streams):
+            stream._put(outcome)
+        event, self._event = self._event, asyncio.Event()
+        event.set()
+        return outcome
+
+    def _reject(self, error: ConfigError, result: ReloadResult, trigger: str) -> None:
+        self._metrics.failure(error.reason)
+        self._log.error(
+            MSG_REJECTED,
+            result=result.value,
+            reason=error.reason,
+            error=str(error),
+            file=error.source,
+            line=getattr(error, "line", None),
+            column=getattr(error, "column", None),
+            field_path=getattr(error, "field_path", None),
+            trigger=trigger,
+            config_hash=self.snapshot.config_hash,
+            generation=self.snapshot.generation,
+        )
+
+    def _note_restart_required(self, evaluation: Evaluation[T]) -> None:
+        wanted = evaluation.restart_required
+        self.restart_required = tuple(format_path(path) for path, _ in wanted)
+        self._metrics.restart_required.set(len(wanted))
+        for path, digest in wanted:
+            if self._warned_restart.get(path) != digest:
+                self._warned_restart[path] = digest
+                self._log.warning(
+                    "config_restart_required_field_changed",
+                    field=format_path(path),
+                    detail="the running value stays in force until the process restarts",
+                )
+        for path in [p for p in self._warned_restart if p not in dict(wanted)]:
+            del self._warned_restart[path]
+
+    # -- log level -------------------------------------------------------------------------------
+
+    def _check_log_level(self, config: T) -> None:
+        assert self._log_level_field is not None
+        value = getattr(config, self._log_level_field, None)
+        if value is None:
+            return
+        try:
+            level_number(value)
+        except ValueError as exc:
+            raise ConfigValidationError(
+                self.path, str(exc), field_path=self._log_level_field, reason="validator"
+            ) from None
+
+    def _apply_log_level(self, config: T) -> None:
+        if self._log_level_field is None:
+            return
+        value = getattr(config, self._log_level_field, None)
+        if value is None:
+            return
+        level = level_number(value)
+        if level != self._applied_level:
+            apply_log_level(level, self._loggers)
+            if self._applied_level is not None:
+                self._log.info("log_level_applied", level=logging.getLevelName(level))
+            self._applied_level = level
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("the reloader closed while waiting")
+
+    async def _next_event(self) -> None:
+        await self._event.wait()
+
+    def __repr__(self) -> str:
+        gen = self.snapshot.generation if hasattr(self, "snapshot") else None
+        return f"<HotReloader {self.name!r} {self.path!r} generation={gen}>"
+
+
+def _matches(
+    match: ReloadResult | Callable[[ReloadOutcome], bool] | None, outcome: ReloadOutcome
+) -> bool:
+    if match is None:
+        return True
+    if isinstance(match, ReloadResult):
+        return outcome.result is match
+    return bool(match(outcome))
+
+
+def _has_field(schema: Any, name: str | None) -> bool:
+    if name is None:
+        return False
+    if isinstance(schema, type) and issubclass(schema, msgspec.Struct):
+        return name in schema.__struct_fields__
+    return name in getattr(schema, "__dataclass_fields__", {})
+
+
+def _require_frozen(schema: Any) -> None:
+    """A config readers can mutate is not one snapshot: refuse mutable structs and dataclasses."""
+    if isinstance(schema, type) and issubclass(schema, msgspec.Struct):
+        if not schema.__struct_config__.frozen:
+            raise TypeError(
+                f"{schema.__qualname__} must be declared with frozen=True: readers share it"
+            )
+    params = getattr(schema, "__dataclass_params__", None)
+    if params is not None and not params.frozen:
+        raise TypeError(f"{schema.__qualname__} must be a frozen dataclass: readers share it")
+

@@ -1,0 +1,296 @@
+"""The process-wide watcher hub: one Rust watcher thread serves every reloader on a loop.
+
+This is the only module that imports watchfiles. ``watchfiles.awatch`` would hold a thread of
+anyio's default limiter (shared with Starlette's sync endpoints) and an inotify instance per
+reloader for as long as it watches; here one thread of our own runs one ``RustNotify`` over the
+union of every reloader's directories, and events are routed to reloaders by path.
+
+What each subscription watches (non-recursively) and why:
+
+* the file's directory, for in-place writes, renames over the file and kubelet's ``..data``
+  swap (which never touches ``config.yaml`` itself, so ``..``-prefixed names count too);
+* that directory's parent, because when the directory itself is deleted or renamed away its
+  own watch just goes quiet; the parent sees it go and come back;
+* while the directory is missing, its nearest existing ancestor, until it is back;
+* the directory of the symlink's target when the file is a link to somewhere else.
+
+When the set of watched paths changes the hub starts a new watcher and stops the old one only
+once the new one is running, so there is no gap; a subscription that was added is re-checked
+once the watcher covering it is up (its first read happened before). A watcher that raises is
+restarted with backoff, and every subscription is re-checked, because anything may have
+changed while nothing was watching.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+from watchfiles._rust_notify import RustNotify
+
+__all__ = ["Subscription", "WatchHub", "hub_for"]
+
+_log = structlog.get_logger("hotreload.watch")
+
+_BACKOFF_FIRST = 0.05
+_BACKOFF_MAX = 5.0
+
+
+@dataclass(eq=False)
+class Subscription:
+    """One reloader's interest in one file. ``notify`` runs on the loop with a trigger name."""
+
+    path: str
+    notify: Callable[[str], None]
+    on_watch_restart: Callable[[], None]
+    directory: str = field(init=False)
+    name: str = field(init=False)
+    target_dir: str | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.path = os.path.abspath(self.path)
+        self.directory, self.name = os.path.split(self.path)
+
+
+def _ancestors(path: str) -> list[str]:
+    out = []
+    while True:
+        parent = os.path.dirname(path)
+        if parent == path:
+            return out
+        out.append(parent)
+        path = parent
+
+
+def _roots_for(sub: Subscription) -> set[str]:
+    roots: set[str] = set()
+    directory = sub.directory
+    if os.path.isdir(directory):
+        roots.add(directory)
+        parent = os.path.dirname(directory)
+        if parent != directory and os.path.isdir(parent):
+            roots.add(parent)
+    else:
+        existing = next((a for a in _ancestors(directory) if os.path.isdir(a)), None)
+        if existing is not None:
+            roots.add(existing)
+    target_dir = _outside_target_dir(sub)
+    if target_dir is not None and os.path.isdir(target_dir):
+        roots.add(target_dir)
+    return roots
+
+
+def _outside_target_dir(sub: Subscription) -> str | None:
+    """The directory of the file's symlink target when it lies outside the file's directory.
+
+    kubelet's targets live in ``..<timestamp>`` directories inside it: those are covered by
+    the ``..data`` events already and change on every update, so they are not watched.
+    """
+    real_dir = os.path.realpath(sub.directory)
+    target_dir = os.path.dirname(os.path.realpath(sub.path))
+    if target_dir == real_dir or target_dir.startswith(real_dir + os.sep):
+        return None
+    return target_dir
+
+
+class _Watcher:
+    """One RustNotify in one thread; delivers batches to the hub through the loop."""
+
+    def __init__(self, hub: WatchHub, roots: frozenset[str]) -> None:
+        self.roots = roots
+        self.stop = threading.Event()
+        self.done: asyncio.Future[None] = hub.loop.create_future()
+        self.thread = threading.Thread(
+            target=self._run, args=(hub,), name="hotreload-watch", daemon=True
+        )
+        self.thread.start()
+
+    def _run(self, hub: WatchHub) -> None:
+        loop = hub.loop
+        error: BaseException | None = None
+        try:
+            with RustNotify(sorted(self.roots), False, False, 300, False, True) as notify:
+                _call(loop, hub._ready, self)
+                while not self.stop.is_set():
+                    batch = notify.watch(hub.debounce_ms, hub.step_ms, 0, self.stop)
+                    if isinstance(batch, set) and batch:
+                        _call(loop, hub._dispatch, self, batch)
+        except BaseException as exc:  # noqa: BLE001 - reported to the loop, then restarted
+            error = exc
+        finally:
+            _call(loop, hub._finished, self, error)
+
+
+def _call(loop: asyncio.AbstractEventLoop, fn: Callable[..., object], *args: object) -> None:
+    try:
+        loop.call_soon_threadsafe(fn, *args)
+    except RuntimeError:  # the loop is closed: nobody is left to tell
+        pass
+
+
+class WatchHub:
+    """Watches every subscribed file of one event loop with one watcher thread."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, debounce_ms: int, step_ms: int) -> None:
+        self.loop = loop
+        self.debounce_ms = debounce_ms
+        self.step_ms = step_ms
+        self._subs: set[Subscription] = set()
+        self._by_dir: dict[str, list[Subscription]] = {}
+        self._by_path: dict[str, list[Subscription]] = {}
+        self._by_target: dict[str, list[Subscription]] = {}
+        self._current: _Watcher | None = None
+        self._starting: _Watcher | None = None
+        self._unchecked: set[Subscription] = set()
+        self._rebuild_scheduled = False
+        self._failures = 0
+        self._retry: asyncio.TimerHandle | None = None
+        self._retired: list[_Watcher] = []
+
+    @property
+    def watched(self) -> frozenset[str]:
+        """Paths the running watcher covers (for tests and diagnostics)."""
+        return self._current.roots if self._current else frozenset()
+
+    def subscribe(self, sub: Subscription) -> None:
+        self._subs.add(sub)
+        self._unchecked.add(sub)
+        self._index()
+        self._schedule_rebuild()
+
+    async def unsubscribe(self, sub: Subscription) -> None:
+        """Stop routing to ``sub``; the last one out stops the watcher and waits for its thread."""
+        self._subs.discard(sub)
+        self._unchecked.discard(sub)
+        self._index()
+        if self._subs:
+            self._schedule_rebuild()
+            return
+        _hubs.pop((self.loop, self.debounce_ms, self.step_ms), None)
+        if self._retry is not None:
+            self._retry.cancel()
+        watchers = [w for w in (self._current, self._starting, *self._retired) if w is not None]
+        self._current = self._starting = None
+        for w in watchers:
+            w.stop.set()
+        await asyncio.shield(asyncio.gather(*(w.done for w in watchers)))
+
+    # -- routing ---------------------------------------------------------------------------
+
+    def _index(self) -> None:
+        by_dir: dict[str, list[Subscription]] = {}
+        by_path: dict[str, list[Subscription]] = {}
+        by_target: dict[str, list[Subscription]] = {}
+        for sub in self._subs:
+            by_dir.setdefault(sub.directory, []).append(sub)
+            sub.target_dir = _outside_target_dir(sub)
+            if sub.target_dir is not None:
+                by_target.setdefault(os.path.realpath(sub.path), []).append(sub)
+            for path in (sub.directory, *_ancestors(sub.directory)):
+                by_path.setdefault(path, []).append(sub)
+        self._by_dir, self._by_path, self._by_target = by_dir, by_path, by_target
+
+    def _dispatch(self, watcher: _Watcher, batch: set[tuple[int, str]]) -> None:
+        hit: set[Subscription] = set()
+        structural = False
+        for _, path in batch:
+            directory, name = os.path.split(path)
+            for sub in self._by_dir.get(directory, ()):
+                if name == sub.name or name.startswith(".."):
+                    hit.add(sub)
+            hit.update(self._by_target.get(path, ()))
+            for sub in self._by_path.get(path, ()):
+                hit.add(sub)
+                structural = True
+        # A link may now point somewhere else: follow it (this is also where a directory that
+        # came back, or went away, is noticed).
+        structural = structural or any(_outside_target_dir(s) != s.target_dir for s in hit)
+        if structural:
+            self._index()
+            self._schedule_rebuild()
+        for sub in hit:
+            sub.notify("watch")
+
+    # -- watcher lifecycle -------------------------------------------------------------------
+
+    def _schedule_rebuild(self) -> None:
+        if not self._rebuild_scheduled:
+            self._rebuild_scheduled = True
+            self.loop.call_soon(self._rebuild)
+
+    def _rebuild(self) -> None:
+        self._rebuild_scheduled = False
+        if not self._subs or self._retry is not None:
+            return
+        roots = frozenset().union(*(_roots_for(s) for s in self._subs))
+        running = self._starting or self._current
+        if running is not None and running.roots == roots:
+            self._recheck_unchecked_if_ready()
+            return
+        if self._starting is not None:
+            self._starting.stop.set()
+            self._retired.append(self._starting)
+        self._starting = _Watcher(self, roots)
+
+    def _recheck_unchecked_if_ready(self) -> None:
+        if self._starting is None and self._current is not None:
+            unchecked, self._unchecked = self._unchecked, set()
+            for sub in unchecked:
+                if sub in self._subs:
+                    sub.notify("rescan")
+
+    def _ready(self, watcher: _Watcher) -> None:
+        if watcher is not self._starting:
+            return
+        if self._current is not None:
+            self._current.stop.set()
+            self._retired.append(self._current)
+        self._current, self._starting = watcher, None
+        self._failures = 0
+        self._recheck_unchecked_if_ready()
+
+    def _finished(self, watcher: _Watcher, error: BaseException | None) -> None:
+        if not watcher.done.done():
+            watcher.done.set_result(None)
+        if watcher in self._retired:
+            self._retired.remove(watcher)
+        if watcher.stop.is_set() or not self._subs:
+            return
+        # It ended without being asked: the Rust side raised (or the root went away at start).
+        if watcher is self._current:
+            self._current = None
+        if watcher is self._starting:
+            self._starting = None
+        self._failures += 1
+        delay = min(_BACKOFF_FIRST * 2 ** (self._failures - 1), _BACKOFF_MAX)
+        _log.warning(
+            "watcher_restarting",
+            error=f"{type(error).__name__}: {error}" if error else "stopped",
+            attempt=self._failures,
+            delay_s=delay,
+        )
+        for sub in self._subs:
+            sub.on_watch_restart()
+        self._unchecked |= self._subs
+        self._retry = self.loop.call_later(delay, self._retry_now)
+
+    def _retry_now(self) -> None:
+        self._retry = None
+        self._rebuild()
+
+
+_hubs: dict[tuple[asyncio.AbstractEventLoop, int, int], WatchHub] = {}
+
+
+def hub_for(debounce_ms: int, step_ms: int) -> WatchHub:
+    """The hub of the running loop for these settings, created on first use."""
+    loop = asyncio.get_running_loop()
+    key = (loop, debounce_ms, step_ms)
+    hub = _hubs.get(key)
+    if hub is None:
+        hub = _hubs[key] = WatchHub(loop, debounce_ms, step_ms)
+    return hub
