@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["RestartRequired", "Secret", "FieldPolicy", "Path", "format_path"]
+__all__ = ["FieldPolicy", "Path", "RestartRequired", "Secret", "format_path"]
 
 Path = tuple[str, ...]
 
@@ -53,7 +53,7 @@ def _split(pattern: str) -> Path:
 def _prefix_matches(pattern: Path, path: Path) -> bool:
     if len(path) < len(pattern):
         return False
-    return all(p in ("*", seg) for p, seg in zip(pattern, path))
+    return all(p in ("*", seg) for p, seg in zip(pattern, path, strict=False))
 
 
 class FieldPolicy:

@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-__all__ = ["apply_log_level", "filter_by_stdlib_level", "level_number"]
+__all__ = ["ContextLogger", "apply_log_level", "filter_by_stdlib_level", "level_number"]
 
 _LEVELS = {
     "CRITICAL": logging.CRITICAL,
@@ -67,3 +67,33 @@ def filter_by_stdlib_level(logger_name: str = "") -> structlog.types.Processor:
         return event_dict
 
     return processor
+
+
+class ContextLogger:
+    """A structlog logger with fixed context that resolves structlog's configuration per call.
+
+    ``structlog.get_logger().bind()`` freezes the processors in force at bind time; a library
+    that binds at construction would ignore the service's later ``structlog.configure`` (and
+    ``structlog.testing.capture_logs``). This keeps the lazy proxy and adds the context itself.
+    """
+
+    __slots__ = ("_ctx", "_logger")
+
+    def __init__(self, name: str, **context: Any) -> None:
+        self._logger = structlog.get_logger(name)
+        self._ctx = context
+
+    def debug(self, event: str, **kw: Any) -> None:
+        self._logger.debug(event, **self._ctx, **kw)
+
+    def info(self, event: str, **kw: Any) -> None:
+        self._logger.info(event, **self._ctx, **kw)
+
+    def warning(self, event: str, **kw: Any) -> None:
+        self._logger.warning(event, **self._ctx, **kw)
+
+    def error(self, event: str, **kw: Any) -> None:
+        self._logger.error(event, **self._ctx, **kw)
+
+    def exception(self, event: str, **kw: Any) -> None:
+        self._logger.exception(event, **self._ctx, **kw)

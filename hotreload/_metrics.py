@@ -8,6 +8,7 @@ would overwrite each other, so that is refused up front.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
 
@@ -36,7 +37,9 @@ class _Families:
         self.last_ok_ts = gauge(
             "config_last_reload_success_timestamp_seconds", "Unix time of the last applied change."
         )
-        self.info = gauge("config_info", "The config in force, by hash (value is 1).", "config_hash")
+        self.info = gauge(
+            "config_info", "The config in force, by hash (value is 1).", "config_hash"
+        )
         self.generation = gauge("config_generation", "Generation of the config in force.")
         self.latency = Histogram(
             f"{ns}_config_reload_latency_seconds",
@@ -69,7 +72,9 @@ class ReloaderMetrics:
         registry = REGISTRY if registry is None else registry
         with _lock:
             per_ns = _by_registry.setdefault(registry, {})
-            fam = per_ns.get(namespace) or per_ns.setdefault(namespace, _Families(registry, namespace))
+            fam = per_ns.get(namespace) or per_ns.setdefault(
+                namespace, _Families(registry, namespace)
+            )
             if name in fam.active:
                 raise ValueError(
                     f"a reloader named {name!r} is already open on this registry "
@@ -108,8 +113,14 @@ class ReloaderMetrics:
         with _lock:
             fam.active.discard(self._name)
         for family in (
-            fam.reload_total, fam.last_ok, fam.last_ok_ts, fam.generation, fam.latency,
-            fam.restart_required, fam.watch_restarts, fam.missed,
+            fam.reload_total,
+            fam.last_ok,
+            fam.last_ok_ts,
+            fam.generation,
+            fam.latency,
+            fam.restart_required,
+            fam.watch_restarts,
+            fam.missed,
         ):
             _remove(family, self._name)
         if self._hash is not None:
@@ -120,11 +131,9 @@ class ReloaderMetrics:
 
 
 def _label_sets(family: Counter) -> list[tuple[str, ...]]:
-    return list(family._metrics)  # noqa: SLF001 - no public way to list a family's children
+    return [tuple(labels) for labels in family._metrics]
 
 
 def _remove(family: Counter | Gauge | Histogram, *labels: str) -> None:
-    try:
+    with contextlib.suppress(KeyError):
         family.remove(*labels)
-    except KeyError:
-        pass

@@ -22,7 +22,7 @@ from ._errors import ConfigParseError
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 __all__ = ["Format", "format_for", "parse"]
 
@@ -210,7 +210,6 @@ def _parse_toml(text: str, source: str) -> Any:
         ) from None
     except RecursionError:
         raise ConfigParseError(source, "the document is nested too deeply") from None
-
 
 
 def locate(

@@ -187,7 +187,7 @@ class Pipeline(Generic[T]):
                 validator(config)
             except ConfigValidationError:
                 raise
-            except Exception as exc:  # a validator's refusal, whatever it raises
+            except Exception as exc:  # noqa: BLE001 - a validator's refusal, whatever it raises
                 name = getattr(validator, "__name__", type(validator).__name__)
                 detail = str(exc) or type(exc).__name__
                 raise ConfigValidationError(

@@ -24,12 +24,11 @@ from typing import Any, Generic, TypeVar
 
 import anyio
 import msgspec
-import structlog
 from prometheus_client import CollectorRegistry
 
 from ._errors import ConfigError, ConfigValidationError
 from ._fields import FieldPolicy, format_path
-from ._logging import apply_log_level, level_number
+from ._logging import ContextLogger, apply_log_level, level_number
 from ._metrics import ReloaderMetrics
 from ._outcome import ReloadOutcome, ReloadResult
 from ._parsing import Format, format_for
@@ -45,6 +44,7 @@ X = TypeVar("X")
 #: Documents larger than this are parsed in a worker thread so the loop never stalls on them.
 _INLINE_PARSE_BYTES = 64 * 1024
 _OUTCOME_HISTORY = 256
+_WATCH_READY_TIMEOUT = 5.0
 
 MSG_RELOADED = "Configuration hot-reloaded successfully"
 MSG_REJECTED = "Failed to apply new configuration - keeping previous"
@@ -160,7 +160,7 @@ class HotReloader(Generic[T]):
             validators=checks,
             policy=self.policy,
         )
-        self._log = structlog.get_logger("hotreload").bind(config=name, source=self.path)
+        self._log = ContextLogger("hotreload", config=name, source=self.path)
         self._closed = True
         self._queue: asyncio.Queue[_Trigger] = asyncio.Queue()
         self._snapshot_streams: weakref.WeakSet[Stream[Snapshot[T]]] = weakref.WeakSet()
@@ -207,12 +207,29 @@ class HotReloader(Generic[T]):
             self._hub = hub_for(self.debounce_ms, self.step_ms)
             self._sub = Subscription(self.path, self._notify, self._metrics.watch_restarts.inc)
             self._hub.subscribe(self._sub)
+            await self._watching(self._sub)
         except BaseException:
             await stack.aclose()
             self._metrics.close()
             raise
         self._stack = stack
         return self
+
+    async def _watching(self, sub: Subscription) -> None:
+        """Return once the watcher covers the file, so no change after ``async with`` is missed.
+
+        Bounded: if no watcher can start (an inotify limit, say), the reloader still runs on
+        its safety poll, and says so, rather than hanging its caller.
+        """
+        assert sub.ready is not None  # noqa: S101 - set by subscribe
+        with anyio.move_on_after(_WATCH_READY_TIMEOUT) as scope:
+            await asyncio.shield(sub.ready)
+        if scope.cancelled_caught:
+            self._log.warning(
+                "watcher_not_ready",
+                waited_s=_WATCH_READY_TIMEOUT,
+                detail="changes are found by the safety poll until the watcher starts",
+            )
 
     async def __aexit__(
         self,
@@ -229,8 +246,10 @@ class HotReloader(Generic[T]):
         if self._hub is not None and self._sub is not None:
             await self._hub.unsubscribe(self._sub)
         self._hub = self._sub = None
-        for stream in [*self._snapshot_streams, *self._outcome_streams]:
-            await stream.aclose()
+        for snapshots in list(self._snapshot_streams):
+            await snapshots.aclose()
+        for outcomes in list(self._outcome_streams):
+            await outcomes.aclose()
         while not self._queue.empty():
             pending = self._queue.get_nowait().reply
             if pending is not None and not pending.done():
@@ -256,8 +275,10 @@ class HotReloader(Generic[T]):
         """Each re-check's outcome from now on (changed, unchanged or rejected), in order."""
         return Stream(self._outcome_streams, self._closed)
 
-    async def wait_for_generation(self, generation: int, *, timeout: float | None = None) -> Snapshot[T]:
-        """Wait until ``snapshot.generation >= generation``; raises TimeoutError after ``timeout``."""
+    async def wait_for_generation(
+        self, generation: int, *, timeout: float | None = None
+    ) -> Snapshot[T]:
+        """Wait until ``snapshot.generation >= generation``; TimeoutError after ``timeout`` s."""
         with anyio.fail_after(timeout):
             while self.snapshot.generation < generation:
                 self._check_open()
@@ -391,9 +412,7 @@ class HotReloader(Generic[T]):
         done = time.perf_counter()
         self._metrics.committed(generation, active.config_hash, now)
         if trigger == "initial":
-            self._log.info(
-                "config_loaded", generation=generation, config_hash=active.config_hash
-            )
+            self._log.info("config_loaded", generation=generation, config_hash=active.config_hash)
         else:
             self._metrics.reload_total.inc()
             self._metrics.latency.observe(done - seen_at)
@@ -488,15 +507,14 @@ class HotReloader(Generic[T]):
     # -- log level -------------------------------------------------------------------------------
 
     def _check_log_level(self, config: T) -> None:
-        assert self._log_level_field is not None
-        value = getattr(config, self._log_level_field, None)
+        value = getattr(config, self._log_level_field or "", None)
         if value is None:
             return
         try:
             level_number(value)
         except ValueError as exc:
             raise ConfigValidationError(
-                self.path, str(exc), field_path=self._log_level_field, reason="validator"
+                self.path, str(exc), field_path=self._log_level_field or "", reason="validator"
             ) from None
 
     def _apply_log_level(self, config: T) -> None:
@@ -546,12 +564,14 @@ def _has_field(schema: Any, name: str | None) -> bool:
 
 def _require_frozen(schema: Any) -> None:
     """A config readers can mutate is not one snapshot: refuse mutable structs and dataclasses."""
-    if isinstance(schema, type) and issubclass(schema, msgspec.Struct):
-        if not schema.__struct_config__.frozen:
-            raise TypeError(
-                f"{schema.__qualname__} must be declared with frozen=True: readers share it"
-            )
+    if (
+        isinstance(schema, type)
+        and issubclass(schema, msgspec.Struct)
+        and not schema.__struct_config__.frozen
+    ):
+        raise TypeError(
+            f"{schema.__qualname__} must be declared with frozen=True: readers share it"
+        )
     params = getattr(schema, "__dataclass_params__", None)
     if params is not None and not params.frozen:
         raise TypeError(f"{schema.__qualname__} must be a frozen dataclass: readers share it")
-

@@ -24,6 +24,7 @@ changed while nothing was watching.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 from collections.abc import Callable
@@ -50,6 +51,8 @@ class Subscription:
     directory: str = field(init=False)
     name: str = field(init=False)
     target_dir: str | None = field(init=False, default=None)
+    ready: asyncio.Future[None] | None = field(init=False, default=None)
+    """Resolved once a running watcher covers this subscription."""
 
     def __post_init__(self) -> None:
         self.path = os.path.abspath(self.path)
@@ -57,7 +60,7 @@ class Subscription:
 
 
 def _ancestors(path: str) -> list[str]:
-    out = []
+    out: list[str] = []
     while True:
         parent = os.path.dirname(path)
         if parent == path:
@@ -126,10 +129,8 @@ class _Watcher:
 
 
 def _call(loop: asyncio.AbstractEventLoop, fn: Callable[..., object], *args: object) -> None:
-    try:
+    with contextlib.suppress(RuntimeError):  # a closed loop: nobody is left to tell
         loop.call_soon_threadsafe(fn, *args)
-    except RuntimeError:  # the loop is closed: nobody is left to tell
-        pass
 
 
 class WatchHub:
@@ -157,6 +158,7 @@ class WatchHub:
         return self._current.roots if self._current else frozenset()
 
     def subscribe(self, sub: Subscription) -> None:
+        sub.ready = self.loop.create_future()
         self._subs.add(sub)
         self._unchecked.add(sub)
         self._index()
@@ -166,6 +168,8 @@ class WatchHub:
         """Stop routing to ``sub``; the last one out stops the watcher and waits for its thread."""
         self._subs.discard(sub)
         self._unchecked.discard(sub)
+        if sub.ready is not None and not sub.ready.done():
+            sub.ready.cancel()
         self._index()
         if self._subs:
             self._schedule_rebuild()
@@ -242,6 +246,8 @@ class WatchHub:
             for sub in unchecked:
                 if sub in self._subs:
                     sub.notify("rescan")
+                    if sub.ready is not None and not sub.ready.done():
+                        sub.ready.set_result(None)
 
     def _ready(self, watcher: _Watcher) -> None:
         if watcher is not self._starting:

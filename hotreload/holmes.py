@@ -16,7 +16,7 @@ from msgspec import Meta
 from ._fields import RestartRequired, Secret
 from ._reloader import HotReloader
 
-__all__ = ["ApiConfig", "LLMConfig", "NAMESPACE", "create_reloader"]
+__all__ = ["NAMESPACE", "ApiConfig", "LLMConfig", "create_reloader"]
 
 NAMESPACE = "holmesgpt"
 

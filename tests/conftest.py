@@ -1,0 +1,35 @@
+"""Shared fixtures: a fresh metrics registry per test, captured structlog events, metric reads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, MutableMapping
+from typing import Any
+
+import pytest
+import structlog
+from prometheus_client import CollectorRegistry
+
+MetricReader = Callable[..., float | None]
+
+
+@pytest.fixture
+def registry() -> CollectorRegistry:
+    """Each test gets its own registry, so metric values start from zero."""
+    return CollectorRegistry()
+
+
+@pytest.fixture
+def metric(registry: CollectorRegistry) -> MetricReader:
+    """``metric("hotreload_config_reload_total", config="x")`` → the sample's value or None."""
+
+    def read(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, labels)
+
+    return read
+
+
+@pytest.fixture
+def logs() -> Iterator[list[MutableMapping[str, Any]]]:
+    """Every structlog event emitted during the test, as dicts (event, log_level, ...)."""
+    with structlog.testing.capture_logs() as captured:
+        yield captured

@@ -1,0 +1,77 @@
+"""Every README snippet runs: the Python programs, and the shell commands they show."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+BLOCK = re.compile(r"```(\w+)\n(.*?)```", re.DOTALL)
+LOG_LINE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
+
+
+def blocks(lang: str) -> list[str]:
+    return [body for kind, body in BLOCK.findall(README.read_text()) if kind == lang]
+
+
+def expected_prints(code: str) -> list[str]:
+    """The ``# comment`` after each ``print(...)`` line: what that line must print."""
+    return [
+        line.split("#", 1)[1].strip()
+        for line in code.splitlines()
+        if line.strip().startswith("print(") and "#" in line
+    ]
+
+
+@pytest.mark.parametrize("index", range(len(blocks("python"))))
+def test_python_snippet_runs_and_prints_what_it_says(index: int, tmp_path: Path) -> None:
+    code = blocks("python")[index]
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    printed = [line for line in proc.stdout.splitlines() if not LOG_LINE.match(line)]
+    expected = expected_prints(code)
+    assert expected, "a README snippet should show what it prints"
+    assert len(printed) == len(expected), proc.stdout
+    for got, want in zip(printed, expected, strict=True):
+        if want.endswith("..."):
+            assert got.startswith(want[:-3]), (got, want)
+        else:
+            assert got == want
+
+
+def test_readme_has_the_two_setup_commands_and_ci_runs_the_test_one() -> None:
+    setup = blocks("bash")[0]
+    commands = [line for line in setup.splitlines() if line and not line.startswith("#")]
+    assert len(commands) == 2
+    assert commands[0].endswith("hotreload demo")
+    assert commands[1].endswith(".venv/bin/pytest")
+    ci = (README.parent / ".ci" / "run").read_text()
+    assert commands[1] in ci.splitlines()
+
+
+def test_cli_check_examples(tmp_path: Path) -> None:
+    """The `hotreload check` lines of the README, run as written (watch and demo: test_cli)."""
+    (tmp_path / "config.yaml").write_text("llm: {provider: openai, model: gpt-4}\n")
+    (tmp_path / "settings.yaml").write_text("model: gpt-4\n")
+    (tmp_path / "settings.py").write_text(
+        "import msgspec\n\nclass Settings(msgspec.Struct, frozen=True):\n    model: str\n"
+    )
+    cli = blocks("bash")[-1]
+    checks = [line.split("#")[0].split() for line in cli.splitlines() if " check " in line]
+    assert len(checks) == 2
+    for argv in checks:
+        assert argv[0] == "hotreload"
+        proc = subprocess.run(
+            [sys.executable, "-m", "hotreload.cli", *argv[1:]],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr
