@@ -28,6 +28,7 @@ from prometheus_client import CollectorRegistry
 
 from ._errors import ConfigError, ConfigValidationError
 from ._fields import FieldPolicy, format_path
+from ._kube import is_file_mount
 from ._logging import ContextLogger, apply_log_level, level_number
 from ._metrics import ReloaderMetrics
 from ._outcome import ReloadOutcome, ReloadResult
@@ -190,6 +191,11 @@ class HotReloader(Generic[T]):
         started = time.perf_counter()
         active = self._pipeline.load(self._pipeline.read(self.path))  # fail fast: raises
         self._seen_key = active.content_sha256
+        if is_file_mount(self.path):
+            self._log.warning(
+                "config_file_is_a_subpath_mount",
+                detail="kubelet never updates a subPath mount: mount the directory instead",
+            )
         self._queue = asyncio.Queue()
         self._event = asyncio.Event()
         self._limiter = anyio.CapacityLimiter(1)
