@@ -79,13 +79,22 @@ def parse(raw: bytes, fmt: Format, source: str) -> Any:
     if not text.strip():
         raise ConfigParseError(source, "the document is empty", line=1, column=1)
     if fmt == "json":
-        return _parse_json(text, source)
-    if fmt == "toml":
-        return _parse_toml(text, source)
-    return _parse_yaml(text, raw, source)
+        data = _parse_json(text, source)
+    elif fmt == "toml":
+        data = _parse_toml(text, source)
+    else:
+        data = _parse_yaml(text, source)
+    if data is None or (fmt == "toml" and data == {}):
+        # Comments only: no config at all. Refused like an empty file, never taken as
+        # "all defaults" (a ConfigMap emptied by mistake must not reset the service).
+        what = "is null" if fmt == "json" else "is empty (it holds only comments)"
+        raise ConfigParseError(source, f"the document {what}", line=1, column=1)
+    return data
 
 
 def _decode(raw: bytes, source: str) -> str:
+    if raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 BOM is not part of the text
+        raw = raw[3:]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -93,8 +102,6 @@ def _decode(raw: bytes, source: str) -> str:
         raise ConfigParseError(
             source, f"invalid UTF-8 byte 0x{raw[exc.start]:02x}", line=line, column=column
         ) from None
-    if text.startswith("\ufeff"):
-        text = text[1:]
     nul = text.find("\x00")
     if nul >= 0:
         line, column = _position(text[:nul])
@@ -108,7 +115,7 @@ def _position(prefix: str) -> tuple[int, int]:
     return line, len(prefix) - (prefix.rfind("\n") + 1) + 1
 
 
-def _parse_yaml(text: str, raw: bytes, source: str) -> Any:
+def _parse_yaml(text: str, source: str) -> Any:
     try:
         data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
@@ -129,9 +136,31 @@ def _parse_yaml(text: str, raw: bytes, source: str) -> Any:
         raise ConfigParseError(source, type(exc).__name__) from None
     except RecursionError:
         raise ConfigParseError(source, "the document is nested too deeply") from None
-    if b"&" in raw:  # only anchors can make aliases; skip the walk for the usual document
-        _check_expansion(data, source)
+    _check_shape(data, source)
     return data
+
+
+def _check_shape(data: Any, source: str) -> None:
+    """Bound depth and expanded size in one cheap pass (a shared subtree is walked each time it
+    is referenced, so the budget is what anything walking the config later would pay).
+
+    Only when the budget runs out is the exact, memoised walk used to say why.
+    """
+    budget = MAX_EXPANDED_NODES
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if not isinstance(node, (dict, list)):
+            continue
+        if depth > MAX_DEPTH:
+            _check_expansion(data, source)  # says "refers to itself" when it is a cycle
+            raise ConfigParseError(source, f"nesting is deeper than {MAX_DEPTH} levels")
+        budget -= len(node)
+        if budget < 0:
+            _check_expansion(data, source)
+            raise ConfigParseError(source, f"the document has more than {MAX_EXPANDED_NODES} nodes")
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
 
 
 def _check_expansion(data: Any, source: str) -> None:

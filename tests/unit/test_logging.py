@@ -1,0 +1,251 @@
+"""Log-level hot reload helpers, and the Holmes API config schema."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import msgspec
+import pytest
+import structlog
+
+from hotreload._fields import FieldPolicy
+from hotreload._logging import apply_log_level, filter_by_stdlib_level, level_number
+from hotreload.holmes import ApiConfig, LLMConfig
+
+LOGGER_NAMES = ("", "hotreload.test.a", "hotreload.test.b", "hotreload.test.filter")
+
+
+@pytest.fixture
+def restore_levels() -> Iterator[None]:
+    """Put every logger these tests touch back to the level it had before."""
+    saved = {name: logging.getLogger(name or None).level for name in LOGGER_NAMES}
+    yield
+    for name, level in saved.items():
+        logging.getLogger(name or None).setLevel(level)
+
+
+# --- level_number ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("debug", logging.DEBUG),
+        ("DEBUG", logging.DEBUG),
+        (" Info ", logging.INFO),
+        ("warning", logging.WARNING),
+        ("warn", logging.WARNING),
+        ("Error", logging.ERROR),
+        ("critical", logging.CRITICAL),
+        ("fatal", logging.CRITICAL),
+        ("notset", logging.NOTSET),
+        (10, 10),
+        (25, 25),
+        (0, 0),
+    ],
+)
+def test_level_number_accepts(value: object, expected: int) -> None:
+    assert level_number(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["verbose", "", "  ", "INFO2", True, False, None, 10.0, ["DEBUG"]],
+)
+def test_level_number_rejects(value: object) -> None:
+    with pytest.raises(ValueError, match="level"):
+        level_number(value)
+
+
+# --- apply_log_level -------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("restore_levels")
+def test_apply_log_level_sets_named_loggers() -> None:
+    untouched = logging.getLogger("hotreload.test.b")
+    untouched.setLevel(logging.CRITICAL)
+    assert apply_log_level("debug", ["hotreload.test.a"]) == logging.DEBUG
+    assert logging.getLogger("hotreload.test.a").level == logging.DEBUG
+    assert untouched.level == logging.CRITICAL
+
+
+@pytest.mark.usefixtures("restore_levels")
+def test_apply_log_level_empty_name_is_root() -> None:
+    assert apply_log_level("ERROR", ["", "hotreload.test.b"]) == logging.ERROR
+    assert logging.getLogger().level == logging.ERROR
+    assert logging.getLogger("hotreload.test.b").level == logging.ERROR
+
+
+@pytest.mark.usefixtures("restore_levels")
+def test_apply_log_level_rejects_bad_level_without_touching_loggers() -> None:
+    logger = logging.getLogger("hotreload.test.a")
+    logger.setLevel(logging.WARNING)
+    with pytest.raises(ValueError, match="verbose"):
+        apply_log_level("verbose", ["hotreload.test.a"])
+    assert logger.level == logging.WARNING
+
+
+@pytest.mark.usefixtures("restore_levels")
+def test_apply_log_level_changes_effective_level() -> None:
+    logger = logging.getLogger("hotreload.test.a")
+    apply_log_level("WARNING", ["hotreload.test.a"])
+    assert not logger.isEnabledFor(logging.INFO)
+    apply_log_level(" info ", ["hotreload.test.a"])
+    assert logger.isEnabledFor(logging.INFO)
+
+
+# --- filter_by_stdlib_level ------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("restore_levels")
+@pytest.mark.parametrize(
+    ("level", "method"),
+    [
+        (logging.INFO, "debug"),
+        (logging.WARNING, "info"),
+        (logging.WARNING, "debug"),
+        (logging.ERROR, "warning"),
+        (logging.CRITICAL, "error"),
+        (logging.CRITICAL, "exception"),
+    ],
+)
+def test_filter_drops_events_below_the_level(level: int, method: str) -> None:
+    logging.getLogger("hotreload.test.filter").setLevel(level)
+    processor = filter_by_stdlib_level("hotreload.test.filter")
+    with pytest.raises(structlog.DropEvent):
+        processor(None, method, {"event": "x"})
+
+
+@pytest.mark.usefixtures("restore_levels")
+@pytest.mark.parametrize("method", ["info", "warning", "error", "critical", "exception"])
+def test_filter_passes_events_at_or_above_the_level(method: str) -> None:
+    logging.getLogger("hotreload.test.filter").setLevel(logging.INFO)
+    processor = filter_by_stdlib_level("hotreload.test.filter")
+    event: dict[str, Any] = {"event": "x", "k": 1}
+    assert processor(None, method, event) is event
+
+
+@pytest.mark.usefixtures("restore_levels")
+def test_filter_at_error_level() -> None:
+    logging.getLogger("hotreload.test.filter").setLevel(logging.ERROR)
+    processor = filter_by_stdlib_level("hotreload.test.filter")
+    for method in ("debug", "info", "warning"):
+        with pytest.raises(structlog.DropEvent):
+            processor(None, method, {"event": method})
+    # "exception" logs at ERROR.
+    assert processor(None, "exception", {"event": "boom"}) == {"event": "boom"}
+    assert processor(None, "error", {"event": "e"}) == {"event": "e"}
+
+
+@pytest.mark.usefixtures("restore_levels")
+def test_filter_follows_later_level_changes() -> None:
+    logger = logging.getLogger("hotreload.test.filter")
+    logger.setLevel(logging.WARNING)
+    processor = filter_by_stdlib_level("hotreload.test.filter")
+    with pytest.raises(structlog.DropEvent):
+        processor(None, "info", {"event": "x"})
+    apply_log_level("DEBUG", ["hotreload.test.filter"])
+    assert processor(None, "debug", {"event": "x"}) == {"event": "x"}
+    apply_log_level("ERROR", ["hotreload.test.filter"])
+    with pytest.raises(structlog.DropEvent):
+        processor(None, "warning", {"event": "x"})
+
+
+@pytest.mark.usefixtures("restore_levels")
+def test_filter_default_is_the_root_logger() -> None:
+    logging.getLogger().setLevel(logging.WARNING)
+    processor = filter_by_stdlib_level()
+    with pytest.raises(structlog.DropEvent):
+        processor(None, "info", {"event": "x"})
+    assert processor(None, "warning", {"event": "x"}) == {"event": "x"}
+
+
+# --- Holmes ApiConfig ------------------------------------------------------------------------
+
+HOLMES_CONFIG: dict[str, Any] = {
+    "llm": {
+        "provider": "openai",
+        "model": "gpt-4o",
+        "endpoint": "https://llm.internal/v1",
+        "max_retries": 5,
+        "timeout_seconds": 120,
+        "temperature": 0.2,
+        "max_tokens_per_request": 8192,
+        "api_key": "sk-test",
+    },
+    "toolsets": {"kubernetes/core": {"enabled": True}, "prometheus": {"url": "http://prom:9090"}},
+    "log_level": "DEBUG",
+    "api_host": "10.0.0.7",
+    "api_port": 8443,
+    "auth_enabled": False,
+    "kubernetes": {"namespace": "kubernaut", "in_cluster": True},
+    "data_storage_url": "http://data-storage:8080",
+}
+
+
+def holmes(data: dict[str, Any]) -> ApiConfig:
+    return msgspec.convert(data, ApiConfig, strict=True)
+
+
+def test_holmes_config_converts() -> None:
+    config = holmes(HOLMES_CONFIG)
+    assert config.llm == LLMConfig(
+        provider="openai",
+        model="gpt-4o",
+        endpoint="https://llm.internal/v1",
+        max_retries=5,
+        timeout_seconds=120,
+        temperature=0.2,
+        max_tokens_per_request=8192,
+        api_key="sk-test",
+    )
+    assert config.toolsets["prometheus"] == {"url": "http://prom:9090"}
+    assert config.log_level == "DEBUG"
+    assert config.api_port == 8443
+    assert config.auth_enabled is False
+    assert config.kubernetes == {"namespace": "kubernaut", "in_cluster": True}
+    assert config.data_storage_url == "http://data-storage:8080"
+
+
+def test_holmes_minimal_config_gets_defaults() -> None:
+    config = holmes({"llm": {"provider": "openai", "model": "gpt-4o"}})
+    assert config.llm.temperature == 0.7
+    assert config.llm.api_key is None
+    assert config.log_level == "INFO"
+    assert config.api_port == 8080
+    assert config.auth_enabled is True
+    assert config.toolsets == {}
+
+
+def test_holmes_rejects_temperature_out_of_range() -> None:
+    data = {**HOLMES_CONFIG, "llm": {**HOLMES_CONFIG["llm"], "temperature": 5.0}}
+    with pytest.raises(msgspec.ValidationError, match=r"\$\.llm\.temperature"):
+        holmes(data)
+
+
+def test_holmes_rejects_unknown_top_level_key() -> None:
+    with pytest.raises(msgspec.ValidationError, match="unknown field `llm_model`"):
+        holmes({**HOLMES_CONFIG, "llm_model": "gpt-4o"})
+
+
+def test_holmes_rejects_unknown_log_level() -> None:
+    with pytest.raises(msgspec.ValidationError, match=r"\$\.log_level"):
+        holmes({**HOLMES_CONFIG, "log_level": "VERBOSE"})
+
+
+def test_holmes_field_policy_matches_its_documentation() -> None:
+    policy = FieldPolicy(ApiConfig)
+    assert set(policy.restart_required) == {
+        ("api_host",),
+        ("api_port",),
+        ("auth_enabled",),
+        ("kubernetes",),
+        ("data_storage_url",),
+    }
+    assert ("llm", "api_key") in policy.secrets
+    assert policy.restart_root(("kubernetes", "namespace")) == ("kubernetes",)
+    assert policy.restart_root(("llm", "model")) is None
+    assert policy.restart_root(("toolsets", "prometheus")) is None
+    assert policy.restart_root(("log_level",)) is None
