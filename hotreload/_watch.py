@@ -37,6 +37,7 @@ __all__ = ["Subscription", "WatchHub", "hub_for"]
 
 _log = structlog.get_logger("hotreload.watch")
 
+_MODIFIED = 2  # watchfiles.Change.modified; added (1) and deleted (3) are the others
 _BACKOFF_FIRST = 0.05
 _BACKOFF_MAX = 5.0
 
@@ -51,6 +52,8 @@ class Subscription:
     directory: str = field(init=False)
     name: str = field(init=False)
     target_dir: str | None = field(init=False, default=None)
+    target: str | None = field(init=False, default=None)
+    roots: set[str] = field(init=False, default_factory=set)
     ready: asyncio.Future[None] | None = field(init=False, default=None)
     """Resolved once a running watcher covers this subscription."""
 
@@ -141,13 +144,14 @@ class WatchHub:
         self.debounce_ms = debounce_ms
         self.step_ms = step_ms
         self._subs: set[Subscription] = set()
-        self._by_dir: dict[str, list[Subscription]] = {}
-        self._by_path: dict[str, list[Subscription]] = {}
-        self._by_target: dict[str, list[Subscription]] = {}
+        self._by_dir: dict[str, set[Subscription]] = {}
+        self._by_path: dict[str, set[Subscription]] = {}
+        self._by_target: dict[str, set[Subscription]] = {}
         self._current: _Watcher | None = None
         self._starting: _Watcher | None = None
         self._unchecked: set[Subscription] = set()
         self._rebuild_scheduled = False
+        self._force_new_watcher = False
         self._failures = 0
         self._retry: asyncio.TimerHandle | None = None
         self._retired: list[_Watcher] = []
@@ -161,16 +165,18 @@ class WatchHub:
         sub.ready = self.loop.create_future()
         self._subs.add(sub)
         self._unchecked.add(sub)
-        self._index()
+        self._add(sub)
         self._schedule_rebuild()
 
     async def unsubscribe(self, sub: Subscription) -> None:
         """Stop routing to ``sub``; the last one out stops the watcher and waits for its thread."""
+        if sub not in self._subs:
+            return
         self._subs.discard(sub)
         self._unchecked.discard(sub)
         if sub.ready is not None and not sub.ready.done():
             sub.ready.cancel()
-        self._index()
+        self._remove(sub)
         if self._subs:
             self._schedule_rebuild()
             return
@@ -182,39 +188,61 @@ class WatchHub:
         for w in watchers:
             w.stop.set()
         await asyncio.shield(asyncio.gather(*(w.done for w in watchers)))
+        for w in watchers:  # `done` is set in the thread's last step: this join is immediate
+            w.thread.join()
 
     # -- routing ---------------------------------------------------------------------------
+    # Incremental, so that a thousand reloaders cost a thousand small updates, not a million.
 
-    def _index(self) -> None:
-        by_dir: dict[str, list[Subscription]] = {}
-        by_path: dict[str, list[Subscription]] = {}
-        by_target: dict[str, list[Subscription]] = {}
-        for sub in self._subs:
-            by_dir.setdefault(sub.directory, []).append(sub)
-            sub.target_dir = _outside_target_dir(sub)
-            if sub.target_dir is not None:
-                by_target.setdefault(os.path.realpath(sub.path), []).append(sub)
-            for path in (sub.directory, *_ancestors(sub.directory)):
-                by_path.setdefault(path, []).append(sub)
-        self._by_dir, self._by_path, self._by_target = by_dir, by_path, by_target
+    def _add(self, sub: Subscription) -> None:
+        sub.target_dir = _outside_target_dir(sub)
+        sub.roots = _roots_for(sub)
+        self._by_dir.setdefault(sub.directory, set()).add(sub)
+        if sub.target_dir is not None:
+            sub.target = os.path.realpath(sub.path)
+            self._by_target.setdefault(sub.target, set()).add(sub)
+        for path in (sub.directory, *_ancestors(sub.directory)):
+            self._by_path.setdefault(path, set()).add(sub)
+
+    def _remove(self, sub: Subscription) -> None:
+        keyed = [(self._by_dir, sub.directory)]
+        keyed += [(self._by_path, p) for p in (sub.directory, *_ancestors(sub.directory))]
+        if sub.target is not None:
+            keyed.append((self._by_target, sub.target))
+        for index, key in keyed:
+            subs = index.get(key)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del index[key]
+        sub.target = None
 
     def _dispatch(self, watcher: _Watcher, batch: set[tuple[int, str]]) -> None:
         hit: set[Subscription] = set()
-        structural = False
-        for _, path in batch:
+        moved: set[Subscription] = set()
+        for change, path in batch:
             directory, name = os.path.split(path)
             for sub in self._by_dir.get(directory, ()):
                 if name == sub.name or name.startswith(".."):
                     hit.add(sub)
             hit.update(self._by_target.get(path, ()))
-            for sub in self._by_path.get(path, ()):
-                hit.add(sub)
-                structural = True
-        # A link may now point somewhere else: follow it (this is also where a directory that
-        # came back, or went away, is noticed).
-        structural = structural or any(_outside_target_dir(s) != s.target_dir for s in hit)
-        if structural:
-            self._index()
+            # The directory itself or one of its ancestors came, went or was replaced: the
+            # running watcher may hold a watch on a directory that is gone (even if a new one
+            # took its name, and maybe its inode number), so a new watcher must start.
+            subs = self._by_path.get(path, ())
+            moved.update(subs)
+            if subs and change != _MODIFIED:
+                self._force_new_watcher = True
+        hit |= moved
+        # A link may now point somewhere else: follow it.
+        moved.update(s for s in hit if _outside_target_dir(s) != s.target_dir)
+        if moved:
+            for sub in moved:
+                self._remove(sub)
+                self._add(sub)
+            # Re-check them once a watcher covering their new state runs: a change made
+            # between this event and that moment would otherwise be seen by nobody.
+            self._unchecked |= moved
             self._schedule_rebuild()
         for sub in hit:
             sub.notify("watch")
@@ -230,9 +258,12 @@ class WatchHub:
         self._rebuild_scheduled = False
         if not self._subs or self._retry is not None:
             return
-        roots = frozenset().union(*(_roots_for(s) for s in self._subs))
+        # Identity, not just path: a directory deleted and recreated under the same name is a
+        # new inode, and the running watcher still watches the old one.
+        roots = frozenset().union(*(s.roots for s in self._subs))
         running = self._starting or self._current
-        if running is not None and running.roots == roots:
+        force, self._force_new_watcher = self._force_new_watcher, False
+        if running is not None and running.roots == roots and not force:
             self._recheck_unchecked_if_ready()
             return
         if self._starting is not None:
@@ -281,6 +312,8 @@ class WatchHub:
         )
         for sub in self._subs:
             sub.on_watch_restart()
+            self._remove(sub)
+            self._add(sub)
         self._unchecked |= self._subs
         self._retry = self.loop.call_later(delay, self._retry_now)
 
