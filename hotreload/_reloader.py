@@ -198,7 +198,7 @@ class HotReloader(Generic[T]):
             )
         self._queue = asyncio.Queue()
         self._event = asyncio.Event()
-        self._limiter = anyio.CapacityLimiter(1)
+        self._limiter: anyio.CapacityLimiter | None = None  # made on the first large file
         self._metrics = ReloaderMetrics(self.name, self._registry, self._namespace)
         stack = contextlib.AsyncExitStack()
         try:
@@ -208,8 +208,11 @@ class HotReloader(Generic[T]):
             tg = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(tg.cancel_scope.cancel)
             tg.start_soon(self._worker, name=f"hotreload-worker[{self.name}]")
-            if self.poll_interval > 0:
-                tg.start_soon(self._poll, name=f"hotreload-poll[{self.name}]")
+            if self.poll_interval > 0:  # a timer, not a task: a few hundred bytes, not KBs
+                self._poll_timer = asyncio.get_running_loop().call_later(
+                    self.poll_interval, self._poll
+                )
+                stack.callback(self._stop_poll)
             self._hub = hub_for(self.debounce_ms, self.step_ms)
             self._sub = Subscription(self.path, self._notify, self._metrics.watch_restarts.inc)
             self._hub.subscribe(self._sub)
@@ -315,10 +318,12 @@ class HotReloader(Generic[T]):
         if not self._closed:
             self._queue.put_nowait(_Trigger(kind, time.perf_counter()))
 
-    async def _poll(self) -> None:
-        while True:
-            await anyio.sleep(self.poll_interval)
-            self._notify("poll")
+    def _poll(self) -> None:
+        self._notify("poll")
+        self._poll_timer = asyncio.get_running_loop().call_later(self.poll_interval, self._poll)
+
+    def _stop_poll(self) -> None:
+        self._poll_timer.cancel()
 
     async def _worker(self) -> None:
         while True:
@@ -352,6 +357,8 @@ class HotReloader(Generic[T]):
             if key == self._last_key and self._last_eval is not None:
                 evaluation = self._last_eval
             elif len(raw) > _INLINE_PARSE_BYTES:
+                if self._limiter is None:
+                    self._limiter = anyio.CapacityLimiter(1)
                 evaluation = await anyio.to_thread.run_sync(
                     self._pipeline.evaluate, raw, active, limiter=self._limiter
                 )
