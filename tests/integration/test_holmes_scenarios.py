@@ -156,6 +156,8 @@ async def test_scenario_5_hash_logged_and_counter_plus_one(
         assert metric("holmesgpt_config_info", config=name, config_hash=snap.config_hash) == 1
         assert metric("holmesgpt_config_info", config=name, config_hash=old_hash) is None
         assert metric("holmesgpt_config_reload_latency_seconds_count", config=name) == 1
+        stamp = metric("holmesgpt_config_last_reload_success_timestamp_seconds", config=name)
+        assert stamp == pytest.approx(snap.loaded_at.timestamp(), abs=1e-3)
     [event] = [e for e in logs if e["event"] == "Configuration hot-reloaded successfully"]
     assert event["config_hash"] == snap.config_hash
     assert event["previous_config_hash"] == old_hash

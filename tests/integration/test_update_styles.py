@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
+import pytest
 from prometheus_client import CollectorRegistry
 
 from hotreload import HotReloader, ReloadOutcome, ReloadResult, Snapshot, Stream
@@ -310,56 +311,27 @@ async def test_symlink_to_another_directory_target_edit_and_repoint(
 # -- still watching afterwards --------------------------------------------------------------
 
 
-async def test_directory_recreated_then_next_edit_is_seen(
-    config_path: Path, registry: CollectorRegistry
-) -> None:
-    directory = config_path.parent
-    async with reloader(config_path, registry) as r:
+def remove_directory(directory: Path, how: str) -> None:
+    if how == "rmtree":
         shutil.rmtree(directory)
-        await r.wait_for_outcome(ReloadResult.ERROR, timeout=SLOW_WAIT)
-        directory.mkdir()
-        write_in_place(config_path, "model: gpt-5\n")
-        await r.wait_for_generation(2, timeout=SLOW_WAIT)
-        write_in_place(config_path, "model: gpt-6\n")
-        snap = await r.wait_for_generation(3, timeout=SLOW_WAIT)
-        assert snap.config == Settings(model="gpt-6")
-
-
-async def test_directory_renamed_away_then_next_edit_is_seen(
-    config_path: Path, registry: CollectorRegistry
-) -> None:
-    directory = config_path.parent
-    async with reloader(config_path, registry) as r:
+    else:
         directory.rename(directory.with_name("conf.old"))
-        await r.wait_for_outcome(ReloadResult.ERROR, timeout=SLOW_WAIT)
-        directory.mkdir()
-        write_in_place(config_path, "model: gpt-5\n")
-        await r.wait_for_generation(2, timeout=SLOW_WAIT)
-        write_in_place(config_path, "model: gpt-6\n")
-        snap = await r.wait_for_generation(3, timeout=SLOW_WAIT)
-        assert snap.config == Settings(model="gpt-6")
 
 
-async def test_directory_swapped_at_once_then_next_edit_is_seen(
-    config_path: Path, registry: CollectorRegistry
+@pytest.mark.parametrize("how", ["rmtree", "rename"])
+@pytest.mark.parametrize(
+    "settle", [True, False], ids=["reported-missing-first", "replaced-at-once"]
+)
+async def test_directory_replaced_then_every_later_edit_is_seen(
+    config_path: Path, registry: CollectorRegistry, how: str, settle: bool
 ) -> None:
+    """Gone then back (deleted or renamed away), noticed in between or not: a new directory
+    under the old name, possibly with the old inode number, is watched from then on."""
     directory = config_path.parent
     async with reloader(config_path, registry) as r:
-        directory.rename(directory.with_name("conf.old"))
-        directory.mkdir()
-        write_in_place(config_path, "model: gpt-5\n")
-        await r.wait_for_generation(2, timeout=SLOW_WAIT)
-        write_in_place(config_path, "model: gpt-6\n")
-        snap = await r.wait_for_generation(3, timeout=SLOW_WAIT)
-        assert snap.config == Settings(model="gpt-6")
-
-
-async def test_directory_deleted_and_recreated_at_once_then_next_edit_is_seen(
-    config_path: Path, registry: CollectorRegistry
-) -> None:
-    directory = config_path.parent
-    async with reloader(config_path, registry) as r:
-        shutil.rmtree(directory)
+        remove_directory(directory, how)
+        if settle:
+            await r.wait_for_outcome(ReloadResult.ERROR, timeout=SLOW_WAIT)
         directory.mkdir()
         write_in_place(config_path, "model: gpt-5\n")
         await r.wait_for_generation(2, timeout=SLOW_WAIT)
