@@ -28,7 +28,7 @@ from ._outcome import ReloadResult
 from ._parsing import Format, locate, parse
 from ._snapshot import canonical_hash
 
-__all__ = ["Active", "Evaluation", "Pipeline", "Validator", "result_for"]
+__all__ = ["Active", "Evaluation", "Pipeline", "Validator", "result_for", "sha256_hex"]
 
 T = TypeVar("T")
 Validator = Callable[[T], object]
@@ -121,11 +121,14 @@ class Pipeline(Generic[T]):
         config = self._convert(parse(raw, self.fmt, self.source), raw)
         self._validate(config)
         builtins = _to_builtins(config)
-        return Active(config, builtins, canonical_hash(builtins), _sha256(raw))
+        return Active(config, builtins, canonical_hash(builtins), sha256_hex(raw))
 
-    def evaluate(self, raw: bytes, active: Active[T]) -> Evaluation[T]:
-        """Compare ``raw`` with the active version. Never raises for bad input."""
-        sha = _sha256(raw)
+    def evaluate(self, raw: bytes, active: Active[T], sha: str | None = None) -> Evaluation[T]:
+        """Compare ``raw`` (whose sha256 the caller may already have) with the active version.
+
+        Never raises for bad input.
+        """
+        sha = sha or sha256_hex(raw)
         if sha == active.content_sha256:
             return Evaluation(ReloadResult.CONFIG_UNCHANGED, sha)
         try:
@@ -198,7 +201,7 @@ class Pipeline(Generic[T]):
                 ) from None
 
 
-def _sha256(raw: bytes) -> str:
+def sha256_hex(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import hashlib
 import logging
 import os
 import time
@@ -33,7 +32,7 @@ from ._logging import ContextLogger, apply_log_level, level_number
 from ._metrics import ReloaderMetrics
 from ._outcome import ReloadOutcome, ReloadResult
 from ._parsing import Format, format_for
-from ._pipeline import Active, Evaluation, Pipeline, Validator, result_for
+from ._pipeline import Active, Evaluation, Pipeline, Validator, result_for, sha256_hex
 from ._snapshot import Snapshot
 from ._watch import Subscription, WatchHub, hub_for
 
@@ -353,17 +352,17 @@ class HotReloader(Generic[T]):
             evaluation: Evaluation[T] = Evaluation(result_for(exc), "", error=exc)
             key = f"{exc.reason}:{exc.message}"
         else:
-            key = hashlib.sha256(raw).hexdigest()
+            key = sha256_hex(raw)
             if key == self._last_key and self._last_eval is not None:
                 evaluation = self._last_eval
             elif len(raw) > _INLINE_PARSE_BYTES:
                 if self._limiter is None:
                     self._limiter = anyio.CapacityLimiter(1)
                 evaluation = await anyio.to_thread.run_sync(
-                    self._pipeline.evaluate, raw, active, limiter=self._limiter
+                    self._pipeline.evaluate, raw, active, key, limiter=self._limiter
                 )
             else:
-                evaluation = self._pipeline.evaluate(raw, active)
+                evaluation = self._pipeline.evaluate(raw, active, key)
         repeat = key == self._last_key
         if key != self._seen_key and all(t.kind == "poll" for t in batch):
             self._metrics.missed.inc()
@@ -373,8 +372,6 @@ class HotReloader(Generic[T]):
         trigger = "manual" if "manual" in kinds else kinds[0]
         seen_at = min(t.seen_at for t in batch)
         if evaluation.result is ReloadResult.CONFIG_CHANGED and evaluation.candidate is not None:
-            if self._active is not active:  # cannot happen with one worker; never commit stale
-                raise RuntimeError("active config changed under the worker")
             self._last_key, self._last_eval = None, None
             self._note_restart_required(evaluation)
             return self._commit(
