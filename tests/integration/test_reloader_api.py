@@ -1,0 +1,187 @@
+"""The HotReloader contract: fail fast, formats, validators, streams, lifecycle."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import msgspec
+import pytest
+from prometheus_client import CollectorRegistry
+
+from hotreload import (
+    ConfigParseError,
+    ConfigReadError,
+    ConfigValidationError,
+    HotReloader,
+    ReloadResult,
+)
+from tests.conftest import MetricReader
+from tests.integration.conftest import Settings
+
+
+def watch_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "hotreload-watch"]
+
+
+@pytest.mark.parametrize(
+    ("text", "error", "where"),
+    [
+        ("model: [\n", ConfigParseError, ":2:1:"),
+        ("model: gpt-4\nretries: many\n", ConfigValidationError, ":2:10:"),
+        ("model: gpt-4\nunknown: 1\n", ConfigValidationError, ":2:1:"),
+    ],
+)
+async def test_invalid_file_at_start_fails_fast_and_leaves_nothing(  # noqa: PLR0917
+    config_path: Path,
+    registry: CollectorRegistry,
+    metric: MetricReader,
+    text: str,
+    error: type[Exception],
+    where: str,
+) -> None:
+    config_path.write_text(text)
+    with pytest.raises(error) as caught:
+        async with HotReloader(config_path, schema=Settings, name="bad", registry=registry):
+            pytest.fail("must not start on an invalid file")
+    assert str(caught.value).startswith(f"{config_path}{where}")
+    assert watch_threads() == []
+    assert metric("hotreload_config_reload_total", config="bad") is None
+    # The name is free again: a fixed file starts.
+    config_path.write_text("model: gpt-4\n")
+    async with HotReloader(config_path, schema=Settings, name="bad", registry=registry) as r:
+        assert r.config == Settings(model="gpt-4")
+
+
+async def test_missing_file_at_start_is_a_read_error(
+    tmp_path: Path, registry: CollectorRegistry
+) -> None:
+    with pytest.raises(ConfigReadError) as caught:
+        async with HotReloader(tmp_path / "absent.yaml", schema=Settings, registry=registry):
+            pytest.fail("must not start")
+    assert caught.value.reason == "missing"
+
+
+def test_mutable_schema_is_refused() -> None:
+    class Mutable(msgspec.Struct):
+        model: str
+
+    with pytest.raises(TypeError, match="frozen=True"):
+        HotReloader("x.yaml", schema=Mutable)
+
+
+@pytest.mark.parametrize(
+    ("name", "first", "second", "broken"),
+    [
+        ("config.json", '{"model": "gpt-4"}', '{"model": "gpt-4o", "retries": 5}', '{"model": '),
+        ("config.toml", 'model = "gpt-4"\n', 'model = "gpt-4o"\nretries = 5\n', "model = \n"),
+    ],
+)
+async def test_json_and_toml_go_through_the_same_pipeline(  # noqa: PLR0917
+    tmp_path: Path, registry: CollectorRegistry, name: str, first: str, second: str, broken: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(first)
+    async with HotReloader(path, schema=Settings, name=name, registry=registry) as r:
+        assert r.config == Settings(model="gpt-4")
+        path.write_text(second)
+        snap = await r.wait_for_generation(2, timeout=5)
+        assert snap.config == Settings(model="gpt-4o", retries=5)
+        path.write_text(broken)
+        outcome = await r.wait_for_outcome(ReloadResult.VALIDATION_FAILED, timeout=5)
+        assert isinstance(outcome.error, ConfigParseError)
+        assert outcome.error.line == 1
+        assert r.config == Settings(model="gpt-4o", retries=5)
+
+
+async def test_validator_refusal_keeps_previous_and_reports_it(
+    config_path: Path, registry: CollectorRegistry, metric: MetricReader
+) -> None:
+    def no_gpt5(config: Settings) -> None:
+        if config.model.startswith("gpt-5"):
+            raise ValueError("gpt-5 is not approved here")
+
+    def crashes(config: Settings) -> None:
+        if config.retries == 13:
+            raise KeyError("unlucky")
+
+    async with HotReloader(
+        config_path, schema=Settings, name="v", registry=registry, validators=[no_gpt5, crashes]
+    ) as r:
+        config_path.write_text("model: gpt-5\n")
+        outcome = await r.wait_for_outcome(ReloadResult.VALIDATION_FAILED, timeout=5)
+        assert isinstance(outcome.error, ConfigValidationError)
+        assert outcome.error.reason == "validator"
+        assert "gpt-5 is not approved here" in str(outcome.error)
+        config_path.write_text("model: gpt-4\nretries: 13\n")
+        outcome = await r.wait_for_outcome(ReloadResult.VALIDATION_FAILED, timeout=5)
+        assert "unlucky" in str(outcome.error)
+        config_path.write_text("model: gpt-4o\n")
+        assert (await r.wait_for_generation(2, timeout=5)).config.model == "gpt-4o"
+        failures = metric("hotreload_config_reload_failures_total", config="v", reason="validator")
+        assert failures == 2
+
+
+async def test_large_file_is_parsed_off_the_loop_and_still_applied(
+    config_path: Path, registry: CollectorRegistry
+) -> None:
+    padding = "# " + "x" * 200 + "\n"
+    big = padding * 400  # ~80 KB: over the inline-parse threshold
+    config_path.write_text(big + "model: gpt-4\n")
+    async with HotReloader(config_path, schema=Settings, name="big", registry=registry) as r:
+        config_path.write_text(big + "model: gpt-4o\n")
+        assert (await r.wait_for_generation(2, timeout=5)).config.model == "gpt-4o"
+
+
+async def test_oversized_file_is_refused(config_path: Path, registry: CollectorRegistry) -> None:
+    async with HotReloader(
+        config_path, schema=Settings, name="cap", registry=registry, max_bytes=64
+    ) as r:
+        config_path.write_text("model: gpt-4o\n" + "#" * 100 + "\n")
+        outcome = await r.wait_for_outcome(ReloadResult.VALIDATION_FAILED, timeout=5)
+        assert isinstance(outcome.error, ConfigReadError)
+        assert outcome.error.reason == "too_large"
+        assert r.config.model == "gpt-4"
+
+
+async def test_manual_reload_reports_each_result(
+    config_path: Path, registry: CollectorRegistry
+) -> None:
+    async with HotReloader(
+        config_path, schema=Settings, name="m", registry=registry, poll_interval=0
+    ) as r:
+        assert (await r.reload()).result is ReloadResult.CONFIG_UNCHANGED
+        config_path.write_text("model: gpt-4o\n")
+        outcome = await r.reload()
+        # The watcher may have committed it first; either way it is in force now.
+        assert r.config.model == "gpt-4o"
+        assert outcome.generation == 2
+        config_path.unlink()
+        outcome = await r.reload()
+        assert outcome.result is ReloadResult.ERROR
+        assert isinstance(outcome.error, ConfigReadError)
+        assert not outcome.ok
+
+
+async def test_streams_end_and_reload_refuses_after_close(
+    config_path: Path, registry: CollectorRegistry
+) -> None:
+    async with HotReloader(config_path, schema=Settings, name="s", registry=registry) as r:
+        changes, outcomes = r.changes(), r.outcomes()
+        config_path.write_text("model: gpt-4o\n")
+        first = await changes.__anext__()
+        assert first.generation == 2
+    assert [snap async for snap in changes] == []
+    seen = [o async for o in outcomes]  # maybe the start-up rescan, then the commit; then it ends
+    assert [o.generation for o in seen if o.applied] == [2]
+    with pytest.raises(RuntimeError, match="not running"):
+        await r.reload()
+
+
+async def test_two_open_reloaders_may_not_share_a_name(
+    config_path: Path, registry: CollectorRegistry
+) -> None:
+    async with HotReloader(config_path, schema=Settings, name="t", registry=registry):
+        twin = HotReloader(config_path, schema=Settings, name="t", registry=registry)
+        with pytest.raises(ValueError, match="already open"):
+            await twin.__aenter__()
