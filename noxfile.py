@@ -35,3 +35,4 @@ def bench(session: nox.Session) -> None:
     """Reload latency and read cost; ``nox -s bench -- --quick`` for a short run."""
     session.install("-e", ".")
     session.run("python", "benchmarks/latency.py", *session.posargs)
+    session.run("python", "benchmarks/scale.py")
