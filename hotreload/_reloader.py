@@ -537,7 +537,7 @@ class HotReloader(Generic[T]):
         if level != self._applied_level:
             apply_log_level(level, self._loggers)
             if self._applied_level is not None:
-                self._log.info("log_level_applied", level=logging.getLevelName(level))
+                self._log.info("log_level_applied", new_level=logging.getLevelName(level))
             self._applied_level = level
 
     # -- helpers -------------------------------------------------------------------------------
