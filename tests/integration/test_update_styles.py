@@ -271,7 +271,7 @@ async def test_symlink_to_another_directory_target_edit_and_repoint(
         assert snap.config == r.config == Settings(model="gpt-6")
 
 
-# -- the directory goes away, and comes back --------------------------------------------------------------
+# -- the directory goes away, and comes back ------------------------------------------------
 
 
 def remove_directory(directory: Path, how: str) -> None:
