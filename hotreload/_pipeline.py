@@ -158,19 +158,15 @@ class Pipeline(Generic[T]):
         try:
             return msgspec.convert(data, self.schema, strict=True)
         except msgspec.ValidationError as exc:
-            raise self._schema_error(str(exc), raw) from None
+            raise self._schema_error(str(exc), raw, data) from None
 
-    def _schema_error(self, text: str, raw: bytes) -> ConfigValidationError:
+    def _schema_error(self, text: str, raw: bytes, data: Any) -> ConfigValidationError:
         found = _MSGSPEC_PATH.match(text)
         message = found.group("msg") if found else text
-        segments: list[str | int] = []
+        tokens: list[str | int | None] = []
         for name, index in _PATH_TOKEN.findall(found.group("path") or "" if found else ""):
-            if name:
-                segments.append(name)
-            elif index == "...":
-                break  # a dict key msgspec does not name: point at the mapping
-            else:
-                segments.append(int(index))
+            tokens.append(name or (None if index == "..." else int(index)))
+        segments = self._name_dict_keys(data, tokens, text)
         at_key = False
         field = _UNKNOWN.search(message) or _MISSING.search(message)
         shown = list(segments)
@@ -183,6 +179,37 @@ class Pipeline(Generic[T]):
         return ConfigValidationError(
             self.source, message, field_path=_dotted(shown), line=line, column=column
         )
+
+    def _name_dict_keys(
+        self, data: Any, tokens: list[str | int | None], text: str
+    ) -> list[str | int]:
+        """Fill in the dict keys msgspec's path leaves out (``toolsets[...].enabled``).
+
+        For each unnamed key, convert the document again with that mapping cut down to one
+        entry at a time: the entry that alone reproduces the same error is the one at fault.
+        Error path only; a mapping of n entries costs n small conversions. If no single
+        entry reproduces it, the path stops at the mapping.
+        """
+        named: list[str | int] = []
+        for token in tokens:
+            if token is not None:
+                named.append(token)
+                continue
+            mapping = _get(data, named)
+            culprit = None
+            if isinstance(mapping, dict):
+                for key in mapping:
+                    trial = _replace(data, named, {key: mapping[key]})
+                    try:
+                        msgspec.convert(trial, self.schema, strict=True)
+                    except msgspec.ValidationError as exc:
+                        if str(exc) == text:
+                            culprit = key
+                            break
+            if culprit is None:
+                return named
+            named.append(str(culprit))
+        return named
 
     def _validate(self, config: T) -> None:
         for validator in self.validators:
@@ -215,6 +242,24 @@ def _digest(value: Any) -> str:
 
 def _to_builtins(config: Any) -> Any:
     return msgspec.to_builtins(config, builtin_types=_RICH, order="sorted")
+
+
+def _get(data: Any, path: list[str | int]) -> Any:
+    for seg in path:
+        try:
+            data = data[seg]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def _replace(data: Any, path: list[str | int], value: Any) -> Any:
+    """A copy of ``data`` with the node at ``path`` replaced; only the path is copied."""
+    if not path:
+        return value
+    copy = dict(data) if isinstance(data, dict) else list(data)
+    copy[path[0]] = _replace(data[path[0]], path[1:], value)  # type: ignore[index]
+    return copy
 
 
 def _dotted(segments: list[str | int]) -> str:
