@@ -11,6 +11,7 @@ import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import anyio
 import pytest
@@ -240,9 +241,16 @@ async def test_consecutive_configmap_updates_are_each_picked_up(
 # -- a symlink to a file elsewhere ----------------------------------------------------------
 
 
-async def test_symlink_to_another_directory_target_edit_and_repoint(
-    tmp_path: Path, registry: CollectorRegistry
-) -> None:
+class Linked(NamedTuple):
+    """``conf/config.yaml`` → ``first/real.yaml`` (gpt-4); ``second/other.yaml`` holds gpt-6."""
+
+    link: Path
+    first: Path
+    second: Path
+
+
+@pytest.fixture
+def linked(tmp_path: Path) -> Linked:
     first_dir, second_dir, conf = tmp_path / "first", tmp_path / "second", tmp_path / "conf"
     for d in (first_dir, second_dir, conf):
         d.mkdir()
@@ -252,6 +260,14 @@ async def test_symlink_to_another_directory_target_edit_and_repoint(
     second.write_text("model: gpt-6\n")
     link = conf / "config.yaml"
     link.symlink_to(first)
+    return Linked(link, first, second)
+
+
+async def test_symlink_to_another_directory_target_edit_and_repoint(
+    linked: Linked, registry: CollectorRegistry
+) -> None:
+    link, first, second = linked
+    conf = link.parent
 
     async with reloader(link, registry) as r:
         # Editing the target (in a directory of its own) is seen.
@@ -307,17 +323,10 @@ async def test_directory_replaced_then_every_later_edit_is_seen(
 
 
 async def test_symlink_repointed_then_new_target_edit_is_seen(
-    tmp_path: Path, registry: CollectorRegistry
+    linked: Linked, registry: CollectorRegistry
 ) -> None:
-    first_dir, second_dir, conf = tmp_path / "first", tmp_path / "second", tmp_path / "conf"
-    for d in (first_dir, second_dir, conf):
-        d.mkdir()
-    first = first_dir / "real.yaml"
-    first.write_text("model: gpt-4\n")
-    second = second_dir / "other.yaml"
-    second.write_text("model: gpt-6\n")
-    link = conf / "config.yaml"
-    link.symlink_to(first)
+    link, _, second = linked
+    conf = link.parent
     async with reloader(link, registry) as r:
         tmp_link = conf / ".config.yaml.tmp"
         tmp_link.symlink_to(second)
