@@ -426,7 +426,8 @@ class HotReloader(Generic[T]):
 
     def register_session(self, session_id: Hashable) -> bool:
         """Open a session by id (any thread); False if it was open already."""
-        self._check_open()
+        if self._closed:
+            raise RuntimeError("the reloader is not running: sessions need `async with`")
         opened = self._gate.open(session_id)
         if opened:
             self._metrics.active_sessions.set(self._gate.sessions)
