@@ -28,6 +28,7 @@ import anyio
 import msgspec
 from prometheus_client import CollectorRegistry
 
+from . import _lkg as lkg
 from ._drain import DrainGate
 from ._errors import ConfigApplyError, ConfigError, ConfigValidationError
 from ._failures import FailureActor, FailureLedger, Mark, ToolsetFailureRecord
@@ -79,6 +80,7 @@ class _Change(Generic[T]):
     trigger: str
     seen_at: float
     preview: Snapshot[T]
+    raw: bytes
     version: str | None = None
 
 
@@ -174,6 +176,7 @@ class HotReloader(Generic[T]):
         max_drain_wait: float = 30.0,
         on_apply: Sequence[ApplyHook[T]] = (),
         hook_timeout: float = 30.0,
+        lkg_path: str | os.PathLike[str] | None = None,
     ) -> None:
         _require_frozen(schema)
         if poll_interval < 0 or max_bytes <= 0 or debounce_ms <= 0 or step_ms <= 0:
@@ -206,6 +209,10 @@ class HotReloader(Generic[T]):
         )
         self._log = ContextLogger("hotreload", config=name, source=self.path)
         self._hooks: list[ApplyHook[T]] = list(on_apply)
+        self.lkg_path = None if lkg_path is None else os.fspath(lkg_path)
+        self.degraded: str | None = None
+        """Why the config in force is not the source's (started from the last-known-good
+        copy because the source was invalid), or None. Cleared by the next valid version."""
         self.hook_timeout = hook_timeout
         self._gate: DrainGate[_Change[T]] = DrainGate(max_drain_wait, self._notify_threadsafe)
         self._failures = FailureActor(
@@ -243,9 +250,13 @@ class HotReloader(Generic[T]):
         if self._stack is not None:
             raise RuntimeError("this HotReloader is already running")
         started = time.perf_counter()
-        first = await self.source.read(self._pipeline.max_bytes)
-        active = self._pipeline.load(first.content)  # fail fast: raises
-        self._version = first.version
+        try:
+            first = await self.source.read(self._pipeline.max_bytes)
+            active = self._pipeline.load(first.content)  # fail fast: raises
+            raw, self._version = first.content, first.version
+        except ConfigError as exc:
+            active, raw = self._last_known_good(exc)  # or raises exc
+            self._version = None
         self._seen_key = active.content_sha256
         if isinstance(self.source, FileSource) and is_file_mount(self.path):
             self._log.warning(
@@ -260,7 +271,10 @@ class HotReloader(Generic[T]):
         self._metrics = ReloaderMetrics(self.name, self._registry, self._namespace)
         stack = contextlib.AsyncExitStack()
         try:
-            self._commit(active, trigger="initial", started=started, changed=(), seen_at=started)
+            self._commit(
+                active, trigger="initial", started=started, changed=(), seen_at=started, raw=raw
+            )
+            self._metrics.degraded.set(0 if self.degraded is None else 1)
             self._closed = False
             stack.push_async_callback(self._shutdown)
             tg = await stack.enter_async_context(anyio.create_task_group())
@@ -593,6 +607,7 @@ class HotReloader(Generic[T]):
                 trigger,
                 seen_at,
                 self._snapshot_of(evaluation.candidate, self.snapshot.generation + 1, version),
+                raw,
                 version,
             )
             if self._gate.holding:
@@ -604,6 +619,7 @@ class HotReloader(Generic[T]):
                 self._reject(evaluation.error, evaluation.result, trigger)
         else:
             self._note_restart_required(evaluation)
+            self._recovered()  # the source is valid again, and equal to what is in force
             if self._gate.pending is not None:
                 self._gate.take()
                 self._metrics.pending.set(0)
@@ -695,6 +711,7 @@ class HotReloader(Generic[T]):
             changed=change.changed,
             seen_at=change.seen_at,
             snapshot=new,
+            raw=change.raw,
         )
 
     async def _run_hooks(
@@ -754,6 +771,7 @@ class HotReloader(Generic[T]):
         started: float,
         changed: tuple[str, ...],
         seen_at: float,
+        raw: bytes,
         snapshot: Snapshot[T] | None = None,
     ) -> ReloadOutcome:
         initial = trigger == "initial"
@@ -783,6 +801,10 @@ class HotReloader(Generic[T]):
                 trigger=trigger,
                 duration_ms=round((done - started) * 1000, 3),
             )
+        if not initial:
+            self._recovered()
+        if self.lkg_path is not None and (not initial or self.degraded is None):
+            self._save_last_known_good(snapshot, raw)
         for stream in list(self._snapshot_streams):
             stream._put(snapshot)
         outcome = ReloadOutcome(
@@ -861,6 +883,56 @@ class HotReloader(Generic[T]):
                 )
         for path in [p for p in self._warned_restart if p not in dict(wanted)]:
             del self._warned_restart[path]
+
+    # -- last known good -----------------------------------------------------------------------
+
+    def _last_known_good(self, error: ConfigError) -> tuple[Active[T], bytes]:
+        """Start on the cached copy when the source is invalid; re-raise ``error`` otherwise."""
+        if self.lkg_path is None:
+            raise error
+        try:
+            cached = lkg.load(self.lkg_path)
+            raw = cached.content.encode()
+            active = self._pipeline.load(raw)
+        except FileNotFoundError:
+            raise error from None
+        except (OSError, ValueError, ConfigError) as exc:  # msgspec errors are ValueErrors
+            self._log.error(
+                "last_known_good_unusable", path=self.lkg_path, error=type(exc).__name__
+            )
+            raise error from None
+        self.degraded = f"started from the last-known-good copy: the source is invalid: {error}"
+        self._log.error(
+            "config_started_from_last_known_good",
+            error=str(error),
+            reason=error.reason,
+            lkg_path=self.lkg_path,
+            cached_generation=cached.generation,
+            cached_config_hash=cached.config_hash,
+            saved_at=cached.saved_at.isoformat(),
+        )
+        return active, raw
+
+    def _save_last_known_good(self, snapshot: Snapshot[T], raw: bytes) -> None:
+        assert self.lkg_path is not None  # noqa: S101 - checked by the caller
+        try:
+            cached = lkg.Cached(
+                source=self.path,
+                content=raw.decode(),
+                content_sha256=snapshot.content_sha256,
+                config_hash=snapshot.config_hash,
+                generation=snapshot.generation,
+                saved_at=snapshot.loaded_at,
+            )
+            lkg.save(self.lkg_path, cached)
+        except (OSError, ValueError) as exc:  # a safety net: never fail a commit over it
+            self._log.warning("last_known_good_write_failed", path=self.lkg_path, error=str(exc))
+
+    def _recovered(self) -> None:
+        if self.degraded is not None:
+            self.degraded = None
+            self._metrics.degraded.set(0)
+            self._log.info("config_recovered_from_last_known_good")
 
     # -- log level -------------------------------------------------------------------------------
 
