@@ -6,12 +6,21 @@ reference, and keep the previous version whenever a new one is bad.
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ._errors import ConfigError, ConfigParseError, ConfigReadError, ConfigValidationError
+from ._errors import (
+    ConfigApplyError,
+    ConfigError,
+    ConfigParseError,
+    ConfigReadError,
+    ConfigValidationError,
+)
+from ._failures import ToolsetFailureRecord
 from ._fields import RestartRequired, Secret
+from ._file_source import FileSource
 from ._logging import filter_by_stdlib_level
 from ._outcome import ReloadOutcome, ReloadResult
-from ._reloader import HotReloader, Stream
+from ._reloader import ApplyHook, HotReloader, Stream
 from ._snapshot import Snapshot
+from ._source import Revision, Source
 
 try:
     __version__ = version("hotreload-engine")
@@ -19,17 +28,23 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
+    "ApplyHook",
+    "ConfigApplyError",
     "ConfigError",
     "ConfigParseError",
     "ConfigReadError",
     "ConfigValidationError",
+    "FileSource",
     "HotReloader",
     "ReloadOutcome",
     "ReloadResult",
     "RestartRequired",
+    "Revision",
     "Secret",
     "Snapshot",
+    "Source",
     "Stream",
+    "ToolsetFailureRecord",
     "__version__",
     "filter_by_stdlib_level",
 ]
