@@ -32,7 +32,6 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Reload latency and read cost; ``nox -s bench -- --quick`` for a short run."""
-    session.install("-e", ".")
-    session.run("python", "benchmarks/latency.py", *session.posargs)
-    session.run("python", "benchmarks/scale.py")
+    """Every benchmark with its baselines (the ``bench`` extra); ``-- --quick`` for < 60 s."""
+    session.install("-e", ".[bench]")
+    session.run("python", "benchmarks/run.py", *session.posargs)

@@ -196,12 +196,16 @@ def write_results(name: str, args: argparse.Namespace, results: dict[str, Any]) 
 
 
 def quiet_logs() -> None:
-    """Log as a service would (INFO, rendered) but into /dev/null: a terminal would be measured.
-
-    Rendering the per-reload log lines is part of a reload's cost, so it stays in.
+    """Log as a production service would (INFO, JSON lines) but into /dev/null: printing to a
+    terminal would be what is measured. Rendering the log lines is part of a reload's cost.
     """
     sink = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
     structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.processors.JSONRenderer(),
+        ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
         logger_factory=structlog.PrintLoggerFactory(file=sink),
     )

@@ -340,18 +340,18 @@ def plot(results: dict[str, Any], out: Path) -> None:
 
 def main() -> None:
     p = parser(__doc__, "latency")
-    p.add_argument("--samples", type=int, default=None, help="per fast row (default 300, quick 50)")
+    p.add_argument("--samples", type=int, default=None, help="per fast row (default 300, quick 30)")
     p.add_argument("--only", nargs="+", default=None, help="row names to run")
     p.add_argument("--png", type=Path, default=None, help="CDF plot (default: next to the JSON)")
+    p.add_argument("--no-plot", action="store_true", help="skip the CDF plot")
     args = p.parse_args()
     quiet_logs()
-    samples = args.samples or (50 if args.quick else 300)
+    samples = args.samples or (30 if args.quick else 300)
     results = asyncio.run(run(samples, args.quick, args.only))
     out = write_results("latency", args, results)
-    if has_module("matplotlib"):
+    if not args.no_plot and has_module("matplotlib"):
         png = args.png or out.with_suffix(".png")
         plot(results, png)
-        results["cdf_png"] = str(png)
     for name, row in results.items():
         if isinstance(row, dict):
             shown = {k: v for k, v in row.items() if k != "samples_s"}

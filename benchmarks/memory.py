@@ -124,6 +124,7 @@ async def engine_child(n: int, mode: str) -> dict[str, Any]:
                 await stack.enter_async_context(
                     HotReloader(path, schema=Bench, name=f"r{i}", registry=registry)
                 )
+            await asyncio.sleep(0.2)  # a replaced watcher thread finishes stopping
             after = counters()
             out: dict[str, Any] = {"n": n}
             if mode == "rss":

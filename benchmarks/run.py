@@ -1,0 +1,280 @@
+"""Run every benchmark (each in its own process) and summarise the JSON results as Markdown.
+
+    python benchmarks/run.py            # the full set (what ``nox -s bench`` runs)
+    python benchmarks/run.py --quick    # < 60 s on a 2-core machine
+    python benchmarks/run.py --only latency storm
+
+Writes ``benchmarks/results/<name>[-quick].json`` per benchmark, the latency CDF next to the
+latency JSON, and ``benchmarks/results/summary[-quick].md`` (the tables RESULTS.md quotes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+PIECES = ("latency", "readcost", "memory", "storm", "idle", "failure")
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    def cell(v: Any) -> str:
+        return "—" if v is None else str(v)
+
+    out = ["| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
+    out += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def summarise(results: dict[str, dict[str, Any]]) -> str:
+    parts: list[str] = []
+    any_run = next(iter(results.values()))
+    parts.append(
+        f"Machine: {any_run['machine']['cpu']}, {any_run['machine']['cores']} cores, "
+        f"{any_run['machine']['platform']}; date {any_run['date']}.\n\n"
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in any_run["versions"].items()) + "."
+    )
+    for name, run in results.items():
+        parts.append(
+            f"`{name}`: `{run['command']}`, load average at start/end "
+            f"{[round(x, 2) for x in run['machine']['loadavg_at_start']]} / "
+            f"{[round(x, 2) for x in run['machine']['loadavg_at_end']]}"
+        )
+    if "latency" in results:
+        r = results["latency"]["results"]
+        rows = []
+        for key, row in r.items():
+            if key.startswith("engine_overhead") or not isinstance(row, dict):
+                continue
+            if "skipped" in row:
+                rows.append([key, "skipped: " + row["skipped"], *[None] * 7])
+                continue
+            rows.append(
+                [
+                    key,
+                    row["style"],
+                    row["n"],
+                    row.get("p50_ms"),
+                    row.get("p95_ms"),
+                    row.get("p99_ms"),
+                    row.get("max_ms"),
+                    row["missed"],
+                    row["commits_per_update"],
+                ]
+            )
+        parts.append(
+            "### Write → visible latency (ms)\n\n"
+            + table(
+                [
+                    "contender",
+                    "update",
+                    "n",
+                    "p50",
+                    "p95",
+                    "p99",
+                    "max",
+                    "missed",
+                    "commits/update",
+                ],
+                rows,
+            )
+        )
+        overhead = r.get("engine_overhead_vs_raw_awatch_50_10", {})
+        if overhead:
+            parts.append(
+                "Engine overhead over raw `awatch(debounce=50, step=10)`, p50: "
+                + ", ".join(
+                    f"{style} {o['p50_ms']:+} ms (x{o['p50_ratio']})"
+                    for style, o in overhead.items()
+                )
+            )
+    if "readcost" in results:
+        r = results["readcost"]["results"]
+        names = [k[: -len("_ns")] for k in r["threads_1"] if k.endswith("_ns") and "loop" not in k]
+        rows = [
+            [
+                n,
+                r["threads_1"][f"{n}_ns"],
+                r["threads_1"][f"{n}_vs_plain"],
+                r["threads_4"][f"{n}_ns"],
+                r["threads_4"][f"{n}_vs_plain"],
+            ]
+            for n in names
+        ]
+        parts.append(
+            "### Read cost (ns per read, loop overhead subtracted)\n\n"
+            + table(["read", "1 thread", "x plain", "4 threads", "x plain"], rows)
+        )
+    if "memory" in results:
+        r = results["memory"]["results"]
+        rows = []
+        for contender in ("engine", "dynamic_config", "dynamic_config_async"):
+            for row in r.get(contender, []) if isinstance(r.get(contender), list) else []:
+                rows.append(
+                    [
+                        contender,
+                        row["n"],
+                        row.get("rss_kb_per_reloader"),
+                        row.get("tracemalloc_kb_per_reloader"),
+                        row.get("threads_per_reloader"),
+                        row.get("inotify_per_reloader"),
+                        row.get("threads_in_process"),
+                        row.get("startup_ms_per_reloader"),
+                        row.get("error") or row.get("failed_at_config"),
+                    ]
+                )
+        parts.append(
+            "### Memory per additional reloader\n\n"
+            + table(
+                [
+                    "contender",
+                    "N",
+                    "RSS KB",
+                    "tracemalloc KB",
+                    "threads",
+                    "inotify",
+                    "threads in process",
+                    "start-up ms",
+                    "failure",
+                ],
+                rows,
+            )
+        )
+        bd = r.get("engine_breakdown", {})
+        if "by_hotreload_line_bytes_per_reloader" in bd:
+            parts.append(
+                f"Engine breakdown at N={bd['n']} ({bd['tracemalloc_kb_per_reloader']} KB): "
+                + json.dumps(bd["by_package_bytes_per_reloader"])
+                + "\n\n"
+                + table(
+                    ["hotreload line → allocation site", "bytes per reloader"],
+                    [[k, v] for k, v in bd["by_allocation_site_bytes_per_reloader"].items()],
+                )
+            )
+    if "storm" in results:
+        r = results["storm"]["results"]
+        rows = [
+            [
+                k,
+                v.get("style"),
+                v.get("writer_seconds"),
+                v.get("commits"),
+                json.dumps(v.get("rechecks_by_result")) if v.get("rechecks_by_result") else None,
+                v.get("final_equals_last_write"),
+                v.get("last_visible_after_writer_ms"),
+                v.get("cpu_ms"),
+                v.get("cpu_vs_raw_awatch"),
+                v.get("wakeups"),
+            ]
+            for k, v in r.items()
+            if "skipped" not in v
+        ]
+        parts.append(
+            "### Storm: 10,000 writes within a second\n\n"
+            + table(
+                [
+                    "contender",
+                    "update",
+                    "writer s",
+                    "commits (batches)",
+                    "re-checks",
+                    "final = last",
+                    "last visible after ms",
+                    "CPU ms",
+                    "CPU x raw",
+                    "wake-ups",
+                ],
+                rows,
+            )
+        )
+    if "idle" in results:
+        r = results["idle"]["results"]
+        rows = [
+            [
+                k,
+                v.get("cpu_ms_per_min"),
+                v.get("core_percent"),
+                v.get("wakeups_per_min"),
+                v.get("threads"),
+            ]
+            for k, v in r["idle"].items()
+            if "skipped" not in v
+        ]
+        parts.append(
+            "### Idle cost (per minute idle)\n\n"
+            + table(["contender", "CPU ms/min", "% of a core", "wake-ups/min", "threads"], rows)
+        )
+        rows = [
+            [
+                k.removeprefix("step_"),
+                v["latency"]["p50_ms"],
+                v["latency"]["p99_ms"],
+                v["cpu_ms_per_min"],
+                v["core_percent"],
+                v["wakeups_per_min"],
+            ]
+            for k, v in r["step_table"].items()
+            if "latency" in v
+        ]
+        parts.append(
+            "### `step_ms` trade-off (one reloader)\n\n"
+            + table(
+                ["step_ms", "p50 ms", "p99 ms", "idle CPU ms/min", "% of a core", "wake-ups/min"],
+                rows,
+            )
+        )
+    if "failure" in results:
+        r = results["failure"]["results"]
+        rows = [
+            [k, v["calls_per_s"], v["ns_per_call"], v["handled_per_s"], v.get("vs_baseline")]
+            for k, v in r.items()
+            if k != "forced_recheck"
+        ]
+        parts.append(
+            "### Failure path\n\n"
+            + table(["caller", "calls/s", "ns/call", "handled/s", "x baseline"], rows)
+        )
+        fr = r["forced_recheck"]
+        parts.append(
+            table(
+                ["forced re-check", "n", "p50 ms", "p95 ms", "p99 ms", "max ms"],
+                [
+                    [k, v["n"], v["p50_ms"], v["p95_ms"], v["p99_ms"], v["max_ms"]]
+                    for k, v in fr.items()
+                    if isinstance(v, dict) and "n" in v
+                ],
+            )
+        )
+    return "\n\n".join(parts) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--only", nargs="+", choices=PIECES, default=list(PIECES))
+    args = p.parse_args()
+    suffix = "-quick" if args.quick else ""
+    results: dict[str, dict[str, Any]] = {}
+    started = time.perf_counter()
+    for piece in args.only:
+        out = HERE / "results" / f"{piece}{suffix}.json"
+        cmd = [sys.executable, str(HERE / f"{piece}.py"), "--json", str(out)]
+        if args.quick:
+            cmd.append("--quick")
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        print(f"{piece}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        results[piece] = json.loads(out.read_text())
+    summary = HERE / "results" / f"summary{suffix}.md"
+    summary.write_text(summarise(results))
+    print(summary.read_text())
+    print(f"all: {time.perf_counter() - started:.1f} s, summary in {summary}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

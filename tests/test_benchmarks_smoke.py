@@ -1,0 +1,49 @@
+"""The benchmark scripts must keep running: a tiny latency run, numbers never asserted.
+
+Each script is run the way `nox -s bench` runs it (a subprocess), with a handful of samples.
+Baselines that need the ``bench`` extra are skipped, visibly, when it is not installed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+LATENCY = Path(__file__).resolve().parent.parent / "benchmarks" / "latency.py"
+
+
+def run_latency(tmp_path: Path, *rows: str) -> dict[str, Any]:
+    out = tmp_path / "latency.json"
+    command = [sys.executable, str(LATENCY), "--samples", "3", "--no-plot", "--json", str(out)]
+    subprocess.run(
+        [*command, "--only", *rows],
+        check=True,
+        capture_output=True,
+        timeout=20,
+    )
+    results: dict[str, Any] = json.loads(out.read_text())["results"]
+    return results
+
+
+def test_engine_and_raw_watchfiles_rows_run(tmp_path: Path) -> None:
+    results = run_latency(tmp_path, "engine_in_place", "raw_awatch_50_10")
+    engine = results["engine_in_place"]
+    assert (engine["n"], engine["missed"], engine["commits_per_update"]) == (3, 0, 1.0)
+    assert len(engine["samples_s"]) == 3
+    assert results["raw_awatch_50_10"]["n"] == 3
+    assert "in_place" in results["engine_overhead_vs_raw_awatch_50_10"]
+
+
+@pytest.mark.parametrize(
+    ("module", "row"), [("watchdog", "watchdog"), ("dynamic_config", "dynamic_config_min")]
+)
+def test_bench_extra_baselines_run(tmp_path: Path, module: str, row: str) -> None:
+    pytest.importorskip(module, reason=f"{module} is in the bench extra: pip install -e '.[bench]'")
+    results = run_latency(tmp_path, row)
+    assert results[row]["n"] == 3
+    assert results[row]["missed"] == 0
