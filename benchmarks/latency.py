@@ -78,6 +78,8 @@ class Probe:
     value: Callable[[], int]
     commits: Callable[[], int]
     expect: Callable[[int], None] = field(default=lambda i: None)
+    rejected: Callable[[], int] = field(default=lambda: 0)
+    """Versions read but refused (a torn in-place write read half-way, say)."""
 
 
 def parse(path: Path) -> Bench:
@@ -93,7 +95,22 @@ async def engine(path: Path) -> AsyncIterator[Probe]:
         path, schema=Bench, name=f"bench{next(_names)}", registry=CollectorRegistry()
     ) as r:
         first = r.snapshot.generation
-        yield Probe(lambda: r.config.value, lambda: r.snapshot.generation - first)
+        rejected = [0]
+        outcomes = r.outcomes()
+
+        async def count() -> None:
+            async for outcome in outcomes:
+                rejected[0] += outcome.result.value in ("validation_failed", "error")
+
+        task = asyncio.create_task(count())
+        try:
+            yield Probe(
+                lambda: r.config.value,
+                lambda: r.snapshot.generation - first,
+                rejected=lambda: rejected[0],
+            )
+        finally:
+            task.cancel()
 
 
 def raw_awatch(
@@ -129,12 +146,14 @@ async def watchdog_observer(path: Path) -> AsyncIterator[Probe]:
     from watchdog.observers import Observer
 
     loop = asyncio.get_running_loop()
-    state = {"value": parse(path).value, "commits": 0}
+    state = {"value": parse(path).value, "commits": 0, "rejected": 0}
 
     def reload() -> None:
-        with contextlib.suppress(OSError, msgspec.DecodeError, msgspec.ValidationError):
+        try:
             state["value"] = parse(path).value
             state["commits"] += 1
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+            state["rejected"] += 1
 
     class Handler:  # watchdog only calls ``dispatch``; these are on_modified/created/moved
         def dispatch(self, event: Any) -> None:
@@ -149,7 +168,9 @@ async def watchdog_observer(path: Path) -> AsyncIterator[Probe]:
     observer.schedule(Handler(), str(path.parent), recursive=False)
     observer.start()
     try:
-        yield Probe(lambda: state["value"], lambda: state["commits"])
+        yield Probe(
+            lambda: state["value"], lambda: state["commits"], rejected=lambda: state["rejected"]
+        )
     finally:
         observer.stop()
         await asyncio.to_thread(observer.join)
@@ -253,7 +274,7 @@ async def measure(row: Row, samples: int, root: Path, rng: random.Random) -> dic
             await asyncio.sleep(rng.uniform(0, row.gap_s))
             probe.expect(i)
             if i == 2:
-                commits_before = probe.commits()
+                commits_before, rejected_before = probe.commits(), probe.rejected()
             target.write(i)
             written = time.perf_counter()
             deadline = written + SAMPLE_TIMEOUT
@@ -268,11 +289,13 @@ async def measure(row: Row, samples: int, root: Path, rng: random.Random) -> dic
         # Let trailing events of the last update land before counting commits.
         await asyncio.sleep(max(0.3, row.gap_s))
         commits = probe.commits() - commits_before
+        rejected = probe.rejected() - rejected_before
     return {
         **summary(latencies),
         "style": row.style,
         "missed": missed,
         "commits_per_update": round(commits / samples, 3),
+        "rejected_reads_per_update": round(rejected / samples, 3),
         "samples_s": [round(s, 6) for s in latencies],
     }
 

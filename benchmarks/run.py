@@ -52,7 +52,7 @@ def summarise(results: dict[str, dict[str, Any]]) -> str:
             if key.startswith("engine_overhead") or not isinstance(row, dict):
                 continue
             if "skipped" in row:
-                rows.append([key, "skipped: " + row["skipped"], *[None] * 7])
+                rows.append([key, "skipped: " + row["skipped"], *[None] * 8])
                 continue
             rows.append(
                 [
@@ -65,6 +65,7 @@ def summarise(results: dict[str, dict[str, Any]]) -> str:
                     row.get("max_ms"),
                     row["missed"],
                     row["commits_per_update"],
+                    row.get("rejected_reads_per_update"),
                 ]
             )
         parts.append(
