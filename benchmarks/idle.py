@@ -179,7 +179,7 @@ def main() -> None:
         kind, n, step, window, samples = args.child
         child(kind, int(n), int(step), float(window), int(samples))
         return
-    window = args.window or (0.8 if args.quick else 10.0)
+    window = args.window or (0.6 if args.quick else 10.0)
     results: dict[str, Any] = {"idle": {}, "step_table": {}}
     idle = results["idle"]
     idle["empty_asyncio_loop"] = run_child("empty", 0, window)

@@ -304,7 +304,7 @@ def sample_count(row: Row, samples: int, quick: bool) -> int:
     if not row.slow:
         return samples
     if row.name == "poll_1s":
-        return 4 if quick else 60
+        return 3 if quick else 60
     return 10 if quick else 100
 
 

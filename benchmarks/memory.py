@@ -244,7 +244,7 @@ def main() -> None:
     if args.child:
         child(args.child[0], int(args.child[1]), args.child[2])
         return
-    counts = args.counts or ([1, 100] if args.quick else [1, 10, 100, 1000])
+    counts = args.counts or ([100] if args.quick else [1, 10, 100, 1000])
     contenders = ["engine"]
     results: dict[str, Any] = {}
     if has_module("dynamic_config"):
@@ -261,7 +261,7 @@ def main() -> None:
             rows.append(row)
             print(contender, row, file=sys.stderr)
         results[contender] = rows
-    breakdown_n = 100 if args.quick else 300
+    breakdown_n = 20 if args.quick else 300
     results["engine_breakdown"] = run_child("engine", breakdown_n, "breakdown")
     write_results("memory", args, results)
     print(json.dumps(results, indent=1))
