@@ -124,8 +124,9 @@ async def engine_child(n: int, mode: str) -> dict[str, Any]:
                 await stack.enter_async_context(
                     HotReloader(path, schema=Bench, name=f"r{i}", registry=registry)
                 )
+            opened = time.perf_counter()
             await asyncio.sleep(0.2)  # a replaced watcher thread finishes stopping
-            after = counters()
+            after = {**counters(), "t": opened}
             out: dict[str, Any] = {"n": n}
             if mode == "rss":
                 out.update(growth(before, after, n))
@@ -148,7 +149,7 @@ async def engine_child(n: int, mode: str) -> dict[str, Any]:
                     best = sorted(groups.items(), key=lambda kv: -kv[1])[:top]
                     return {k: round(v / n) for k, v in best if v / n >= 16}
 
-                out["by_hotreload_line_bytes_per_reloader"] = ranked(lines, 25)
+                out["by_hotreload_line_bytes_per_reloader"] = ranked(lines, 80)
                 out["by_allocation_site_bytes_per_reloader"] = ranked(sites, 30)
                 out["by_package_bytes_per_reloader"] = ranked(packages, 10)
             tracemalloc.stop()
@@ -191,8 +192,9 @@ async def dynamic_config_child(n: int, mode: str, consumers: bool) -> dict[str, 
         except Exception as exc:  # noqa: BLE001 - where it stops is the result
             out["failed_at_config"] = opened + 2  # the warm one counts
             out["error"] = f"{type(exc).__name__}: {exc}"
+        finished = time.perf_counter()
         await asyncio.sleep(0.05)  # threads spawned by the last watch are counted
-        after = counters()
+        after = {**counters(), "t": finished}
         if opened:
             if mode == "rss":
                 out.update(growth(before, after, opened))
