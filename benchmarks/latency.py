@@ -355,7 +355,7 @@ def plot(results: dict[str, Any], out: Path) -> None:
     ax.set_ylabel("fraction of updates visible")
     ax.set_title("hotreload vs baselines: write → visible latency CDF")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
