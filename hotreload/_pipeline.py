@@ -100,7 +100,10 @@ class Pipeline(Generic[T]):
         except OSError as exc:
             raise ConfigReadError(self.source, _describe(exc)) from None
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISDIR(mode):
+                raise ConfigReadError(self.source, "is a directory, not a file")
+            if not stat.S_ISREG(mode):
                 raise ConfigReadError(self.source, "not a regular file")
             with os.fdopen(fd, "rb", closefd=False) as f:
                 data = f.read(self.max_bytes + 1)
