@@ -121,8 +121,12 @@ class Pipeline(Generic[T]):
 
     def load(self, raw: bytes) -> Active[T]:
         """Parse, convert and validate ``raw`` as a first version: raises `ConfigError`."""
-        config = self._convert(parse(raw, self.fmt, self.source), raw)
-        self._validate(config)
+        data = parse(raw, self.fmt, self.source)
+        try:
+            config = self._convert(data, raw)
+            self._validate(config)
+        except ConfigValidationError as exc:
+            raise self._redact(exc, data) from None
         builtins = _to_builtins(config)
         return Active(config, builtins, canonical_hash(builtins), sha256_hex(raw))
 
@@ -134,8 +138,10 @@ class Pipeline(Generic[T]):
         sha = sha or sha256_hex(raw)
         if sha == active.content_sha256:
             return Evaluation(ReloadResult.CONFIG_UNCHANGED, sha)
+        data: Any = None
         try:
-            config = self._convert(parse(raw, self.fmt, self.source), raw)
+            data = parse(raw, self.fmt, self.source)
+            config = self._convert(data, raw)
             builtins = _to_builtins(config)
             changed = list(changed_paths(active.builtins, builtins))
             effective, roots = retain(active.builtins, builtins, changed, self.policy)
@@ -144,6 +150,8 @@ class Pipeline(Generic[T]):
                 changed = [p for p in changed if self.policy.restart_root(p) is None]
             self._validate(config)
         except ConfigError as exc:
+            if isinstance(exc, ConfigValidationError):
+                exc = self._redact(exc, data)
             return Evaluation(result_for(exc), sha, error=exc)
         wanted = tuple((root, _digest(get_path(builtins, root))) for root in roots)
         if not changed:
@@ -156,6 +164,20 @@ class Pipeline(Generic[T]):
             changed=tuple(format_path(p) for p in changed),
             restart_required=wanted,
         )
+
+    def _redact(self, error: ConfigValidationError, data: Any) -> ConfigValidationError:
+        """``error`` with every secret value of the document masked in its message.
+
+        msgspec quotes a value it refuses for an enum, and a validator may quote the config
+        it refuses: neither may carry a secret into a log line.
+        """
+        message = error.message
+        for value in _secret_values(data, self.policy):
+            message = message.replace(value, "***")
+        if message != error.message:
+            error.message = message
+            error.args = (error.source, message)
+        return error
 
     def _convert(self, data: Any, raw: bytes) -> T:
         try:
@@ -229,6 +251,29 @@ class Pipeline(Generic[T]):
                     field_path=getattr(exc, "field_path", ""),
                     reason="validator",
                 ) from None
+
+
+#: Shorter secret values are not masked in messages: masking "on" would garble the text.
+_MIN_MASKED = 4
+
+
+def _secret_values(data: Any, policy: FieldPolicy) -> list[str]:
+    """Text of every scalar at or below a secret path of the parsed document, longest first."""
+    found: set[str] = set()
+    stack: list[tuple[Any, Path, bool]] = [(data, (), False)]
+    while stack:
+        node, path, secret = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                sub = (*path, str(key))
+                stack.append((value, sub, secret or policy.is_secret(sub)))
+        elif isinstance(node, list):
+            stack.extend((item, path, secret) for item in node)
+        elif secret and node is not None and not isinstance(node, bool):
+            text = node.decode("utf-8", "replace") if isinstance(node, bytes) else str(node)
+            if len(text) >= _MIN_MASKED:
+                found.add(text)
+    return sorted(found, key=len, reverse=True)
 
 
 def sha256_hex(raw: bytes) -> str:

@@ -16,6 +16,7 @@ import tracemalloc
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -32,7 +33,7 @@ MAX_LOOP_LAG = 0.5
 FAILURES = "hotreload_config_reload_failures_total"
 
 
-async def watcher_up(r: HotReloader[Settings]) -> None:
+async def watcher_up(r: HotReloader[Any]) -> None:
     """Return once the watcher covering ``r`` runs (its first ``rescan`` outcome)."""
     last = r.last_outcome
     if last is not None and last.trigger == "rescan":
@@ -57,7 +58,7 @@ async def open_reloader(
         yield r
 
 
-async def next_commit(r: HotReloader[Settings], timeout: float = WAIT) -> ReloadOutcome:
+async def next_commit(r: HotReloader[Any], timeout: float = WAIT) -> ReloadOutcome:
     """The next applied outcome (call right after making the change: nothing yields before)."""
     return await r.wait_for_outcome(lambda o: o.applied, timeout=timeout)
 
