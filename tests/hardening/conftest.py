@@ -136,6 +136,20 @@ def inotify_fds() -> int:
     return count
 
 
+async def inotify_fds_settle(expected: int, timeout: float = 2.0) -> int:
+    """The inotify count once it is back to ``expected`` (or after ``timeout``).
+
+    The one polled wait in these tests, and why: the notify crate closes its inotify fd from
+    its own Rust thread ("notify-rs inotify loop") once our watcher thread has dropped it.
+    Python cannot join that thread and nothing signals the close, so the count is re-read
+    every few milliseconds; our own thread has already been joined by then.
+    """
+    deadline = time.perf_counter() + timeout
+    while (count := inotify_fds()) != expected and time.perf_counter() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.005)
+    return count
+
+
 def our_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("hotreload") and t.is_alive()]
 
