@@ -213,6 +213,8 @@ def _check_expansion(data: Any, source: str) -> None:
         if not isinstance(node, (dict, list)):
             continue
         key = id(node)
+        if not children_done and key in size:
+            continue  # a shared subtree already costed: skip before touching its children
         children = list(node.keys()) + list(node.values()) if isinstance(node, dict) else node
         containers = [c for c in children if isinstance(c, (dict, list))]
         if children_done:
@@ -225,8 +227,6 @@ def _check_expansion(data: Any, source: str) -> None:
                 )
             if depth[key] > MAX_DEPTH:
                 raise ConfigParseError(source, f"nesting is deeper than {MAX_DEPTH} levels")
-            continue
-        if key in size:
             continue
         if key in on_path:
             raise ConfigParseError(source, "an alias refers to itself (recursive structure)")

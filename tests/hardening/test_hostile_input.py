@@ -50,10 +50,10 @@ def billion_laughs() -> bytes:
     return ("model: gpt-5\n" + "\n".join(lines) + "\n").encode()
 
 
-def wide_fan_out() -> bytes:
-    """One anchored list of 1,000 items referenced 1,000 times: a million nodes expanded."""
+def wide_fan_out(refs_count: int = 1000) -> bytes:
+    """One anchored list of 1,000 items referenced ``refs_count`` times."""
     items = ", ".join(["x"] * 1000)
-    refs = ", ".join(["*big"] * 1000)
+    refs = ", ".join(["*big"] * refs_count)
     return f"model: gpt-5\nbig: &big [{items}]\nfan: [{refs}]\n".encode()
 
 
@@ -81,6 +81,11 @@ HOSTILE = {
     ),
     "billion-laughs": Hostile(billion_laughs(), ConfigParseError, "parse", message="alias"),
     "wide-alias-fan-out": Hostile(wide_fan_out(), ConfigParseError, "parse", message="alias"),
+    # Just under the 64 KiB inline-parse limit, so it is checked on the loop: this one held
+    # the loop for 2.3 s while the expansion check re-listed each shared subtree per alias.
+    "wide-alias-fan-out-63k": Hostile(
+        wide_fan_out(10_000), ConfigParseError, "parse", message="alias"
+    ),
     "over-size-cap": Hostile(
         b"model: gpt-5\n" + b"#" * MAX_BYTES, ConfigReadError, "too_large", message="limit"
     ),
