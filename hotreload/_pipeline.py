@@ -171,9 +171,7 @@ class Pipeline(Generic[T]):
         msgspec quotes a value it refuses for an enum, and a validator may quote the config
         it refuses: neither may carry a secret into a log line.
         """
-        message = error.message
-        for value in _secret_values(data, self.policy):
-            message = message.replace(value, "***")
+        message = self.policy.scrub(error.message, data)
         if message != error.message:
             error.message = message
             error.args = (error.source, message)
@@ -251,29 +249,6 @@ class Pipeline(Generic[T]):
                     field_path=getattr(exc, "field_path", ""),
                     reason="validator",
                 ) from None
-
-
-#: Shorter secret values are not masked in messages: masking "on" would garble the text.
-_MIN_MASKED = 4
-
-
-def _secret_values(data: Any, policy: FieldPolicy) -> list[str]:
-    """Text of every scalar at or below a secret path of the parsed document, longest first."""
-    found: set[str] = set()
-    stack: list[tuple[Any, Path, bool]] = [(data, (), False)]
-    while stack:
-        node, path, secret = stack.pop()
-        if isinstance(node, dict):
-            for key, value in node.items():
-                sub = (*path, str(key))
-                stack.append((value, sub, secret or policy.is_secret(sub)))
-        elif isinstance(node, list):
-            stack.extend((item, path, secret) for item in node)
-        elif secret and node is not None and not isinstance(node, bool):
-            text = node.decode("utf-8", "replace") if isinstance(node, bytes) else str(node)
-            if len(text) >= _MIN_MASKED:
-                found.add(text)
-    return sorted(found, key=len, reverse=True)
 
 
 def sha256_hex(raw: bytes) -> str:
