@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -28,7 +28,7 @@ from hotreload.testing import write_atomic, write_in_place
 
 from .conftest import serving
 
-SECRET = "sk-PLANTED-e2e-7f3a9c"
+SECRET = "sk-PLANTED-e2e-7f3a9c"  # noqa: S105 - planted to prove it never leaks
 CONFIG = f"""\
 llm:
   provider: openai
@@ -37,11 +37,11 @@ llm:
 toolsets:
   prometheus: {{enabled: true}}
 """
-TOKEN = "reload-token-for-tests"
+TOKEN = "reload-token-for-tests"  # noqa: S105 - the test's own token
 
 
 def holmes_app(
-    reloader: HotReloader[ApiConfig], *, strict_ready: bool = False, **routes: Any
+    reloader: HotReloader[ApiConfig], *, strict_ready: bool = False, extra: Sequence[Route] = ()
 ) -> Starlette:
     async def home(request: Request) -> JSONResponse:
         config = current_config(ApiConfig)
@@ -52,7 +52,7 @@ def holmes_app(
     return Starlette(
         routes=[
             Route("/", home),
-            *[Route(path, endpoint) for path, endpoint in routes.items()],
+            *extra,
             *admin_routes(reload_token=TOKEN, strict_ready=strict_ready),
         ],
         middleware=[Middleware(HotReloadMiddleware)],
@@ -99,7 +99,7 @@ async def test_a_request_in_flight_keeps_its_pinned_snapshot(
         return JSONResponse({"model": current_config(ApiConfig).llm.model})
 
     reloader = reloader_for(config_file, registry)
-    async with serving(holmes_app(reloader, **{"/slow": slow})) as client:
+    async with serving(holmes_app(reloader, extra=[Route("/slow", slow)])) as client:
         in_flight = asyncio.create_task(client.get("/slow"))
         await asyncio.wait_for(entered.wait(), 5)
         write_in_place(config_file, CONFIG.replace("gpt-4", "claude-3-5-sonnet"))
