@@ -15,6 +15,7 @@ import msgspec
 
 from ._diff import _MISSING, changed_paths, get_path
 from ._errors import ConfigError
+from ._failures import ToolsetFailureRecord
 from ._fields import FieldPolicy, Path, format_path
 from ._outcome import ReloadOutcome
 from ._snapshot import Snapshot
@@ -23,6 +24,7 @@ __all__ = [
     "REDACTED",
     "diff_records",
     "error_dict",
+    "failure_dict",
     "outcome_dict",
     "outcome_line",
     "redacted",
@@ -49,7 +51,7 @@ def outcome_dict(outcome: ReloadOutcome) -> dict[str, Any]:
     return {
         "result": outcome.result.value,
         "applied": outcome.applied,
-        "deferred": bool(getattr(outcome, "deferred", False)),
+        "deferred": outcome.deferred,
         "generation": outcome.generation,
         "trigger": outcome.trigger,
         "config_hash": outcome.config_hash,
@@ -63,8 +65,8 @@ def outcome_dict(outcome: ReloadOutcome) -> dict[str, Any]:
 def outcome_line(outcome: ReloadOutcome) -> str:
     """One human line per outcome: what the demo and ``hotreload watch`` print."""
     line = f"[gen {outcome.generation}] {outcome.result.value} ({outcome.trigger})"
-    if getattr(outcome, "deferred", False):
-        line += " deferred: sessions open"
+    if outcome.deferred:
+        line += " (deferred: sessions open)"
     if outcome.changed:
         line += f" changed: {', '.join(outcome.changed)}"
     if outcome.restart_required:
@@ -116,13 +118,9 @@ def diff_records(old: Any, new: Any, policy: FieldPolicy) -> list[dict[str, Any]
     return records
 
 
-def failure_dict(records: Iterable[Any]) -> dict[str, Any]:
-    """Failure records (frozen dataclasses) by toolset name; error messages are the caller's."""
-    out: dict[str, Any] = {}
-    for record in records:
-        fields = dataclasses.asdict(record)
-        out[str(fields.get("toolset_name"))] = fields
-    return out
+def failure_dict(records: Iterable[ToolsetFailureRecord]) -> dict[str, Any]:
+    """Failure records by toolset name (``last_failure_time`` is Unix time)."""
+    return {record.toolset_name: dataclasses.asdict(record) for record in records}
 
 
 def _shown(value: Any, policy: FieldPolicy, path: Path) -> Any:

@@ -231,8 +231,7 @@ def config_report(reloader: HotReloader[Any], *, include_config: bool = True) ->
     """
     snapshot = reloader.snapshot
     last = reloader.last_outcome
-    pending: Snapshot[Any] | None = getattr(reloader, "pending", None)
-    failures: Mapping[str, Any] = getattr(reloader, "failures", {})
+    pending = reloader.pending
     report: dict[str, Any] = {
         "name": reloader.name,
         **snapshot_dict(snapshot),
@@ -240,10 +239,14 @@ def config_report(reloader: HotReloader[Any], *, include_config: bool = True) ->
         "last_outcome": None if last is None else outcome_dict(last),
         "pending": None
         if pending is None
-        else {"config_hash": pending.config_hash, "since": pending.loaded_at.isoformat()},
-        "active_sessions": getattr(reloader, "active_sessions", 0),
+        else {
+            "generation": pending.generation,
+            "config_hash": pending.config_hash,
+            "since": pending.loaded_at.isoformat(),
+        },
+        "active_sessions": reloader.active_sessions,
         "restart_required": list(reloader.restart_required),
-        "failures": failure_dict(failures.values()),
+        "failures": failure_dict(reloader.failures.values()),
     }
     if include_config:
         report["config"] = redacted(to_builtins(snapshot.config), reloader.policy)

@@ -102,6 +102,7 @@ async def test_a_request_in_flight_keeps_its_pinned_snapshot(
     async with serving(holmes_app(reloader, extra=[Route("/slow", slow)])) as client:
         in_flight = asyncio.create_task(client.get("/slow"))
         await asyncio.wait_for(entered.wait(), 5)
+        assert reloader.active_sessions == 0  # pinning is not a gating session
         write_in_place(config_file, CONFIG.replace("gpt-4", "claude-3-5-sonnet"))
         await reloader.wait_for_generation(2, timeout=5)  # committed while the request runs
         assert (await client.get("/")).json()["model"] == "claude-3-5-sonnet"
