@@ -403,14 +403,29 @@ class HotReloadAdmin:
         await _json(send, 200, _scrub(outcome_dict(outcome), secrets))
 
 
-def admin_routes(**options: Any) -> list[Any]:
+def admin_routes(
+    reloader: HotReloader[Any] | None = None,
+    *,
+    reload_token: str | None = None,
+    registry: CollectorRegistry | None = None,
+    strict_ready: bool = False,
+    include_config: bool = True,
+    state_key: str = STATE_KEY,
+) -> list[Any]:
     """The admin endpoints as Starlette routes (FastAPI: ``app.router.routes.extend(...)``).
 
-    Takes `HotReloadAdmin`'s options. ``/-/reload`` is left out unless a token is set.
+    Same options as `HotReloadAdmin`; ``/-/reload`` is left out unless a token is set.
     """
     from starlette.routing import Route  # noqa: PLC0415 - optional dependency
 
-    admin = HotReloadAdmin(**options)
+    admin = HotReloadAdmin(
+        reloader,
+        reload_token=reload_token,
+        registry=registry,
+        strict_ready=strict_ready,
+        include_config=include_config,
+        state_key=state_key,
+    )
     return [
         Route(path, admin, methods=["POST"] if path == "/-/reload" else ["GET"])
         for path in HotReloadAdmin.PATHS
