@@ -286,3 +286,24 @@ def test_python_dash_m_hotreload_is_the_command(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(f"ok: {path} (config_hash ")
+
+
+def test_core_and_asgi_import_without_web_dependencies(tmp_path: Path) -> None:
+    """The core keeps no web dependency: with starlette, uvicorn and fastapi unimportable,
+    hotreload, hotreload.asgi and the CLI import, and `demo` says which extra it needs."""
+    code = (
+        "import sys\n"
+        "for name in ('starlette', 'uvicorn', 'fastapi', 'httpx'):\n"
+        "    sys.modules[name] = None\n"
+        "import hotreload, hotreload.asgi\n"
+        "from hotreload.cli import main\n"
+        "sys.exit(main(['demo', '--config-dir', sys.argv[1]]))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "demo")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert 'pip install "hotreload-engine[demo]"' in proc.stderr
