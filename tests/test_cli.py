@@ -172,11 +172,20 @@ async def test_demo_serves_the_config_and_an_edit_shows_at_once(tmp_path: Path) 
                 2,
             )
             assert elapsed < 1.0
-            config.write_text("llm: [\n  api_key: sk-demo-PLANTED\n")
+            # The README tour, step 4: a line `llm: [` added at the end.
+            config.write_text(config.read_text() + "llm: [\n")
             line = await read_until(proc.stdout, "validation_failed")
-            assert f"keeping previous: {config}:3:1:" in line
+            assert f"keeping previous: {config}:13:1: while parsing a flow node" in line
             assert (await client.get("/")).json()["model"] == "claude-3-5"
-            assert (await client.get("/-/readyz")).json()["status"] == "degraded"
+            report = (await client.get("/-/config")).json()
+            error = report["last_outcome"]["error"]
+            assert (report["status"], error["line"], error["column"]) == ("degraded", 13, 1)
+            ready = await client.get("/-/readyz")
+            assert (ready.status_code, ready.json()["status"]) == (200, "degraded")
+            metrics = (await client.get("/metrics")).text.splitlines()  # step 5
+            assert 'holmesgpt_config_reload_total{config="demo"} 1.0' in metrics
+            failures = 'holmesgpt_config_reload_failures_total{config="demo",reason="parse"} 1.0'
+            assert failures in metrics
     finally:
         proc.send_signal(signal.SIGINT)
         out, err = await asyncio.wait_for(proc.communicate(), 10)
