@@ -190,12 +190,16 @@ async def session(
     reloader = reloader_for(scope, state_key)
     if reloader is None:
         raise LookupError(f"no reloader at state {state_key!r}: use hotreload_lifespan")
+    state = scope.get("state")
+    before = state.get(f"{state_key}_snapshot") if isinstance(state, Mapping) else None
     async with reloader.session() as snapshot:
         token = _pin(scope, state_key, snapshot)
         try:
             yield snapshot
         finally:
             _pinned.reset(token)
+            if before is not None:  # the request's own pin again, as current_snapshot() says
+                scope["state"][f"{state_key}_snapshot"] = before
 
 
 class _Gated:

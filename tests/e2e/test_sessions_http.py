@@ -14,6 +14,7 @@ from starlette.routing import Route
 from hotreload.asgi import (
     HotReloadMiddleware,
     current_config,
+    current_snapshot,
     gated,
     hotreload_lifespan,
     session,
@@ -72,11 +73,14 @@ async def test_a_session_block_in_a_fastapi_handler(
 
     @app.post("/investigate")
     async def investigate(request: Request) -> dict[str, object]:
+        request_pin = current_snapshot()
         async with session(request) as snapshot:
+            assert current_snapshot() is request.state.hotreload_snapshot is snapshot
             entered.set()
             await release.wait()
             pinned = current_config(ApiConfig).llm.model
-            return {"model": pinned, "generation": snapshot.generation}
+        assert current_snapshot() is request.state.hotreload_snapshot is request_pin
+        return {"model": pinned, "generation": snapshot.generation}
 
     async with serving(app) as client:
         in_flight = asyncio.create_task(client.post("/investigate"))
