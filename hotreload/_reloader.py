@@ -10,8 +10,8 @@ sees one whole version or the other, never a mix.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
+import dataclasses
 import logging
 import os
 import threading
@@ -27,10 +27,12 @@ import anyio
 import msgspec
 from prometheus_client import CollectorRegistry
 
+from . import _lkg as lkg
 from ._drain import DrainGate
 from ._errors import ConfigApplyError, ConfigError, ConfigValidationError
 from ._failures import FailureActor, FailureLedger, Mark, ToolsetFailureRecord
 from ._fields import FieldPolicy, format_path
+from ._file_source import FileSource
 from ._kube import is_file_mount
 from ._logging import ContextLogger, apply_log_level, level_number
 from ._metrics import ReloaderMetrics
@@ -38,6 +40,7 @@ from ._outcome import ReloadOutcome, ReloadResult
 from ._parsing import Format, format_for
 from ._pipeline import Active, Evaluation, Pipeline, Validator, result_for, sha256_hex
 from ._snapshot import Snapshot
+from ._source import Source
 from ._watch import Subscription, WatchHub, hub_for
 
 __all__ = ["ApplyHook", "HotReloader", "Stream"]
@@ -49,6 +52,7 @@ X = TypeVar("X")
 _INLINE_PARSE_BYTES = 64 * 1024
 _OUTCOME_HISTORY = 256
 _WATCH_READY_TIMEOUT = 5.0
+_WATCH_RETRY_MIN, _WATCH_RETRY_MAX = 0.05, 5.0
 
 MSG_RELOADED = "Configuration hot-reloaded successfully"
 MSG_REJECTED = "Failed to apply new configuration - keeping previous"
@@ -76,6 +80,8 @@ class _Change(Generic[T]):
     trigger: str
     seen_at: float
     preview: Snapshot[T]
+    raw: bytes
+    version: str | None = None
 
 
 class Stream(Generic[X]):
@@ -143,14 +149,67 @@ class HotReloader(Generic[T]):
     are called again as ``hook(old, new)`` to undo.
     """
 
+    # Slots, not a __dict__: thousands of reloaders in one process should cost a few KB each.
+    __slots__ = (
+        "__weakref__",
+        "_active",
+        "_applied_level",
+        "_closed",
+        "_event",
+        "_failures",
+        "_gate",
+        "_hooks",
+        "_hub",
+        "_last_eval",
+        "_last_key",
+        "_limiter",
+        "_log",
+        "_log_level_field",
+        "_loggers",
+        "_loop",
+        "_loop_thread",
+        "_metrics",
+        "_namespace",
+        "_outcome_streams",
+        "_outcomes",
+        "_pipeline",
+        "_poll_timer",
+        "_registry",
+        "_seen_key",
+        "_seq",
+        "_snapshot_streams",
+        "_spawn_worker",
+        "_sub",
+        "_tg",
+        "_triggers",
+        "_version",
+        "_warned_restart",
+        "_working",
+        "config",
+        "debounce_ms",
+        "degraded",
+        "hook_timeout",
+        "last_outcome",
+        "lkg_path",
+        "name",
+        "path",
+        "policy",
+        "poll_interval",
+        "restart_required",
+        "snapshot",
+        "source",
+        "step_ms",
+    )
+
     config: T
     snapshot: Snapshot[T]
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | None = None,
         *,
         schema: type[T],
+        source: Source | None = None,
         name: str = "default",
         registry: CollectorRegistry | None = None,
         namespace: str = "hotreload",
@@ -169,13 +228,17 @@ class HotReloader(Generic[T]):
         max_drain_wait: float = 30.0,
         on_apply: Sequence[ApplyHook[T]] = (),
         hook_timeout: float = 30.0,
+        lkg_path: str | os.PathLike[str] | None = None,
     ) -> None:
         _require_frozen(schema)
         if poll_interval < 0 or max_bytes <= 0 or debounce_ms <= 0 or step_ms <= 0:
             raise ValueError("poll_interval must be >= 0; max_bytes, debounce_ms, step_ms > 0")
         if hook_timeout <= 0:
             raise ValueError(f"hook_timeout must be > 0 seconds, got {hook_timeout!r}")
-        self.path = os.fspath(path)
+        source = _source_for(path, source, debounce_ms, step_ms)
+        self.source: Source = source
+        self.path = source.uri
+        """The source's ``uri``: the file path for a file."""
         self.name = name
         self.poll_interval = poll_interval
         self.debounce_ms = debounce_ms
@@ -191,13 +254,17 @@ class HotReloader(Generic[T]):
         self._pipeline: Pipeline[T] = Pipeline(
             schema,
             source=self.path,
-            fmt=format or format_for(self.path),
+            fmt=format or source.format or format_for(self.path),
             max_bytes=max_bytes,
             validators=checks,
             policy=self.policy,
         )
         self._log = ContextLogger("hotreload", config=name, source=self.path)
         self._hooks: list[ApplyHook[T]] = list(on_apply)
+        self.lkg_path = None if lkg_path is None else os.fspath(lkg_path)
+        self.degraded: str | None = None
+        """Why the config in force is not the source's (started from the last-known-good
+        copy because the source was invalid), or None. Cleared by the next valid version."""
         self.hook_timeout = hook_timeout
         self._gate: DrainGate[_Change[T]] = DrainGate(max_drain_wait, self._notify_threadsafe)
         self._failures = FailureActor(
@@ -207,87 +274,134 @@ class HotReloader(Generic[T]):
             changed_since=self._changed_since,
             log=self._log,
         )
+        self._init_state()
+        self.last_outcome: ReloadOutcome | None = None
+        self.restart_required: tuple[str, ...] = ()
+        """Restart-required fields whose new value in the file is not in force yet."""
+
+    def _init_state(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._closed = True
-        self._queue: asyncio.Queue[_Trigger] = asyncio.Queue()
-        self._snapshot_streams: weakref.WeakSet[Stream[Snapshot[T]]] = weakref.WeakSet()
-        self._outcome_streams: weakref.WeakSet[Stream[ReloadOutcome]] = weakref.WeakSet()
-        self._outcomes: collections.deque[tuple[int, ReloadOutcome]] = collections.deque(
-            maxlen=_OUTCOME_HISTORY
-        )
+        # Lean on purpose (a reloader should cost a few KB): plain lists, and the wake-up
+        # future, event and stream sets only exist while something waits on them.
+        self._triggers: list[_Trigger] = []
+        self._working = False
+        self._spawn_worker: Callable[[], object] | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._poll_timer: asyncio.TimerHandle | None = None
+        self._snapshot_streams: weakref.WeakSet[Stream[Snapshot[T]]] | None = None
+        self._outcome_streams: weakref.WeakSet[Stream[ReloadOutcome]] | None = None
+        self._outcomes: list[tuple[int, ReloadOutcome]] = []
         self._seq = 0
-        self._event = asyncio.Event()
+        self._event: asyncio.Event | None = None
         self._last_key: str | None = None
         self._seen_key: str | None = None
         self._last_eval: Evaluation[T] | None = None
         self._warned_restart: dict[tuple[str, ...], str] = {}
         self._applied_level: int | None = None
-        self._stack: contextlib.AsyncExitStack | None = None
+        self._version: str | None = None
         self._hub: WatchHub | None = None
         self._sub: Subscription | None = None
-        self.last_outcome: ReloadOutcome | None = None
-        self.restart_required: tuple[str, ...] = ()
-        """Restart-required fields whose new value in the file is not in force yet."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def __aenter__(self) -> HotReloader[T]:
-        if self._stack is not None:
+        if self._tg is not None:
             raise RuntimeError("this HotReloader is already running")
         started = time.perf_counter()
-        active = self._pipeline.load(self._pipeline.read(self.path))  # fail fast: raises
+        try:
+            first = await self.source.read(self._pipeline.max_bytes)
+            active = self._pipeline.load(first.content)  # fail fast: raises
+            raw, self._version = first.content, first.version
+        except ConfigError as exc:
+            active, raw = self._last_known_good(exc)  # or raises exc
+            self._version = None
         self._seen_key = active.content_sha256
-        if is_file_mount(self.path):
+        if isinstance(self.source, FileSource) and is_file_mount(self.path):
             self._log.warning(
                 "config_file_is_a_subpath_mount",
                 detail="kubelet never updates a subPath mount: mount the directory instead",
             )
-        self._queue = asyncio.Queue()
-        self._event = asyncio.Event()
+        self._triggers = []
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._limiter: anyio.CapacityLimiter | None = None  # made on the first large file
         self._metrics = ReloaderMetrics(self.name, self._registry, self._namespace)
-        stack = contextlib.AsyncExitStack()
+        self._commit(
+            active, trigger="initial", started=started, changed=(), seen_at=started, raw=raw
+        )
+        self._metrics.degraded.set(0 if self.degraded is None else 1)
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
+        self._tg = tg
+        self._closed = False
         try:
-            self._commit(active, trigger="initial", started=started, changed=(), seen_at=started)
-            self._closed = False
-            stack.push_async_callback(self._shutdown)
-            tg = await stack.enter_async_context(anyio.create_task_group())
-            stack.callback(tg.cancel_scope.cancel)
-            tg.start_soon(self._worker, name=f"hotreload-worker[{self.name}]")
-            tg.start_soon(
-                self._failures.run,
-                lambda fn: tg.start_soon(fn, name=f"hotreload-auto-reload[{self.name}]"),
-                self._metrics.toolsets,
-                name=f"hotreload-failures[{self.name}]",
+            # Tasks exist only while there is work: the worker starts with a burst of triggers
+            # and ends when it is drained, the failure actor starts with the first failure.
+            # An idle reloader holds no task at all, so it costs a few KB, not tens.
+            self._spawn_worker = lambda: tg.start_soon(
+                self._worker, name=f"hotreload-worker[{self.name}]"
+            )
+            self._failures.attach(
+                self._loop,
+                lambda: tg.start_soon(
+                    self._failures.run,
+                    lambda fn: tg.start_soon(fn, name=f"hotreload-auto-reload[{self.name}]"),
+                    self._metrics.toolsets,
+                    name=f"hotreload-failures[{self.name}]",
+                ),
             )
             if self.poll_interval > 0:  # a timer, not a task: a few hundred bytes, not KBs
-                self._poll_timer = asyncio.get_running_loop().call_later(
-                    self.poll_interval, self._poll
-                )
-                stack.callback(self._stop_poll)
-            self._hub = hub_for(self.debounce_ms, self.step_ms)
-            self._sub = Subscription(self.path, self._notify, self._metrics.watch_restarts.inc)
-            self._hub.subscribe(self._sub)
-            await self._watching(self._sub)
-        except BaseException:
-            await stack.aclose()
-            self._metrics.close()
+                self._poll_timer = self._loop.call_later(self.poll_interval, self._poll)
+            source = self.source
+            if isinstance(source, FileSource):  # the hub's subscription: no task needed
+                self._hub = hub_for(source.debounce_ms, source.step_ms)
+                self._sub = Subscription(self.path, self._notify, self._metrics.watch_restarts.inc)
+                self._hub.subscribe(self._sub)
+                assert self._sub.ready is not None  # noqa: S101 - set by subscribe
+                await self._watching(self._sub.ready)
+            else:
+                watching: asyncio.Future[None] = self._loop.create_future()
+                tg.start_soon(self._watch, watching, name=f"hotreload-watch[{self.name}]")
+                await self._watching(watching)
+        except BaseException as exc:
+            await self._close(type(exc), exc, exc.__traceback__)
             raise
-        self._stack = stack
         return self
 
-    async def _watching(self, sub: Subscription) -> None:
-        """Return once the watcher covers the file, so no change after ``async with`` is missed.
-
-        Bounded: if no watcher can start (an inotify limit, say), the reloader still runs on
-        its safety poll, and says so, rather than hanging its caller.
+    async def _watch(self, watching: asyncio.Future[None]) -> None:
+        """Run a (non-file) source's watch for as long as the reloader runs; restart it if it
+        stops. Each time the watch is up, the source is re-checked, so a change between the
+        first read (or a disconnect) and the watch being established is never missed.
         """
-        assert sub.ready is not None  # noqa: S101 - set by subscribe
+        source = self.source
+
+        def ready() -> None:
+            if not watching.done():
+                watching.set_result(None)
+            self._notify("rescan")
+
+        delay = _WATCH_RETRY_MIN
+        while True:
+            try:
+                await source.watch(self._notify, ready)
+                problem = "returned"
+            except Exception as exc:  # noqa: BLE001 - a source bug must not stop reloading
+                problem = f"{type(exc).__name__}: {exc}"
+            self._metrics.watch_restarts.inc()
+            self._log.error("source_watch_failed", error=problem, retry_in_s=delay)
+            await anyio.sleep(delay)
+            delay = min(delay * 2, _WATCH_RETRY_MAX)
+
+    async def _watching(self, watching: asyncio.Future[None]) -> None:
+        """Return once the source is watched, so no change after ``async with`` is missed.
+
+        Bounded: if no watch can start (an inotify limit, a server down), the reloader still
+        runs on its safety poll, and says so, rather than hanging its caller.
+        """
         with anyio.move_on_after(_WATCH_READY_TIMEOUT) as scope:
-            await asyncio.shield(sub.ready)
+            await asyncio.shield(watching)
         if scope.cancelled_caught:
             self._log.warning(
                 "watcher_not_ready",
@@ -301,9 +415,27 @@ class HotReloader(Generic[T]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        stack, self._stack = self._stack, None
-        if stack is not None:
-            await stack.aclose()
+        await self._close(exc_type, exc, tb)
+
+    async def _close(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        tg, self._tg = self._tg, None
+        if tg is None:
+            return
+        self._spawn_worker = None
+        if self._poll_timer is not None:
+            self._poll_timer.cancel()
+            self._poll_timer = None
+        self._failures.detach()
+        tg.cancel_scope.cancel()
+        try:
+            await tg.__aexit__(exc_type, exc, tb)
+        finally:
+            await self._shutdown()
 
     async def _shutdown(self) -> None:
         self._closed = True
@@ -311,16 +443,18 @@ class HotReloader(Generic[T]):
         if self._hub is not None and self._sub is not None:
             await self._hub.unsubscribe(self._sub)
         self._hub = self._sub = None
-        for snapshots in list(self._snapshot_streams):
+        for snapshots in list(self._snapshot_streams or ()):
             await snapshots.aclose()
-        for outcomes in list(self._outcome_streams):
+        for outcomes in list(self._outcome_streams or ()):
             await outcomes.aclose()
-        while not self._queue.empty():
-            pending = self._queue.get_nowait().reply
+        triggers, self._triggers = self._triggers, []
+        for trigger in triggers:
+            pending = trigger.reply
             if pending is not None and not pending.done():
                 pending.cancel()
         self._metrics.close()
-        self._event.set()
+        if self._event is not None:
+            self._event.set()
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -333,10 +467,14 @@ class HotReloader(Generic[T]):
 
     def changes(self) -> Stream[Snapshot[T]]:
         """Each snapshot committed from now on, in order. Ends when the reloader closes."""
+        if self._snapshot_streams is None:
+            self._snapshot_streams = weakref.WeakSet()
         return Stream(self._snapshot_streams, self._closed)
 
     def outcomes(self) -> Stream[ReloadOutcome]:
         """Each re-check's outcome from now on (changed, unchanged or rejected), in order."""
+        if self._outcome_streams is None:
+            self._outcome_streams = weakref.WeakSet()
         return Stream(self._outcome_streams, self._closed)
 
     async def wait_for_generation(
@@ -462,7 +600,13 @@ class HotReloader(Generic[T]):
 
     def _notify(self, kind: str) -> None:
         if not self._closed:
-            self._queue.put_nowait(_Trigger(kind, time.perf_counter()))
+            self._put(_Trigger(kind, time.perf_counter()))
+
+    def _put(self, trigger: _Trigger) -> None:
+        self._triggers.append(trigger)
+        if not self._working and self._spawn_worker is not None:
+            self._working = True
+            self._spawn_worker()
 
     def _notify_threadsafe(self, kind: str) -> None:
         loop = self._loop
@@ -478,33 +622,35 @@ class HotReloader(Generic[T]):
         if self._closed:
             raise RuntimeError("the reloader is not running (use `async with`)")
         reply: asyncio.Future[ReloadOutcome] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Trigger(kind, time.perf_counter(), reply))
+        self._put(_Trigger(kind, time.perf_counter(), reply))
         return await reply
 
     def _poll(self) -> None:
+        if self._closed or self._loop is None:
+            return
         self._notify("poll")
-        self._poll_timer = asyncio.get_running_loop().call_later(self.poll_interval, self._poll)
-
-    def _stop_poll(self) -> None:
-        self._poll_timer.cancel()
+        self._poll_timer = self._loop.call_later(self.poll_interval, self._poll)
 
     async def _worker(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            while not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            try:
-                outcome = await self._check(batch)
-            except Exception as exc:  # noqa: BLE001 - a bug must not stop reloading
-                self._log.exception("reload_worker_error", error=repr(exc))
-                error = ConfigError(self.path, f"internal error: {type(exc).__name__}: {exc}")
-                outcome = self._record_outcome(
-                    ReloadResult.ERROR, batch, time.perf_counter(), error=error
-                )
-            for trig in batch:
-                if trig.reply is not None and not trig.reply.done():
-                    assert outcome is not None  # noqa: S101 - a reply comes with a file check
-                    trig.reply.set_result(outcome)
+        """The only writer: drains the triggers a burst at a time, then ends (``_put`` starts
+        a new one for the next burst; there is never more than one)."""
+        try:
+            while self._triggers:
+                batch, self._triggers = self._triggers, []
+                try:
+                    outcome = await self._check(batch)
+                except Exception as exc:  # noqa: BLE001 - a bug must not stop reloading
+                    self._log.exception("reload_worker_error", error=repr(exc))
+                    error = ConfigError(self.path, f"internal error: {type(exc).__name__}: {exc}")
+                    outcome = self._record_outcome(
+                        ReloadResult.ERROR, batch, time.perf_counter(), error=error
+                    )
+                for trig in batch:
+                    if trig.reply is not None and not trig.reply.done():
+                        assert outcome is not None  # noqa: S101 - replies come with file checks
+                        trig.reply.set_result(outcome)
+        finally:
+            self._working = False
 
     # -- one check -----------------------------------------------------------------------------
 
@@ -524,8 +670,11 @@ class HotReloader(Generic[T]):
     async def _check_file(self, batch: list[_Trigger], started: float) -> ReloadOutcome:
         active = self._active
         try:
-            raw = self._pipeline.read(self.path)
+            revision = await self.source.read(self._pipeline.max_bytes)
+            raw = revision.content
+            version = revision.version
         except ConfigError as exc:
+            version = None
             evaluation: Evaluation[T] = Evaluation(result_for(exc), "", error=exc)
             key = f"{exc.reason}:{exc.message}"
         else:
@@ -556,7 +705,9 @@ class HotReloader(Generic[T]):
                 evaluation.changed,
                 trigger,
                 seen_at,
-                self._snapshot_of(evaluation.candidate, self.snapshot.generation + 1),
+                self._snapshot_of(evaluation.candidate, self.snapshot.generation + 1, version),
+                raw,
+                version,
             )
             if self._gate.holding:
                 return self._hold(change, batch, started)
@@ -567,6 +718,7 @@ class HotReloader(Generic[T]):
                 self._reject(evaluation.error, evaluation.result, trigger)
         else:
             self._note_restart_required(evaluation)
+            self._recovered()  # the source is valid again, and equal to what is in force
             if self._gate.pending is not None:
                 self._gate.take()
                 self._metrics.pending.set(0)
@@ -632,13 +784,8 @@ class HotReloader(Generic[T]):
             )
         else:
             self._log.info("last_session_completed_applying_pending_reload", waited_s=waited)
-        change = pending.change
-        change = _Change(
-            change.active,
-            change.changed,
-            "drain_timeout" if timed_out else "session_end",
-            change.seen_at,
-            change.preview,
+        change = dataclasses.replace(
+            pending.change, trigger="drain_timeout" if timed_out else "session_end"
         )
         return await self._apply(change, started=started, batch=batch)
 
@@ -649,7 +796,7 @@ class HotReloader(Generic[T]):
     ) -> ReloadOutcome:
         """Run the apply hooks, then swap; a hook that raises keeps the previous config."""
         old = self.snapshot
-        new = self._snapshot_of(change.active, old.generation + 1)
+        new = self._snapshot_of(change.active, old.generation + 1, change.version)
         error = await self._run_hooks(new, old, change.active)
         if error is not None:
             self._reject(error, ReloadResult.ERROR, change.trigger)
@@ -663,6 +810,7 @@ class HotReloader(Generic[T]):
             changed=change.changed,
             seen_at=change.seen_at,
             snapshot=new,
+            raw=change.raw,
         )
 
     async def _run_hooks(
@@ -703,7 +851,7 @@ class HotReloader(Generic[T]):
             done.append(hook)
         return None
 
-    def _snapshot_of(self, active: Active[T], generation: int) -> Snapshot[T]:
+    def _snapshot_of(self, active: Active[T], generation: int, version: str | None) -> Snapshot[T]:
         return Snapshot(
             config=active.config,
             generation=generation,
@@ -711,6 +859,7 @@ class HotReloader(Generic[T]):
             content_sha256=active.content_sha256,
             loaded_at=datetime.fromtimestamp(time.time(), timezone.utc),
             source=self.path,
+            version=version,
         )
 
     def _commit(
@@ -721,12 +870,14 @@ class HotReloader(Generic[T]):
         started: float,
         changed: tuple[str, ...],
         seen_at: float,
+        raw: bytes,
         snapshot: Snapshot[T] | None = None,
     ) -> ReloadOutcome:
         initial = trigger == "initial"
         previous = None if initial else self.snapshot.config_hash
         if snapshot is None:
-            snapshot = self._snapshot_of(active, 1 if initial else self.snapshot.generation + 1)
+            generation = 1 if initial else self.snapshot.generation + 1
+            snapshot = self._snapshot_of(active, generation, self._version)
         generation = snapshot.generation
         # The swap: two reference stores, snapshot first, each atomic for any reader.
         self._active = active
@@ -749,7 +900,11 @@ class HotReloader(Generic[T]):
                 trigger=trigger,
                 duration_ms=round((done - started) * 1000, 3),
             )
-        for stream in list(self._snapshot_streams):
+        if not initial:
+            self._recovered()
+        if self.lkg_path is not None and (not initial or self.degraded is None):
+            self._save_last_known_good(snapshot, raw)
+        for stream in list(self._snapshot_streams or ()):
             stream._put(snapshot)
         outcome = ReloadOutcome(
             result=ReloadResult.CONFIG_CHANGED,
@@ -791,10 +946,13 @@ class HotReloader(Generic[T]):
         self.last_outcome = outcome
         self._seq += 1
         self._outcomes.append((self._seq, outcome))
-        for stream in list(self._outcome_streams):
+        if len(self._outcomes) > _OUTCOME_HISTORY:
+            del self._outcomes[: _OUTCOME_HISTORY // 2]
+        for stream in list(self._outcome_streams or ()):
             stream._put(outcome)
-        event, self._event = self._event, asyncio.Event()
-        event.set()
+        event, self._event = self._event, None
+        if event is not None:
+            event.set()
         return outcome
 
     def _reject(self, error: ConfigError, result: ReloadResult, trigger: str) -> None:
@@ -827,6 +985,56 @@ class HotReloader(Generic[T]):
                 )
         for path in [p for p in self._warned_restart if p not in dict(wanted)]:
             del self._warned_restart[path]
+
+    # -- last known good -----------------------------------------------------------------------
+
+    def _last_known_good(self, error: ConfigError) -> tuple[Active[T], bytes]:
+        """Start on the cached copy when the source is invalid; re-raise ``error`` otherwise."""
+        if self.lkg_path is None:
+            raise error
+        try:
+            cached = lkg.load(self.lkg_path)
+            raw = cached.content.encode()
+            active = self._pipeline.load(raw)
+        except FileNotFoundError:
+            raise error from None
+        except (OSError, ValueError, ConfigError) as exc:  # msgspec errors are ValueErrors
+            self._log.error(
+                "last_known_good_unusable", path=self.lkg_path, error=type(exc).__name__
+            )
+            raise error from None
+        self.degraded = f"started from the last-known-good copy: the source is invalid: {error}"
+        self._log.error(
+            "config_started_from_last_known_good",
+            error=str(error),
+            reason=error.reason,
+            lkg_path=self.lkg_path,
+            cached_generation=cached.generation,
+            cached_config_hash=cached.config_hash,
+            saved_at=cached.saved_at.isoformat(),
+        )
+        return active, raw
+
+    def _save_last_known_good(self, snapshot: Snapshot[T], raw: bytes) -> None:
+        assert self.lkg_path is not None  # noqa: S101 - checked by the caller
+        try:
+            cached = lkg.Cached(
+                source=self.path,
+                content=raw.decode(),
+                content_sha256=snapshot.content_sha256,
+                config_hash=snapshot.config_hash,
+                generation=snapshot.generation,
+                saved_at=snapshot.loaded_at,
+            )
+            lkg.save(self.lkg_path, cached)
+        except (OSError, ValueError) as exc:  # a safety net: never fail a commit over it
+            self._log.warning("last_known_good_write_failed", path=self.lkg_path, error=str(exc))
+
+    def _recovered(self) -> None:
+        if self.degraded is not None:
+            self.degraded = None
+            self._metrics.degraded.set(0)
+            self._log.info("config_recovered_from_last_known_good")
 
     # -- log level -------------------------------------------------------------------------------
 
@@ -861,11 +1069,27 @@ class HotReloader(Generic[T]):
             raise RuntimeError("the reloader closed while waiting")
 
     async def _next_event(self) -> None:
+        if self._event is None:
+            self._event = asyncio.Event()
         await self._event.wait()
 
     def __repr__(self) -> str:
         gen = self.snapshot.generation if hasattr(self, "snapshot") else None
         return f"<HotReloader {self.name!r} {self.path!r} generation={gen}>"
+
+
+def _source_for(
+    path: str | os.PathLike[str] | None, source: Source | None, debounce_ms: int, step_ms: int
+) -> Source:
+    if source is None:
+        if path is None:
+            raise TypeError("give HotReloader a path or a source=, one of them")
+        return FileSource(path, debounce_ms=debounce_ms, step_ms=step_ms)
+    if path is not None:
+        raise TypeError("give HotReloader a path or a source=, not both")
+    if not isinstance(source, Source):
+        raise TypeError(f"source must implement hotreload.Source, got {source!r}")
+    return source
 
 
 def _hook_name(hook: Callable[..., object]) -> str:
