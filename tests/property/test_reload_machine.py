@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import tempfile
 import threading
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -58,6 +58,17 @@ TOOLSETS = ("kubernetes", "prometheus")
 
 def document(config: Settings) -> bytes:
     return f"model: {config.model}\nretries: {config.retries}\n".encode()
+
+
+async def on_loop(fn: Callable[..., X], *args: object) -> X:
+    """Call ``fn`` from a task on the loop, as an async service does."""
+    return fn(*args)
+
+
+def in_thread(fn: Callable[..., object], *args: object) -> None:
+    worker = threading.Thread(target=fn, args=args, name="property-tool")
+    worker.start()
+    worker.join(WAIT)
 
 
 class Reader(threading.Thread):
@@ -156,7 +167,7 @@ class ReloadMachine(RuleBasedStateMachine):
                 self.reader.join(WAIT)
             if self.reloader is not None:
                 for session in self.sessions:
-                    self.r.unregister_session(session)
+                    self.run(on_loop(self.r.unregister_session, session))
                 self.stop.set()
                 self.run(self.host)
         finally:
@@ -209,22 +220,23 @@ class ReloadMachine(RuleBasedStateMachine):
         self.next_session += 1
         if not self.sessions:
             self.held = self.r.config  # in force until the last session ends
-        assert self.r.register_session(self.next_session)
+        assert self.run(on_loop(self.r.register_session, self.next_session))
         self.sessions.append(self.next_session)
 
     @precondition(lambda self: bool(self.sessions))
     @rule(which=st.integers(0, 10))
     def close_session(self, which: int) -> None:
         session = self.sessions.pop(which % len(self.sessions))
-        assert self.r.unregister_session(session)
+        assert self.run(on_loop(self.r.unregister_session, session))
 
     @rule(toolset=st.sampled_from(TOOLSETS))
     def record_failure(self, toolset: str) -> None:
-        self.r.record_failure(toolset, "ConnectionError", "refused")
+        """From a tool's own thread, as sync tool code reports it."""
+        in_thread(self.r.record_failure, toolset, "ConnectionError", "refused")
 
     @rule(toolset=st.sampled_from(TOOLSETS))
     def record_success(self, toolset: str) -> None:
-        self.r.record_success(toolset)
+        in_thread(self.r.record_success, toolset)
 
     # -- the model's check -------------------------------------------------------------------
 
