@@ -78,10 +78,11 @@ class Labelled(Generic[S]):
 
     __slots__ = ("_make", "series")
     _make: Callable[[], S]
+    series: dict[tuple[str, ...], S]
 
     def __init__(self, make: Callable[[], S]) -> None:
         self._make = make
-        self.series: dict[tuple[str, ...], S] = {}
+        self.series = {}
 
     def labels(self, *values: str) -> S:
         found = self.series.get(values)
@@ -290,21 +291,13 @@ class _Collector(Collector):
         yield _histogram(
             f"{ns}_auto_reload_duration_seconds",
             "Duration of forced re-checks set off by toolset failures.",
-            (
-                ((m.name, *labels), hist)
-                for m in live
-                for labels, hist in m.toolsets.duration.series.items()
-            ),
+            _labelled(live, lambda m: m.toolsets.duration),
             ["result"],
         )
         yield _histogram(
             f"{ns}_consecutive_failures_before_reload",
             "Consecutive failures of a toolset when its auto-reload settled.",
-            (
-                ((m.name, *labels), hist)
-                for m in live
-                for labels, hist in m.toolsets.before_reload.series.items()
-            ),
+            _labelled(live, lambda m: m.toolsets.before_reload),
             ["toolset"],
         )
         yield _labelled_counter(
@@ -324,10 +317,22 @@ def _labelled_counter(
     family: Callable[[ReloaderMetrics], Labelled[Value]],
 ) -> CounterMetricFamily:
     fam = CounterMetricFamily(name, doc, labels=["config", *labels])
-    for m in live:
-        for values, series in list(family(m).series.items()):
-            fam.add_metric([m.name, *values], series.value)
+    for values, series in _labelled(live, family):
+        fam.add_metric(list(values), series.value)
     return fam
+
+
+def _labelled(
+    live: list[ReloaderMetrics], family: Callable[[ReloaderMetrics], Labelled[S]]
+) -> list[tuple[tuple[str, ...], S]]:
+    """Every series of a labelled family, with the ``config`` label value first."""
+    found: list[tuple[tuple[str, ...], S]] = []
+    key: tuple[str, ...]
+    for m in live:
+        labelled: Labelled[S] = family(m)
+        for key in list(labelled.series):
+            found.append(((m.name, *key), labelled.series[key]))
+    return found
 
 
 def _histogram(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import msgspec
@@ -58,6 +58,7 @@ def outcome_dict(outcome: ReloadOutcome) -> dict[str, Any]:
         "changed": list(outcome.changed),
         "restart_required": list(outcome.restart_required),
         "duration_ms": round(outcome.duration * 1000, 3),
+        "at": datetime.fromtimestamp(outcome.at, timezone.utc).isoformat() if outcome.at else None,
         "error": None if outcome.error is None else error_dict(outcome.error),
     }
 

@@ -25,7 +25,7 @@ from typing import Any, Generic, TypeVar
 
 import anyio
 import msgspec
-from prometheus_client import CollectorRegistry
+from prometheus_client import REGISTRY, CollectorRegistry
 
 from . import _lkg as lkg
 from ._drain import DrainGate
@@ -581,6 +581,17 @@ class HotReloader(Generic[T]):
         return closed
 
     @property
+    def pending_since(self) -> datetime | None:
+        """When the pending change started waiting (UTC), or None."""
+        pending = self._gate.pending
+        return None if pending is None else datetime.fromtimestamp(pending.since_unix, timezone.utc)
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        """The prometheus registry this reloader's metrics are on."""
+        return REGISTRY if self._registry is None else self._registry
+
+    @property
     def active_sessions(self) -> int:
         """How many sessions are open."""
         return self._gate.sessions
@@ -750,6 +761,7 @@ class HotReloader(Generic[T]):
             )
         now = time.perf_counter()
         outcome = ReloadOutcome(
+            at=time.time(),
             result=ReloadResult.CONFIG_CHANGED,
             applied=False,
             deferred=True,
@@ -907,6 +919,7 @@ class HotReloader(Generic[T]):
         for stream in list(self._snapshot_streams or ()):
             stream._put(snapshot)
         outcome = ReloadOutcome(
+            at=time.time(),
             result=ReloadResult.CONFIG_CHANGED,
             applied=True,
             generation=generation,
@@ -930,6 +943,7 @@ class HotReloader(Generic[T]):
     ) -> ReloadOutcome:
         now = time.perf_counter()
         outcome = ReloadOutcome(
+            at=time.time(),
             result=result,
             applied=False,
             generation=self.snapshot.generation,

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Mutable
 from typing import Any, TypeVar, overload
 
 import msgspec
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from ._fields import FieldPolicy, Path
 from ._present import (
@@ -239,14 +239,17 @@ def config_report(reloader: HotReloader[Any], *, include_config: bool = True) ->
     report: dict[str, Any] = {
         "name": reloader.name,
         **snapshot_dict(snapshot),
-        "status": "degraded" if last is not None and last.error is not None else "ok",
+        "status": "degraded"
+        if reloader.degraded is not None or (last is not None and last.error is not None)
+        else "ok",
+        "degraded": reloader.degraded,
         "last_outcome": None if last is None else outcome_dict(last),
         "pending": None
         if pending is None
         else {
             "generation": pending.generation,
             "config_hash": pending.config_hash,
-            "since": pending.loaded_at.isoformat(),
+            "since": (reloader.pending_since or pending.loaded_at).isoformat(),
         },
         "active_sessions": reloader.active_sessions,
         "restart_required": list(reloader.restart_required),
@@ -376,7 +379,12 @@ class HotReloadAdmin:
             "config_hash": snapshot.config_hash,
         }
         status = 200
-        if last is not None and last.error is not None:
+        if reloader.degraded is not None:
+            body["status"] = "degraded"
+            body["reason"] = reloader.degraded
+            if self.strict_ready:
+                status = 503
+        elif last is not None and last.error is not None:
             body["status"] = "degraded"
             body["reason"] = f"latest version rejected, previous kept: {last.error}"
             if self.strict_ready:
@@ -438,8 +446,7 @@ def admin_routes(
 
 
 def _registry_of(reloader: HotReloader[Any]) -> CollectorRegistry:
-    found = getattr(reloader, "registry", None) or getattr(reloader, "_registry", None)
-    return found if isinstance(found, CollectorRegistry) else REGISTRY
+    return reloader.registry
 
 
 def _bearer(scope: Scope) -> bytes | None:

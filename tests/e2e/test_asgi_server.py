@@ -270,11 +270,6 @@ def test_current_snapshot_outside_a_request_says_what_is_missing() -> None:
         current_config()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs hotreload/_fields.py _SECRET_NAME to match whole name parts: "
-    "'max_tokens_per_request' is a count, not a secret, but matches 'token'",
-)
 async def test_config_report_shows_a_token_count_that_is_no_secret(
     config_file: Path, registry: CollectorRegistry
 ) -> None:
@@ -283,3 +278,23 @@ async def test_config_report_shows_a_token_count_that_is_no_secret(
         llm = (await client.get("/-/config")).json()["config"]["llm"]
         assert llm["api_key"] == "***"
         assert llm["max_tokens_per_request"] == 4096
+
+
+async def test_a_start_on_the_last_known_good_copy_shows_as_degraded(
+    config_file: Path, registry: CollectorRegistry, tmp_path: Path
+) -> None:
+    lkg = tmp_path / "lkg.json"
+    async with create_reloader(config_file, registry=registry, lkg_path=lkg):
+        pass  # a good start leaves the cached copy
+    write_in_place(config_file, "llm: [\n")  # a bad push, then the pod restarts
+    reloader = create_reloader(config_file, registry=registry, poll_interval=0, lkg_path=lkg)
+    async with serving(holmes_app(reloader, strict_ready=True)) as client:
+        assert (await client.get("/")).json()["model"] == "gpt-4"
+        report = (await client.get("/-/config")).json()
+        assert report["status"] == "degraded"
+        assert "last-known-good" in report["degraded"]
+        assert "config.yaml:2:1" in report["degraded"]
+        ready = await client.get("/-/readyz")
+        assert ready.status_code == 503  # strict: a degraded pod is taken out of rotation
+        assert "last-known-good" in ready.json()["reason"]
+        assert SECRET not in ready.text + str(report)
