@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, settings
 
 settings.register_profile(
     "ci",
-    max_examples=30,
+    max_examples=100,
     stateful_step_count=30,
     deadline=None,
     derandomize=True,
