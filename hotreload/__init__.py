@@ -6,11 +6,18 @@ reference, and keep the previous version whenever a new one is bad.
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ._errors import ConfigError, ConfigParseError, ConfigReadError, ConfigValidationError
+from ._errors import (
+    ConfigApplyError,
+    ConfigError,
+    ConfigParseError,
+    ConfigReadError,
+    ConfigValidationError,
+)
+from ._failures import ToolsetFailureRecord
 from ._fields import RestartRequired, Secret
 from ._logging import filter_by_stdlib_level
 from ._outcome import ReloadOutcome, ReloadResult
-from ._reloader import HotReloader, Stream
+from ._reloader import ApplyHook, HotReloader, Stream
 from ._snapshot import Snapshot
 
 try:
@@ -19,6 +26,8 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
+    "ApplyHook",
+    "ConfigApplyError",
     "ConfigError",
     "ConfigParseError",
     "ConfigReadError",
@@ -30,6 +39,7 @@ __all__ = [
     "Secret",
     "Snapshot",
     "Stream",
+    "ToolsetFailureRecord",
     "__version__",
     "filter_by_stdlib_level",
 ]

@@ -7,6 +7,7 @@ secret), only the file, the position or field path, and what was wrong.
 from __future__ import annotations
 
 __all__ = [
+    "ConfigApplyError",
     "ConfigError",
     "ConfigParseError",
     "ConfigReadError",
@@ -98,3 +99,17 @@ class ConfigValidationError(ConfigError):
         where = self.source if self.line is None else f"{self.source}:{self.line}:{self.column}"
         field = f" at `{self.field_path}`" if self.field_path else ""
         return f"{where}: {self.message}{field}"
+
+
+class ConfigApplyError(ConfigError):
+    """A valid new config was refused by an apply hook; the previous one stays in force.
+
+    ``hook`` names the hook that raised. The message carries the hook's exception type and
+    text with any secret value of the config replaced by ``***``.
+    """
+
+    reason = "apply_hook"
+
+    def __init__(self, source: str, message: str, *, hook: str) -> None:
+        super().__init__(source, message)
+        self.hook = hook

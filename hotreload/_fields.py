@@ -94,6 +94,27 @@ class FieldPolicy:
     def redact(self, path: Path, value: Any) -> Any:
         return "***" if self.is_secret(path) else value
 
+    def secret_values(self, builtins: Any) -> set[str]:
+        """The string values held in secret fields of a config (as builtins), to scrub them
+        out of text the engine did not write itself, such as an apply hook's error."""
+        found: set[str] = set()
+        stack: list[tuple[Path, Any]] = [((), builtins)]
+        while stack:
+            path, value = stack.pop()
+            if isinstance(value, dict):
+                stack.extend(((*path, str(k)), v) for k, v in value.items())
+            elif isinstance(value, list | tuple):
+                stack.extend((path, v) for v in value)
+            elif isinstance(value, str) and len(value) >= 4 and self.is_secret(path):
+                found.add(value)
+        return found
+
+    def scrub(self, text: str, builtins: Any) -> str:
+        """``text`` with every secret value of the config replaced by ``***``."""
+        for value in sorted(self.secret_values(builtins), key=len, reverse=True):
+            text = text.replace(value, "***")
+        return text
+
 
 def _collect(
     tp: Any, prefix: Path, restart: list[Path], secret: list[Path], seen: set[Any]

@@ -11,12 +11,15 @@ from __future__ import annotations
 import contextlib
 import threading
 import weakref
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["ReloaderMetrics"]
+__all__ = ["FailureMetrics", "ReloaderMetrics"]
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+_COUNT_BUCKETS = (1, 2, 3, 5, 10, 20, 50, 100, 1000)
 
 
 class _Families:
@@ -56,6 +59,39 @@ class _Families:
         self.missed = counter(
             "watch_missed_events_total", "Changes the safety poll found that the watcher missed."
         )
+        self.active_sessions = gauge("active_sessions", "Open gating sessions.")
+        self.pending = gauge(
+            "pending_reload", "1 while a valid change waits for sessions to end, else 0."
+        )
+        # BR-HAPI-190's names (the spec has no config label; we add it like everywhere else).
+        self.toolset_failures = counter(
+            "toolset_failures_total", "Toolset failures recorded.", "toolset"
+        )
+        self.triggered = counter(
+            "auto_reload_triggered_total",
+            "Auto-reloads set off by persistent toolset failures, by result.",
+            "toolset",
+            "result",
+        )
+        self.auto_duration = Histogram(
+            f"{ns}_auto_reload_duration_seconds",
+            "Duration of forced re-checks set off by toolset failures.",
+            ["config", "result"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.before_reload = Histogram(
+            f"{ns}_consecutive_failures_before_reload",
+            "Consecutive failures of a toolset when its auto-reload settled.",
+            ["config", "toolset"],
+            buckets=_COUNT_BUCKETS,
+            registry=registry,
+        )
+        self.cooldown_blocks = counter(
+            "reload_cooldown_blocks_total",
+            "Auto-reloads not started because the toolset's cooldown was active.",
+            "toolset",
+        )
         self.active: set[str] = set()
 
 
@@ -92,6 +128,15 @@ class ReloaderMetrics:
         self.restart_required = fam.restart_required.labels(name)
         self.watch_restarts = fam.watch_restarts.labels(name)
         self.missed = fam.missed.labels(name)
+        self.active_sessions = fam.active_sessions.labels(name)
+        self.pending = fam.pending.labels(name)
+        self.toolsets = FailureMetrics(
+            failures=_Bound(fam.toolset_failures, name),
+            triggered=_Bound(fam.triggered, name),
+            duration=_Bound(fam.auto_duration, name),
+            before_reload=_Bound(fam.before_reload, name),
+            cooldown_blocks=_Bound(fam.cooldown_blocks, name),
+        )
         self.reload_total.inc(0)
 
     def failure(self, reason: str) -> None:
@@ -121,17 +166,57 @@ class ReloaderMetrics:
             fam.restart_required,
             fam.watch_restarts,
             fam.missed,
+            fam.active_sessions,
+            fam.pending,
         ):
             _remove(family, self._name)
         if self._hash is not None:
             _remove(fam.info, self._name, self._hash)
-        for labels in list(_label_sets(fam.failures)):
-            if labels[0] == self._name:
-                _remove(fam.failures, *labels)
+        for family in (
+            fam.failures,
+            fam.toolset_failures,
+            fam.triggered,
+            fam.auto_duration,
+            fam.before_reload,
+            fam.cooldown_blocks,
+        ):
+            for labels in _label_sets(family):
+                if labels[0] == self._name:
+                    _remove(family, *labels)
 
 
-def _label_sets(family: Counter) -> list[tuple[str, ...]]:
-    return [tuple(labels) for labels in family._metrics]
+Family = TypeVar("Family", Counter, Gauge, Histogram)
+
+
+class _Bound(Generic[Family]):
+    """A family with this reloader's ``config`` label already filled in."""
+
+    __slots__ = ("_family", "_name")
+    _family: Family
+    _name: str
+
+    def __init__(self, family: Family, name: str) -> None:
+        self._family = family
+        self._name = name
+
+    def labels(self, *values: str) -> Family:
+        return self._family.labels(self._name, *values)
+
+
+@dataclass(frozen=True, slots=True)
+class FailureMetrics:
+    """The failure actor's metrics (BR-HAPI-190 names), bound to one reloader."""
+
+    failures: _Bound[Counter]
+    triggered: _Bound[Counter]
+    duration: _Bound[Histogram]
+    before_reload: _Bound[Histogram]
+    cooldown_blocks: _Bound[Counter]
+
+
+def _label_sets(family: Counter | Gauge | Histogram) -> list[tuple[str, ...]]:
+    with family._lock:
+        return [tuple(labels) for labels in family._metrics]
 
 
 def _remove(family: Counter | Gauge | Histogram, *labels: str) -> None:

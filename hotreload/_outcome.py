@@ -26,12 +26,15 @@ class ReloadResult(str, enum.Enum):
 class ReloadOutcome:
     """The result of one re-check.
 
-    ``applied`` is true when this check committed a new snapshot; ``generation`` is the
-    generation in force afterwards. ``changed`` lists the key paths that changed (applied ones
+    ``applied`` is true when this check committed a new snapshot; ``deferred`` when it found a
+    valid change but open sessions hold it back as pending (it is committed when the last
+    session ends or ``max_drain_wait`` passes, with an outcome of its own). ``generation`` is
+    the generation in force afterwards. ``changed`` lists the key paths that changed (applied ones
     only); ``restart_required`` the restart-required fields whose new value in the file is not
     in force. ``trigger`` says what asked for the check: ``watch``, ``poll``, ``manual``,
-    ``rescan`` or ``initial``. ``duration`` is in seconds; ``latency`` runs from the first
-    trigger of this check to its end.
+    ``rescan``, ``initial``, ``auto_reload`` (persistent toolset failures), ``session_end``
+    or ``drain_timeout`` (a pending change committed). ``duration`` is in seconds;
+    ``latency`` runs from the first trigger of this check to its end.
     """
 
     result: ReloadResult
@@ -44,6 +47,7 @@ class ReloadOutcome:
     error: ConfigError | None = None
     changed: tuple[str, ...] = ()
     restart_required: tuple[str, ...] = ()
+    deferred: bool = False
 
     @property
     def ok(self) -> bool:

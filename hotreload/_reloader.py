@@ -1,9 +1,10 @@
 """`HotReloader`: one config file kept current, validated, and swapped in atomically.
 
-Every trigger (a watcher event, the safety poll, ``reload()``) goes into one queue; one worker
-task drains it, runs the pipeline once for the whole burst and commits. Being the only writer,
-it needs no lock: a commit assigns ``snapshot`` and then ``config``, each a single reference
-store, so a reader on any thread sees one whole version or the other, never a mix.
+Every trigger (a watcher event, the safety poll, ``reload()``, the failure actor, the last
+session ending) goes into one queue; one worker task drains it, runs the pipeline once for the
+whole burst and commits. Being the only writer, it needs no lock: a commit assigns
+``snapshot`` and then ``config``, each a single reference store, so a reader on any thread
+sees one whole version or the other, never a mix.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import collections
 import contextlib
 import logging
 import os
+import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from types import TracebackType
@@ -25,7 +27,9 @@ import anyio
 import msgspec
 from prometheus_client import CollectorRegistry
 
-from ._errors import ConfigError, ConfigValidationError
+from ._drain import DrainGate
+from ._errors import ConfigApplyError, ConfigError, ConfigValidationError
+from ._failures import FailureActor, FailureLedger, Mark, ToolsetFailureRecord
 from ._fields import FieldPolicy, format_path
 from ._kube import is_file_mount
 from ._logging import ContextLogger, apply_log_level, level_number
@@ -36,7 +40,7 @@ from ._pipeline import Active, Evaluation, Pipeline, Validator, result_for, sha2
 from ._snapshot import Snapshot
 from ._watch import Subscription, WatchHub, hub_for
 
-__all__ = ["HotReloader", "Stream"]
+__all__ = ["ApplyHook", "HotReloader", "Stream"]
 
 T = TypeVar("T")
 X = TypeVar("X")
@@ -49,12 +53,29 @@ _WATCH_READY_TIMEOUT = 5.0
 MSG_RELOADED = "Configuration hot-reloaded successfully"
 MSG_REJECTED = "Failed to apply new configuration - keeping previous"
 
+#: Triggers that only ask the worker to look at the drain gate again, not at the file.
+_GATE_KINDS = frozenset({"session_end", "drain_timeout"})
+
+ApplyHook = Callable[["Snapshot[T]", "Snapshot[T]"], Awaitable[None]]
+"""``async def hook(new, old)``: runs before a change is put in force; raising refuses it."""
+
 
 @dataclass(slots=True)
 class _Trigger:
     kind: str
     seen_at: float
     reply: asyncio.Future[ReloadOutcome] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Change(Generic[T]):
+    """A validated change on its way in: committed now, or held while sessions are open."""
+
+    active: Active[T]
+    changed: tuple[str, ...]
+    trigger: str
+    seen_at: float
+    preview: Snapshot[T]
 
 
 class Stream(Generic[X]):
@@ -112,6 +133,14 @@ class HotReloader(Generic[T]):
     ``toml``); ``restart_required`` and ``secrets`` add dotted path patterns to what the schema
     marks with `RestartRequired` and `Secret`; ``log_level_field`` names the field whose value
     is applied to the stdlib ``loggers`` (root by default) on load and on every change.
+
+    Failures (BR-HAPI-190): ``record_failure(toolset, ...)`` counts; ``failure_threshold``
+    consecutive failures force a re-check, at most once per ``failure_cooldown`` seconds per
+    toolset. Sessions (BR-HAPI-191): while a ``session()`` is open a valid change waits as
+    ``pending``, for at most ``max_drain_wait`` seconds (0: sessions never hold changes).
+    ``on_apply`` hooks, ``async def hook(new, old)``, run before a change is put in force
+    (bounded by ``hook_timeout``); one that raises refuses it, and the hooks that already ran
+    are called again as ``hook(old, new)`` to undo.
     """
 
     config: T
@@ -135,10 +164,17 @@ class HotReloader(Generic[T]):
         secrets: Sequence[str] = (),
         log_level_field: str | None = "log_level",
         loggers: Sequence[str] = ("",),
+        failure_threshold: int = 3,
+        failure_cooldown: float = 60.0,
+        max_drain_wait: float = 30.0,
+        on_apply: Sequence[ApplyHook[T]] = (),
+        hook_timeout: float = 30.0,
     ) -> None:
         _require_frozen(schema)
         if poll_interval < 0 or max_bytes <= 0 or debounce_ms <= 0 or step_ms <= 0:
             raise ValueError("poll_interval must be >= 0; max_bytes, debounce_ms, step_ms > 0")
+        if hook_timeout <= 0:
+            raise ValueError(f"hook_timeout must be > 0 seconds, got {hook_timeout!r}")
         self.path = os.fspath(path)
         self.name = name
         self.poll_interval = poll_interval
@@ -161,6 +197,18 @@ class HotReloader(Generic[T]):
             policy=self.policy,
         )
         self._log = ContextLogger("hotreload", config=name, source=self.path)
+        self._hooks: list[ApplyHook[T]] = list(on_apply)
+        self.hook_timeout = hook_timeout
+        self._gate: DrainGate[_Change[T]] = DrainGate(max_drain_wait, self._notify_threadsafe)
+        self._failures = FailureActor(
+            FailureLedger(failure_threshold, failure_cooldown),
+            recheck=self._auto_reload,
+            mark=self._mark,
+            changed_since=self._changed_since,
+            log=self._log,
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
         self._closed = True
         self._queue: asyncio.Queue[_Trigger] = asyncio.Queue()
         self._snapshot_streams: weakref.WeakSet[Stream[Snapshot[T]]] = weakref.WeakSet()
@@ -197,6 +245,8 @@ class HotReloader(Generic[T]):
             )
         self._queue = asyncio.Queue()
         self._event = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         self._limiter: anyio.CapacityLimiter | None = None  # made on the first large file
         self._metrics = ReloaderMetrics(self.name, self._registry, self._namespace)
         stack = contextlib.AsyncExitStack()
@@ -207,6 +257,12 @@ class HotReloader(Generic[T]):
             tg = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(tg.cancel_scope.cancel)
             tg.start_soon(self._worker, name=f"hotreload-worker[{self.name}]")
+            tg.start_soon(
+                self._failures.run,
+                lambda fn: tg.start_soon(fn, name=f"hotreload-auto-reload[{self.name}]"),
+                self._metrics.toolsets,
+                name=f"hotreload-failures[{self.name}]",
+            )
             if self.poll_interval > 0:  # a timer, not a task: a few hundred bytes, not KBs
                 self._poll_timer = asyncio.get_running_loop().call_later(
                     self.poll_interval, self._poll
@@ -251,6 +307,7 @@ class HotReloader(Generic[T]):
 
     async def _shutdown(self) -> None:
         self._closed = True
+        self._gate.take()
         if self._hub is not None and self._sub is not None:
             await self._hub.unsubscribe(self._sub)
         self._hub = self._sub = None
@@ -268,12 +325,11 @@ class HotReloader(Generic[T]):
     # -- public API ---------------------------------------------------------------------------
 
     async def reload(self) -> ReloadOutcome:
-        """Re-check the file now, through the same worker as every other trigger."""
-        if self._closed:
-            raise RuntimeError("the reloader is not running (use `async with`)")
-        reply: asyncio.Future[ReloadOutcome] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Trigger("manual", time.perf_counter(), reply))
-        return await reply
+        """Re-check the file now, through the same worker as every other trigger.
+
+        A valid change found while sessions are open is held back: ``outcome.deferred``.
+        """
+        return await self._request("manual")
 
     def changes(self) -> Stream[Snapshot[T]]:
         """Each snapshot committed from now on, in order. Ends when the reloader closes."""
@@ -311,11 +367,119 @@ class HotReloader(Generic[T]):
                 self._check_open()
                 await self._next_event()
 
+    # -- failures (BR-HAPI-190) ------------------------------------------------------------------
+
+    def record_failure(
+        self, toolset: str, error_type: str | None = None, error_message: str | None = None
+    ) -> None:
+        """Count a failure of ``toolset``; from the loop or any thread, never blocks.
+
+        ``failure_threshold`` consecutive failures force a re-check (unless the toolset's
+        cooldown is active); only a config change resets the count.
+        """
+        self._failures.record_failure(toolset, error_type, error_message)
+
+    def record_success(self, toolset: str) -> None:
+        """``toolset`` worked: reset its consecutive failures (never its total)."""
+        self._failures.record_success(toolset)
+
+    @property
+    def failures(self) -> Mapping[str, ToolsetFailureRecord]:
+        """Read-only view, toolset name → its record, as of the last message handled."""
+        return self._failures.ledger.view
+
+    async def failures_settled(self) -> None:
+        """Wait until every failure and success recorded so far has been handled, and any
+        re-check they forced has finished. For tests and orderly shutdowns."""
+        await self._failures.settled()
+
+    async def _auto_reload(self) -> ReloadOutcome:
+        return await self._request("auto_reload")
+
+    def _mark(self) -> Mark:
+        return Mark(self.snapshot.generation, self._gate.pending_seq)
+
+    def _changed_since(self, mark: Mark) -> bool:
+        pending = self._gate.pending
+        return self.snapshot.generation > mark.generation or (
+            pending is not None and pending.seq > mark.pending_seq
+        )
+
+    # -- sessions (BR-HAPI-191) ----------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def session(self, session_id: Hashable | None = None) -> AsyncIterator[Snapshot[T]]:
+        """Pin the snapshot in force for one long unit of work, and hold changes back.
+
+        While any session is open a valid change waits as ``pending``; it is committed when
+        the last session ends, or ``max_drain_wait`` after it started waiting. The session
+        keeps the snapshot it was given either way. For one snapshot per web request without
+        holding anything back, read ``reloader.snapshot`` once instead.
+        """
+        key: Hashable = object() if session_id is None else session_id
+        if not self.register_session(key):
+            raise RuntimeError(f"session {session_id!r} is already open")
+        try:
+            yield self.snapshot
+        finally:
+            self.unregister_session(key)
+
+    def register_session(self, session_id: Hashable) -> bool:
+        """Open a session by id (any thread); False if it was open already."""
+        if self._closed:
+            raise RuntimeError("the reloader is not running: sessions need `async with`")
+        opened = self._gate.open(session_id)
+        if opened:
+            self._metrics.active_sessions.set(self._gate.sessions)
+            self._log.debug("session_registered", active_sessions=self._gate.sessions)
+        return opened
+
+    def unregister_session(self, session_id: Hashable) -> bool:
+        """Close a session (any thread); False if it was not open. Safe after shutdown."""
+        closed = self._gate.close(session_id)
+        if closed and not self._closed:
+            self._metrics.active_sessions.set(self._gate.sessions)
+            self._log.debug("session_unregistered", active_sessions=self._gate.sessions)
+        return closed
+
+    @property
+    def active_sessions(self) -> int:
+        """How many sessions are open."""
+        return self._gate.sessions
+
+    @property
+    def pending(self) -> Snapshot[T] | None:
+        """The valid change waiting for sessions to end (as it will be committed), or None."""
+        pending = self._gate.pending
+        return None if pending is None else pending.change.preview
+
+    def add_apply_hook(self, hook: ApplyHook[T]) -> ApplyHook[T]:
+        """Register an ``on_apply`` hook (usable as a decorator); runs in registration order."""
+        self._hooks.append(hook)
+        return hook
+
     # -- triggers -------------------------------------------------------------------------------
 
     def _notify(self, kind: str) -> None:
         if not self._closed:
             self._queue.put_nowait(_Trigger(kind, time.perf_counter()))
+
+    def _notify_threadsafe(self, kind: str) -> None:
+        loop = self._loop
+        if loop is None or self._closed:
+            return
+        if threading.get_ident() == self._loop_thread:
+            self._notify(kind)
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop closed: nothing to wake
+                loop.call_soon_threadsafe(self._notify, kind)
+
+    async def _request(self, kind: str) -> ReloadOutcome:
+        if self._closed:
+            raise RuntimeError("the reloader is not running (use `async with`)")
+        reply: asyncio.Future[ReloadOutcome] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Trigger(kind, time.perf_counter(), reply))
+        return await reply
 
     def _poll(self) -> None:
         self._notify("poll")
@@ -339,12 +503,25 @@ class HotReloader(Generic[T]):
                 )
             for trig in batch:
                 if trig.reply is not None and not trig.reply.done():
+                    assert outcome is not None  # noqa: S101 - a reply comes with a file check
                     trig.reply.set_result(outcome)
 
     # -- one check -----------------------------------------------------------------------------
 
-    async def _check(self, batch: list[_Trigger]) -> ReloadOutcome:
+    async def _check(self, batch: list[_Trigger]) -> ReloadOutcome | None:
+        """Re-check the file for this burst of triggers, then release a pending change if
+        the gate allows. Returns the outcome the burst's callers get (None: nothing to say)."""
         started = time.perf_counter()
+        outcome = None
+        if any(t.kind not in _GATE_KINDS for t in batch):
+            outcome = await self._check_file(
+                [t for t in batch if t.kind not in _GATE_KINDS], started
+            )
+        if self._gate.pending is not None and not self._gate.holding:
+            outcome = await self._release(batch, started) or outcome
+        return outcome
+
+    async def _check_file(self, batch: list[_Trigger], started: float) -> ReloadOutcome:
         active = self._active
         try:
             raw = self._pipeline.read(self.path)
@@ -369,29 +546,171 @@ class HotReloader(Generic[T]):
             self._log.warning("watch_missed_event", detected_by="poll")
         self._seen_key = key
         kinds = [t.kind for t in batch]
-        trigger = "manual" if "manual" in kinds else kinds[0]
+        trigger = next((k for k in ("manual", "auto_reload") if k in kinds), kinds[0])
         seen_at = min(t.seen_at for t in batch)
         if evaluation.result is ReloadResult.CONFIG_CHANGED and evaluation.candidate is not None:
             self._last_key, self._last_eval = None, None
             self._note_restart_required(evaluation)
-            return self._commit(
+            change = _Change(
                 evaluation.candidate,
-                trigger=trigger,
-                started=started,
-                changed=evaluation.changed,
-                seen_at=seen_at,
+                evaluation.changed,
+                trigger,
+                seen_at,
+                self._snapshot_of(evaluation.candidate, self.snapshot.generation + 1),
             )
+            if self._gate.holding:
+                return self._hold(change, batch, started)
+            return await self._apply(change, started=started, batch=batch)
         self._last_key, self._last_eval = key, evaluation
         if evaluation.error is not None:
             if not repeat:
                 self._reject(evaluation.error, evaluation.result, trigger)
         else:
             self._note_restart_required(evaluation)
+            if self._gate.pending is not None:
+                self._gate.take()
+                self._metrics.pending.set(0)
+                self._log.info(
+                    "pending_reload_cancelled_config_reverted",
+                    config_hash=active.config_hash,
+                    detail="the source is back to the config in force",
+                )
             if not repeat:
                 self._metrics.last_ok.set(1)
                 self._log.debug("config_unchanged", trigger=trigger, config_hash=active.config_hash)
         return self._record_outcome(
             evaluation.result, batch, started, error=evaluation.error, trigger=trigger
+        )
+
+    # -- the drain gate ------------------------------------------------------------------------
+
+    def _hold(self, change: _Change[T], batch: list[_Trigger], started: float) -> ReloadOutcome:
+        previous = self._gate.pending
+        self._gate.hold(change)
+        self._metrics.pending.set(1)
+        if previous is None or previous.change.active.config_hash != change.active.config_hash:
+            self._log.info(
+                "toolset_reload_queued_active_sessions",
+                active_sessions=self._gate.sessions,
+                config_hash=change.active.config_hash,
+                changed=list(change.changed),
+                max_drain_wait=self._gate.max_wait,
+            )
+        now = time.perf_counter()
+        outcome = ReloadOutcome(
+            result=ReloadResult.CONFIG_CHANGED,
+            applied=False,
+            deferred=True,
+            generation=self.snapshot.generation,
+            trigger=change.trigger,
+            duration=now - started,
+            latency=now - min(t.seen_at for t in batch),
+            config_hash=self.snapshot.config_hash,
+            changed=change.changed,
+            restart_required=self.restart_required,
+        )
+        self._publish(outcome)
+        if not self._gate.holding:  # the last session ended while we parked it
+            self._notify("session_end")
+        return outcome
+
+    async def _release(self, batch: list[_Trigger], started: float) -> ReloadOutcome | None:
+        gate = self._gate
+        timed_out = gate.sessions > 0
+        pending = gate.take()
+        self._metrics.pending.set(0)
+        if pending is None:
+            return None
+        assert self._loop is not None  # noqa: S101 - running
+        waited = round(self._loop.time() - pending.since, 3)
+        if timed_out:
+            self._log.warning(
+                "pending_reload_applied_after_max_drain_wait",
+                active_sessions=gate.sessions,
+                waited_s=waited,
+                detail="open sessions keep the snapshot they pinned",
+            )
+        else:
+            self._log.info("last_session_completed_applying_pending_reload", waited_s=waited)
+        change = pending.change
+        change = _Change(
+            change.active,
+            change.changed,
+            "drain_timeout" if timed_out else "session_end",
+            change.seen_at,
+            change.preview,
+        )
+        return await self._apply(change, started=started, batch=batch)
+
+    # -- commit ------------------------------------------------------------------------------------
+
+    async def _apply(
+        self, change: _Change[T], *, started: float, batch: list[_Trigger]
+    ) -> ReloadOutcome:
+        """Run the apply hooks, then swap; a hook that raises keeps the previous config."""
+        old = self.snapshot
+        new = self._snapshot_of(change.active, old.generation + 1)
+        error = await self._run_hooks(new, old, change.active)
+        if error is not None:
+            self._reject(error, ReloadResult.ERROR, change.trigger)
+            return self._record_outcome(
+                ReloadResult.ERROR, batch, started, error=error, trigger=change.trigger
+            )
+        return self._commit(
+            change.active,
+            trigger=change.trigger,
+            started=started,
+            changed=change.changed,
+            seen_at=change.seen_at,
+            snapshot=new,
+        )
+
+    async def _run_hooks(
+        self, new: Snapshot[T], old: Snapshot[T], active: Active[T]
+    ) -> ConfigApplyError | None:
+        done: list[ApplyHook[T]] = []
+        for hook in list(self._hooks):
+            try:
+                with anyio.fail_after(self.hook_timeout):
+                    await hook(new, old)
+            except Exception as exc:  # noqa: BLE001 - any hook failure refuses the change
+                name = _hook_name(hook)
+                text = "timed out" if isinstance(exc, TimeoutError) else f"{exc}"
+                message = self.policy.scrub(
+                    self.policy.scrub(
+                        f"apply hook {name} failed: {type(exc).__name__}: {text}", active.builtins
+                    ),
+                    self._active.builtins,
+                )
+                self._log.error(
+                    "apply_hook_failed",
+                    hook=name,
+                    error_type=type(exc).__name__,
+                    rolled_back=len(done),
+                    config_hash=new.config_hash,
+                )
+                for undo in reversed(done):
+                    try:
+                        with anyio.fail_after(self.hook_timeout):
+                            await undo(old, new)
+                    except Exception as undo_exc:  # noqa: BLE001 - best effort, reported
+                        self._log.error(
+                            "apply_hook_rollback_failed",
+                            hook=_hook_name(undo),
+                            error_type=type(undo_exc).__name__,
+                        )
+                return ConfigApplyError(self.path, message, hook=name)
+            done.append(hook)
+        return None
+
+    def _snapshot_of(self, active: Active[T], generation: int) -> Snapshot[T]:
+        return Snapshot(
+            config=active.config,
+            generation=generation,
+            config_hash=active.config_hash,
+            content_sha256=active.content_sha256,
+            loaded_at=datetime.fromtimestamp(time.time(), timezone.utc),
+            source=self.path,
         )
 
     def _commit(
@@ -402,26 +721,21 @@ class HotReloader(Generic[T]):
         started: float,
         changed: tuple[str, ...],
         seen_at: float,
+        snapshot: Snapshot[T] | None = None,
     ) -> ReloadOutcome:
-        generation = self.snapshot.generation + 1 if trigger != "initial" else 1
-        previous = self.snapshot.config_hash if trigger != "initial" else None
-        now = time.time()
-        snapshot = Snapshot(
-            config=active.config,
-            generation=generation,
-            config_hash=active.config_hash,
-            content_sha256=active.content_sha256,
-            loaded_at=datetime.fromtimestamp(now, timezone.utc),
-            source=self.path,
-        )
+        initial = trigger == "initial"
+        previous = None if initial else self.snapshot.config_hash
+        if snapshot is None:
+            snapshot = self._snapshot_of(active, 1 if initial else self.snapshot.generation + 1)
+        generation = snapshot.generation
         # The swap: two reference stores, snapshot first, each atomic for any reader.
         self._active = active
         self.snapshot = snapshot
         self.config = active.config
         self._apply_log_level(active.config)
         done = time.perf_counter()
-        self._metrics.committed(generation, active.config_hash, now)
-        if trigger == "initial":
+        self._metrics.committed(generation, active.config_hash, snapshot.loaded_at.timestamp())
+        if initial:
             self._log.info("config_loaded", generation=generation, config_hash=active.config_hash)
         else:
             self._metrics.reload_total.inc()
@@ -552,6 +866,10 @@ class HotReloader(Generic[T]):
     def __repr__(self) -> str:
         gen = self.snapshot.generation if hasattr(self, "snapshot") else None
         return f"<HotReloader {self.name!r} {self.path!r} generation={gen}>"
+
+
+def _hook_name(hook: Callable[..., object]) -> str:
+    return getattr(hook, "__qualname__", None) or repr(hook)
 
 
 def _matches(

@@ -1,24 +1,49 @@
-"""The HolmesGPT API preset (BR-HAPI-199): its config schema and a ready-made reloader.
+"""The HolmesGPT API preset: its two config files, their schemas and ready-made reloaders.
 
-Hot-reloadable: ``llm.*``, ``toolsets.*`` and ``log_level``. Restart-required (the running value
-stays until the pod restarts, with a warning and a gauge): ``api_host``, ``api_port``,
-``auth_enabled``, ``kubernetes.*`` and ``data_storage_url``. Metrics are under ``holmesgpt_``.
+``config.yaml`` (BR-HAPI-199, `ApiConfig`, `create_reloader`): hot-reloadable ``llm.*``,
+``toolsets.*`` and ``log_level``; restart-required (the running value stays until the pod
+restarts, with a warning and a gauge) ``api_host``, ``api_port``, ``auth_enabled``,
+``kubernetes.*`` and ``data_storage_url``.
+
+``toolsets.yaml`` (BR-HAPI-190, `ToolsetCatalog`, `create_toolset_reloader`): the discovered
+toolsets with per-name overrides; ``TOOLSET_MAX_FAILURES_BEFORE_RELOAD`` sets the failure
+threshold and ``HOLMESGPT_DEV_MODE=true`` skips the semantic checks (never the parser's
+safety limits nor the schema). Metrics of both are under ``holmesgpt_``.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import msgspec
+import structlog
 from msgspec import Meta
 
 from ._fields import RestartRequired, Secret
 from ._reloader import HotReloader
 
-__all__ = ["NAMESPACE", "ApiConfig", "LLMConfig", "create_reloader"]
+__all__ = [
+    "DEV_MODE_ENV",
+    "NAMESPACE",
+    "THRESHOLD_ENV",
+    "ApiConfig",
+    "CatalogError",
+    "LLMConfig",
+    "Toolset",
+    "ToolsetCatalog",
+    "ToolsetOverride",
+    "create_reloader",
+    "create_toolset_reloader",
+    "dev_mode_from_env",
+    "failure_threshold_from_env",
+    "validate_catalog",
+]
 
 NAMESPACE = "holmesgpt"
+THRESHOLD_ENV = "TOOLSET_MAX_FAILURES_BEFORE_RELOAD"
+DEV_MODE_ENV = "HOLMESGPT_DEV_MODE"
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -58,3 +83,116 @@ def create_reloader(
     """A `HotReloader` for `ApiConfig` with the Holmes metric namespace; options pass through."""
     options.setdefault("namespace", NAMESPACE)
     return HotReloader(path, schema=ApiConfig, name=name, **options)
+
+
+# -- toolsets.yaml (BR-HAPI-190) -------------------------------------------------------------
+
+
+class Toolset(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """One discovered toolset. ``enabled`` left out means enabled (with a warning)."""
+
+    name: Annotated[str, Meta(min_length=1)]
+    enabled: bool | None = None
+    priority: int = 0
+    config: dict[str, Any] = {}
+
+
+class ToolsetOverride(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Fields that replace a discovered toolset's own; ``config`` keys are merged over it."""
+
+    enabled: bool | None = None
+    priority: int | None = None
+    config: dict[str, Any] | None = None
+
+
+class ToolsetCatalog(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``toolsets.yaml``: ``discovered: [{name, enabled, priority}]`` and ``overrides``."""
+
+    discovered: tuple[Toolset, ...] = ()
+    overrides: dict[str, ToolsetOverride] = {}
+
+    @property
+    def effective(self) -> tuple[Toolset, ...]:
+        """The discovered toolsets with their overrides merged in, enabled ones only."""
+        merged = []
+        for found in self.discovered:
+            over = self.overrides.get(found.name)
+            toolset = found
+            if over is not None:
+                toolset = msgspec.structs.replace(
+                    found,
+                    enabled=found.enabled if over.enabled is None else over.enabled,
+                    priority=found.priority if over.priority is None else over.priority,
+                    config={**found.config, **(over.config or {})},
+                )
+            if toolset.enabled is not False:
+                merged.append(toolset)
+        return tuple(merged)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Names of the effective toolsets, in catalog order."""
+        return tuple(t.name for t in self.effective)
+
+
+class CatalogError(ValueError):
+    """A semantic problem in ``toolsets.yaml``; ``field_path`` says where."""
+
+    def __init__(self, message: str, field_path: str) -> None:
+        super().__init__(message)
+        self.field_path = field_path
+
+
+def validate_catalog(catalog: ToolsetCatalog) -> None:
+    """BR-HAPI-190's checks: names are unique, at least one toolset is enabled. A toolset
+    without ``enabled`` counts as enabled, and is logged."""
+    log = structlog.get_logger("hotreload.holmes")
+    seen: set[str] = set()
+    for index, toolset in enumerate(catalog.discovered):
+        if toolset.name in seen:
+            raise CatalogError(
+                f"toolset {toolset.name!r} is listed twice", f"discovered[{index}].name"
+            )
+        seen.add(toolset.name)
+        if toolset.enabled is None:
+            log.warning("toolset_missing_enabled_defaulting_true", toolset=toolset.name)
+    if not catalog.effective:
+        raise CatalogError("no enabled toolset: at least one must be enabled", "discovered")
+
+
+def failure_threshold_from_env(environ: Mapping[str, str] | None = None) -> int:
+    """``TOOLSET_MAX_FAILURES_BEFORE_RELOAD`` (default 3); anything but an integer >= 1 is a
+    start-up error, not a silent default."""
+    raw = (os.environ if environ is None else environ).get(THRESHOLD_ENV, "3")
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{THRESHOLD_ENV} must be an integer >= 1, got {raw!r}")
+    return value
+
+
+def dev_mode_from_env(environ: Mapping[str, str] | None = None) -> bool:
+    """``HOLMESGPT_DEV_MODE=true`` (case-insensitive) turns dev mode on."""
+    return (os.environ if environ is None else environ).get(DEV_MODE_ENV, "false").lower() == "true"
+
+
+def create_toolset_reloader(
+    path: str | os.PathLike[str] = "/etc/kubernaut/toolsets/toolsets.yaml",
+    *,
+    name: str = "holmesgpt-toolsets",
+    environ: Mapping[str, str] | None = None,
+    **options: Any,
+) -> HotReloader[ToolsetCatalog]:
+    """A `HotReloader` for `ToolsetCatalog`, configured from the environment as the spec says.
+
+    ``failure_threshold`` comes from ``TOOLSET_MAX_FAILURES_BEFORE_RELOAD`` unless given;
+    ``validate_catalog`` runs unless ``HOLMESGPT_DEV_MODE=true``. Options pass through.
+    """
+    options.setdefault("namespace", NAMESPACE)
+    options.setdefault("failure_threshold", failure_threshold_from_env(environ))
+    validators = list(options.pop("validators", ()))
+    if not dev_mode_from_env(environ):
+        validators.insert(0, validate_catalog)
+    return HotReloader(path, schema=ToolsetCatalog, name=name, validators=validators, **options)
