@@ -147,6 +147,9 @@ class EtcdSource:
         self._token: str | None = None
         self._read_revision: int | None = None  # store revision of the latest read
         self._client: httpx.AsyncClient | None = None  # the running watch's, shared by reads
+        # The key as of the watch's latest event (None: deleted), for the read that follows
+        # its notification: the event carries the value, so no round trip per replica.
+        self._fresh: tuple[bytes | None, int] | None = None
 
     # -- the Source protocol ---------------------------------------------------------------
 
@@ -163,7 +166,11 @@ class EtcdSource:
         return f"EtcdSource({self._uri!r}{who})"
 
     async def read(self, max_bytes: int) -> Revision:
-        """The key's value and ``mod_revision`` (a linearizable read, so never stale)."""
+        """The key's value and ``mod_revision``: a linearizable read, or, once after each
+        watch event, the value that event carried (as current as a read at that moment)."""
+        fresh, self._fresh = self._fresh, None
+        if fresh is not None:
+            return self._revision(fresh[0], fresh[1], max_bytes)
         limit = max_bytes * 4 // 3 + _MAX_ERROR_BODY  # base64 plus the JSON around it
         body = {"key": _b64(self._key)}
         try:
@@ -180,13 +187,18 @@ class EtcdSource:
             self._read_revision = max(self._read_revision or 0, revision)
         kvs = reply.get("kvs") or []
         if not kvs:
-            raise ConfigReadError(self._uri, "key not found", reason="missing")
+            return self._revision(None, 0, max_bytes)
         value = base64.b64decode(kvs[0].get("value", ""))
+        return self._revision(value, _int(kvs[0].get("mod_revision")), max_bytes)
+
+    def _revision(self, value: bytes | None, mod_revision: int, max_bytes: int) -> Revision:
+        if value is None:
+            raise ConfigReadError(self._uri, "key not found", reason="missing")
         if len(value) > max_bytes:
             raise ConfigReadError(
                 self._uri, f"value is larger than the {max_bytes}-byte limit", reason="too_large"
             )
-        return Revision(value, str(_int(kvs[0].get("mod_revision"))))
+        return Revision(value, str(mod_revision))
 
     async def watch(self, notify: Callable[[str], None], ready: Callable[[], None]) -> None:
         """Watch the key until cancelled; see the module docstring for the guarantees."""
@@ -227,6 +239,7 @@ class EtcdSource:
                                     expected=next_rev,
                                 )
                                 next_rev = header_rev + 1
+                                self._fresh = None
                                 notify("resync")
                             if not is_ready:
                                 is_ready = True
@@ -237,10 +250,9 @@ class EtcdSource:
                             continue
                         events = result.get("events") or []
                         if events:
-                            for event in events:
-                                rev = _int(event.get("kv", {}).get("mod_revision"))
-                                next_rev = max(next_rev or 0, rev + 1)
-                            notify("delete" if events[-1].get("type") == "DELETE" else "put")
+                            resume, kind = self._take(events)
+                            next_rev = max(next_rev or 0, resume)
+                            notify(kind)
                         elif header_rev and next_rev is not None:  # progress: all seen up to here
                             next_rev = max(next_rev, header_rev + 1)
                 raise _EtcdError("the watch stream ended", elsewhere=True)
@@ -249,6 +261,7 @@ class EtcdSource:
                 # the oldest revision etcd still has (over-notifying is harmless).
                 self._log.warning("etcd_watch_compacted", resume_at=next_rev, now=exc.revision)
                 next_rev = exc.revision
+                self._fresh = None
                 notify("compacted")
                 continue
             except Exception as exc:  # noqa: BLE001 - whatever broke, reconnect and resume
@@ -264,6 +277,15 @@ class EtcdSource:
                 )
                 index = (index + 1) % len(self._endpoints)
                 await asyncio.sleep(delay)
+
+    def _take(self, events: list[dict[str, Any]]) -> tuple[int, str]:
+        """Keep the key as the last event left it; the revision to resume at, and the kind."""
+        last = events[-1]  # a response's events are in revision order
+        kv = last.get("kv", {})
+        revision = _int(kv.get("mod_revision"))
+        deleted = last.get("type") == "DELETE"
+        self._fresh = (None if deleted else base64.b64decode(kv.get("value", "")), revision)
+        return revision + 1, "delete" if deleted else "put"
 
     async def _watch_stream(
         self, client: httpx.AsyncClient, endpoint: str, start: int | None
