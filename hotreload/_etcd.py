@@ -15,13 +15,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import math
 import random
 import socket
 import ssl
 from collections.abc import AsyncGenerator, Callable, Sequence
+from dataclasses import dataclass
 from os import PathLike
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import msgspec
 
 from ._errors import ConfigReadError
@@ -69,6 +72,13 @@ class _Compacted(Exception):
     def __init__(self, revision: int) -> None:
         super().__init__(f"revision compacted up to {revision}")
         self.revision = revision
+
+
+@dataclass
+class _WatchState:
+    next: int | None  # the revision to watch from: one past the last one seen
+    ready: bool = False
+    failures: int = 0  # since the last watch etcd confirmed
 
 
 class _Hidden:
@@ -216,67 +226,86 @@ class EtcdSource:
     ) -> None:
         # The first watch starts right after the latest read, so nothing between the
         # reloader's initial read and the watch being in place is missed.
-        next_rev = None if self._read_revision is None else self._read_revision + 1
-        is_ready = False
-        failures = 0
+        state = _WatchState(None if self._read_revision is None else self._read_revision + 1)
         index = self._preferred
         while True:
             endpoint = self._endpoints[index]
             try:
-                stream = self._watch_stream(client, endpoint, next_rev)
-                async with contextlib.aclosing(stream):  # closes the connection on cancel
-                    async for result in stream:
-                        header_rev = _int(result.get("header", {}).get("revision"))
-                        if result.get("created"):
-                            if next_rev is None:
-                                next_rev = header_rev + 1
-                            elif header_rev and header_rev < next_rev - 1:
-                                # The store went back in time (restored from a backup): the
-                                # resume point means nothing there any more.
-                                self._log.warning(
-                                    "etcd_revision_went_back",
-                                    revision=header_rev,
-                                    expected=next_rev,
-                                )
-                                next_rev = header_rev + 1
-                                self._fresh = None
-                                notify("resync")
-                            if not is_ready:
-                                is_ready = True
-                                ready()
-                            elif failures:
-                                self._log.info("etcd_watch_resumed", endpoint=endpoint, at=next_rev)
-                            failures = 0
-                            continue
-                        events = result.get("events") or []
-                        if events:
-                            resume, kind = self._take(events)
-                            next_rev = max(next_rev or 0, resume)
-                            notify(kind)
-                        elif header_rev and next_rev is not None:  # progress: all seen up to here
-                            next_rev = max(next_rev, header_rev + 1)
-                raise _EtcdError("the watch stream ended", elsewhere=True)
+                await self._follow(client, endpoint, state, notify, ready)
             except _Compacted as exc:
                 # History before exc.revision is gone: re-read everything, then watch on from
                 # the oldest revision etcd still has (over-notifying is harmless).
-                self._log.warning("etcd_watch_compacted", resume_at=next_rev, now=exc.revision)
-                next_rev = exc.revision
+                self._log.warning("etcd_watch_compacted", resume_at=state.next, now=exc.revision)
+                state.next = exc.revision
                 self._fresh = None
                 notify("compacted")
-                continue
             except Exception as exc:  # noqa: BLE001 - whatever broke, reconnect and resume
-                failures += 1
-                delay = min(self._max_backoff, self._min_backoff * 2 ** min(failures - 1, 30))
+                state.failures += 1
+                delay = min(self._max_backoff, self._min_backoff * 2 ** min(state.failures - 1, 30))
                 delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
                 self._log.warning(
                     "etcd_watch_lost",
                     endpoint=endpoint,
                     error=_describe(exc),
                     retry_in_s=round(delay, 3),
-                    resume_at=next_rev,
+                    resume_at=state.next,
                 )
                 index = (index + 1) % len(self._endpoints)
                 await asyncio.sleep(delay)
+
+    async def _follow(
+        self,
+        client: httpx.AsyncClient,
+        endpoint: str,
+        state: _WatchState,
+        notify: Callable[[str], None],
+        ready: Callable[[], None],
+    ) -> None:
+        """One watch stream, from ``state.next`` on, until it breaks (it always raises)."""
+        stream = self._watch_stream(client, endpoint, state.next)
+        # etcd must confirm the watch within `timeout`: a member that accepts the connection
+        # and then says nothing is as bad as one that is down.
+        with anyio.CancelScope(deadline=anyio.current_time() + self._timeout) as scope:
+            async with contextlib.aclosing(stream):  # closes the connection on cancel
+                async for result in stream:
+                    header_rev = _int(result.get("header", {}).get("revision"))
+                    events = result.get("events") or []
+                    if result.get("created"):
+                        scope.deadline = math.inf
+                        self._created(endpoint, header_rev, state, notify, ready)
+                    elif events:
+                        resume, kind = self._take(events)
+                        state.next = max(state.next or 0, resume)
+                        notify(kind)
+                    elif header_rev and state.next is not None:  # progress: all seen to here
+                        state.next = max(state.next, header_rev + 1)
+        if scope.cancelled_caught:
+            raise _EtcdError(f"etcd did not confirm the watch within {self._timeout} s")
+        raise _EtcdError("the watch stream ended", elsewhere=True)
+
+    def _created(
+        self,
+        endpoint: str,
+        header_rev: int,
+        state: _WatchState,
+        notify: Callable[[str], None],
+        ready: Callable[[], None],
+    ) -> None:
+        if state.next is None:
+            state.next = header_rev + 1
+        elif header_rev and header_rev < state.next - 1:
+            # The store went back in time (restored from a backup): the resume point means
+            # nothing there any more.
+            self._log.warning("etcd_revision_went_back", revision=header_rev, expected=state.next)
+            state.next = header_rev + 1
+            self._fresh = None
+            notify("resync")
+        if not state.ready:
+            state.ready = True
+            ready()
+        elif state.failures:
+            self._log.info("etcd_watch_resumed", endpoint=endpoint, at=state.next)
+        state.failures = 0
 
     def _take(self, events: list[dict[str, Any]]) -> tuple[int, str]:
         """Keep the key as the last event left it; the revision to resume at, and the kind."""

@@ -187,6 +187,24 @@ async def test_compaction_falls_back_to_a_full_read(etcd: Member, admin: Admin) 
             assert (await w.until_read(b"model: after\n")).version == str(after)
 
 
+async def test_a_member_that_never_confirms_the_watch_is_left(
+    etcd: Member, admin: Admin, log_events: LogEvents
+) -> None:
+    """A connection that is accepted and then silent must not hold the watch forever."""
+    key = "/silent/config.yaml"
+    await admin.put(key, "model: a\n")
+    async with Gate(etcd.client_port) as gate:
+        gate.pause()  # accepts, forwards nothing
+        source = EtcdSource(key, endpoints=[gate.endpoint], timeout=0.2, max_backoff=0.2)
+        async with watching(source) as w:
+            await log_events.wait("etcd_watch_lost")
+            lost = [e for e in log_events.entries if e["event"] == "etcd_watch_lost"]
+            assert "did not confirm the watch within 0.2 s" in lost[0]["error"]
+            assert not w.is_ready.is_set()
+            gate.resume()
+            await w.ready()
+
+
 # -- recovery ----------------------------------------------------------------------------------
 
 
@@ -298,6 +316,23 @@ async def test_tls_client_certificates_and_auth(tmp_path: Path, log_events: LogE
             await w.ready()
             revision = await writer.put("/tls/c", "model: b\n")
             assert (await w.until_read(b"model: b\n")).version == str(revision)
+
+            # Setting app's password (to the same value) revokes its tokens; a restart breaks
+            # the watch stream. The watch and the reads must authenticate again by themselves.
+            await writer.call(
+                "/v3/auth/user/changepw", {"name": "app", "password": "hunter2-app-pw"}
+            )
+            member.kill()
+            await member.restart()
+            login = {"name": "root", "password": "root-pw-123"}
+            token = (await root.call("/v3/auth/authenticate", login))["token"]
+            writer = Admin(member, headers={"Authorization": token})
+            revision = await writer.put("/tls/c", "model: c\n")
+            assert (await w.until_read(b"model: c\n")).version == str(revision)
+            await writer.call(
+                "/v3/auth/user/changepw", {"name": "app", "password": "hunter2-app-pw"}
+            )
+            assert (await source.read(1024)).content == b"model: c\n"  # re-authenticated
 
         wrong = fast("/tls/c", member.endpoint, password="wrong-pw-456", **options)  # noqa: S106
         with pytest.raises(ConfigReadError, match="authentication failed") as err:
