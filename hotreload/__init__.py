@@ -15,10 +15,12 @@ from ._errors import (
 )
 from ._failures import ToolsetFailureRecord
 from ._fields import RestartRequired, Secret
+from ._file_source import FileSource
 from ._logging import filter_by_stdlib_level
 from ._outcome import ReloadOutcome, ReloadResult
 from ._reloader import ApplyHook, HotReloader, Stream
 from ._snapshot import Snapshot
+from ._source import Revision, Source
 
 try:
     __version__ = version("hotreload-engine")
@@ -32,12 +34,15 @@ __all__ = [
     "ConfigParseError",
     "ConfigReadError",
     "ConfigValidationError",
+    "FileSource",
     "HotReloader",
     "ReloadOutcome",
     "ReloadResult",
     "RestartRequired",
+    "Revision",
     "Secret",
     "Snapshot",
+    "Source",
     "Stream",
     "ToolsetFailureRecord",
     "__version__",

@@ -60,6 +60,10 @@ class _Families:
             "watch_missed_events_total", "Changes the safety poll found that the watcher missed."
         )
         self.active_sessions = gauge("active_sessions", "Open gating sessions.")
+        self.degraded = gauge(
+            "config_degraded",
+            "1 while running on the last-known-good copy because the source is invalid.",
+        )
         self.pending = gauge(
             "pending_reload", "1 while a valid change waits for sessions to end, else 0."
         )
@@ -129,6 +133,7 @@ class ReloaderMetrics:
         self.watch_restarts = fam.watch_restarts.labels(name)
         self.missed = fam.missed.labels(name)
         self.active_sessions = fam.active_sessions.labels(name)
+        self.degraded = fam.degraded.labels(name)
         self.pending = fam.pending.labels(name)
         self.toolsets = FailureMetrics(
             failures=_Bound(fam.toolset_failures, name),
@@ -168,6 +173,7 @@ class ReloaderMetrics:
             fam.missed,
             fam.active_sessions,
             fam.pending,
+            fam.degraded,
         ):
             _remove(family, self._name)
         if self._hash is not None:

@@ -28,7 +28,15 @@ from ._outcome import ReloadResult
 from ._parsing import Format, locate, parse
 from ._snapshot import canonical_hash
 
-__all__ = ["Active", "Evaluation", "Pipeline", "Validator", "result_for", "sha256_hex"]
+__all__ = [
+    "Active",
+    "Evaluation",
+    "Pipeline",
+    "Validator",
+    "read_file",
+    "result_for",
+    "sha256_hex",
+]
 
 T = TypeVar("T")
 Validator = Callable[[T], object]
@@ -93,28 +101,7 @@ class Pipeline(Generic[T]):
 
     def read(self, path: str) -> bytes:
         """The file's bytes, at most ``max_bytes``; never blocks on a FIFO, never follows a loop."""
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-        except FileNotFoundError:
-            raise ConfigReadError(self.source, "file not found", reason="missing") from None
-        except OSError as exc:
-            raise ConfigReadError(self.source, _describe(exc)) from None
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise ConfigReadError(self.source, "not a regular file")
-            with os.fdopen(fd, "rb", closefd=False) as f:
-                data = f.read(self.max_bytes + 1)
-        except OSError as exc:
-            raise ConfigReadError(self.source, _describe(exc)) from None
-        finally:
-            os.close(fd)
-        if len(data) > self.max_bytes:
-            raise ConfigReadError(
-                self.source,
-                f"file is larger than the {self.max_bytes}-byte limit",
-                reason="too_large",
-            )
-        return data
+        return read_file(path, self.max_bytes, self.source)
 
     def load(self, raw: bytes) -> Active[T]:
         """Parse, convert and validate ``raw`` as a first version: raises `ConfigError`."""
@@ -226,6 +213,35 @@ class Pipeline(Generic[T]):
                     field_path=getattr(exc, "field_path", ""),
                     reason="validator",
                 ) from None
+
+
+def read_file(path: str, max_bytes: int, source: str) -> bytes:
+    """A file's bytes, at most ``max_bytes``; never blocks on a FIFO, never follows a loop.
+
+    Errors are `ConfigReadError` naming ``source``: ``missing``, ``read`` or ``too_large``.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise ConfigReadError(source, "file not found", reason="missing") from None
+    except OSError as exc:
+        raise ConfigReadError(source, _describe(exc)) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ConfigReadError(source, "not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(max_bytes + 1)
+    except OSError as exc:
+        raise ConfigReadError(source, _describe(exc)) from None
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:
+        raise ConfigReadError(
+            source,
+            f"file is larger than the {max_bytes}-byte limit",
+            reason="too_large",
+        )
+    return data
 
 
 def sha256_hex(raw: bytes) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import logging
 import os
 import threading
@@ -27,10 +28,12 @@ import anyio
 import msgspec
 from prometheus_client import CollectorRegistry
 
+from . import _lkg as lkg
 from ._drain import DrainGate
 from ._errors import ConfigApplyError, ConfigError, ConfigValidationError
 from ._failures import FailureActor, FailureLedger, Mark, ToolsetFailureRecord
 from ._fields import FieldPolicy, format_path
+from ._file_source import FileSource
 from ._kube import is_file_mount
 from ._logging import ContextLogger, apply_log_level, level_number
 from ._metrics import ReloaderMetrics
@@ -38,7 +41,7 @@ from ._outcome import ReloadOutcome, ReloadResult
 from ._parsing import Format, format_for
 from ._pipeline import Active, Evaluation, Pipeline, Validator, result_for, sha256_hex
 from ._snapshot import Snapshot
-from ._watch import Subscription, WatchHub, hub_for
+from ._source import Source
 
 __all__ = ["ApplyHook", "HotReloader", "Stream"]
 
@@ -49,6 +52,7 @@ X = TypeVar("X")
 _INLINE_PARSE_BYTES = 64 * 1024
 _OUTCOME_HISTORY = 256
 _WATCH_READY_TIMEOUT = 5.0
+_WATCH_RETRY_MIN, _WATCH_RETRY_MAX = 0.05, 5.0
 
 MSG_RELOADED = "Configuration hot-reloaded successfully"
 MSG_REJECTED = "Failed to apply new configuration - keeping previous"
@@ -76,6 +80,8 @@ class _Change(Generic[T]):
     trigger: str
     seen_at: float
     preview: Snapshot[T]
+    raw: bytes
+    version: str | None = None
 
 
 class Stream(Generic[X]):
@@ -148,9 +154,10 @@ class HotReloader(Generic[T]):
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | None = None,
         *,
         schema: type[T],
+        source: Source | None = None,
         name: str = "default",
         registry: CollectorRegistry | None = None,
         namespace: str = "hotreload",
@@ -169,13 +176,17 @@ class HotReloader(Generic[T]):
         max_drain_wait: float = 30.0,
         on_apply: Sequence[ApplyHook[T]] = (),
         hook_timeout: float = 30.0,
+        lkg_path: str | os.PathLike[str] | None = None,
     ) -> None:
         _require_frozen(schema)
         if poll_interval < 0 or max_bytes <= 0 or debounce_ms <= 0 or step_ms <= 0:
             raise ValueError("poll_interval must be >= 0; max_bytes, debounce_ms, step_ms > 0")
         if hook_timeout <= 0:
             raise ValueError(f"hook_timeout must be > 0 seconds, got {hook_timeout!r}")
-        self.path = os.fspath(path)
+        source = _source_for(path, source, debounce_ms, step_ms)
+        self.source: Source = source
+        self.path = source.uri
+        """The source's ``uri``: the file path for a file."""
         self.name = name
         self.poll_interval = poll_interval
         self.debounce_ms = debounce_ms
@@ -191,13 +202,17 @@ class HotReloader(Generic[T]):
         self._pipeline: Pipeline[T] = Pipeline(
             schema,
             source=self.path,
-            fmt=format or format_for(self.path),
+            fmt=format or source.format or format_for(self.path),
             max_bytes=max_bytes,
             validators=checks,
             policy=self.policy,
         )
         self._log = ContextLogger("hotreload", config=name, source=self.path)
         self._hooks: list[ApplyHook[T]] = list(on_apply)
+        self.lkg_path = None if lkg_path is None else os.fspath(lkg_path)
+        self.degraded: str | None = None
+        """Why the config in force is not the source's (started from the last-known-good
+        copy because the source was invalid), or None. Cleared by the next valid version."""
         self.hook_timeout = hook_timeout
         self._gate: DrainGate[_Change[T]] = DrainGate(max_drain_wait, self._notify_threadsafe)
         self._failures = FailureActor(
@@ -224,8 +239,7 @@ class HotReloader(Generic[T]):
         self._warned_restart: dict[tuple[str, ...], str] = {}
         self._applied_level: int | None = None
         self._stack: contextlib.AsyncExitStack | None = None
-        self._hub: WatchHub | None = None
-        self._sub: Subscription | None = None
+        self._version: str | None = None
         self.last_outcome: ReloadOutcome | None = None
         self.restart_required: tuple[str, ...] = ()
         """Restart-required fields whose new value in the file is not in force yet."""
@@ -236,9 +250,15 @@ class HotReloader(Generic[T]):
         if self._stack is not None:
             raise RuntimeError("this HotReloader is already running")
         started = time.perf_counter()
-        active = self._pipeline.load(self._pipeline.read(self.path))  # fail fast: raises
+        try:
+            first = await self.source.read(self._pipeline.max_bytes)
+            active = self._pipeline.load(first.content)  # fail fast: raises
+            raw, self._version = first.content, first.version
+        except ConfigError as exc:
+            active, raw = self._last_known_good(exc)  # or raises exc
+            self._version = None
         self._seen_key = active.content_sha256
-        if is_file_mount(self.path):
+        if isinstance(self.source, FileSource) and is_file_mount(self.path):
             self._log.warning(
                 "config_file_is_a_subpath_mount",
                 detail="kubelet never updates a subPath mount: mount the directory instead",
@@ -251,7 +271,10 @@ class HotReloader(Generic[T]):
         self._metrics = ReloaderMetrics(self.name, self._registry, self._namespace)
         stack = contextlib.AsyncExitStack()
         try:
-            self._commit(active, trigger="initial", started=started, changed=(), seen_at=started)
+            self._commit(
+                active, trigger="initial", started=started, changed=(), seen_at=started, raw=raw
+            )
+            self._metrics.degraded.set(0 if self.degraded is None else 1)
             self._closed = False
             stack.push_async_callback(self._shutdown)
             tg = await stack.enter_async_context(anyio.create_task_group())
@@ -268,10 +291,9 @@ class HotReloader(Generic[T]):
                     self.poll_interval, self._poll
                 )
                 stack.callback(self._stop_poll)
-            self._hub = hub_for(self.debounce_ms, self.step_ms)
-            self._sub = Subscription(self.path, self._notify, self._metrics.watch_restarts.inc)
-            self._hub.subscribe(self._sub)
-            await self._watching(self._sub)
+            watching = asyncio.Event()
+            tg.start_soon(self._watch, watching, name=f"hotreload-watch[{self.name}]")
+            await self._watching(watching)
         except BaseException:
             await stack.aclose()
             self._metrics.close()
@@ -279,15 +301,43 @@ class HotReloader(Generic[T]):
         self._stack = stack
         return self
 
-    async def _watching(self, sub: Subscription) -> None:
-        """Return once the watcher covers the file, so no change after ``async with`` is missed.
+    async def _watch(self, watching: asyncio.Event) -> None:
+        """Run the source's watch for as long as the reloader runs; restart it if it stops.
 
-        Bounded: if no watcher can start (an inotify limit, say), the reloader still runs on
-        its safety poll, and says so, rather than hanging its caller.
+        A file source re-checks by itself once its watch is up (the hub rescans); any other
+        source gets a re-check here, so a change between the first read and the watch being
+        established is never missed.
         """
-        assert sub.ready is not None  # noqa: S101 - set by subscribe
+        source = self.source
+        rescan = not isinstance(source, FileSource)
+        if isinstance(source, FileSource):
+            source.on_watch_restart = self._metrics.watch_restarts.inc
+
+        def ready() -> None:
+            watching.set()
+            if rescan:
+                self._notify("rescan")
+
+        delay = _WATCH_RETRY_MIN
+        while True:
+            try:
+                await source.watch(self._notify, ready)
+                problem = "returned"
+            except Exception as exc:  # noqa: BLE001 - a source bug must not stop reloading
+                problem = f"{type(exc).__name__}: {exc}"
+            self._metrics.watch_restarts.inc()
+            self._log.error("source_watch_failed", error=problem, retry_in_s=delay)
+            await anyio.sleep(delay)
+            delay = min(delay * 2, _WATCH_RETRY_MAX)
+
+    async def _watching(self, watching: asyncio.Event) -> None:
+        """Return once the source is watched, so no change after ``async with`` is missed.
+
+        Bounded: if no watch can start (an inotify limit, a server down), the reloader still
+        runs on its safety poll, and says so, rather than hanging its caller.
+        """
         with anyio.move_on_after(_WATCH_READY_TIMEOUT) as scope:
-            await asyncio.shield(sub.ready)
+            await watching.wait()
         if scope.cancelled_caught:
             self._log.warning(
                 "watcher_not_ready",
@@ -308,9 +358,6 @@ class HotReloader(Generic[T]):
     async def _shutdown(self) -> None:
         self._closed = True
         self._gate.take()
-        if self._hub is not None and self._sub is not None:
-            await self._hub.unsubscribe(self._sub)
-        self._hub = self._sub = None
         for snapshots in list(self._snapshot_streams):
             await snapshots.aclose()
         for outcomes in list(self._outcome_streams):
@@ -524,8 +571,11 @@ class HotReloader(Generic[T]):
     async def _check_file(self, batch: list[_Trigger], started: float) -> ReloadOutcome:
         active = self._active
         try:
-            raw = self._pipeline.read(self.path)
+            revision = await self.source.read(self._pipeline.max_bytes)
+            raw = revision.content
+            version = revision.version
         except ConfigError as exc:
+            version = None
             evaluation: Evaluation[T] = Evaluation(result_for(exc), "", error=exc)
             key = f"{exc.reason}:{exc.message}"
         else:
@@ -556,7 +606,9 @@ class HotReloader(Generic[T]):
                 evaluation.changed,
                 trigger,
                 seen_at,
-                self._snapshot_of(evaluation.candidate, self.snapshot.generation + 1),
+                self._snapshot_of(evaluation.candidate, self.snapshot.generation + 1, version),
+                raw,
+                version,
             )
             if self._gate.holding:
                 return self._hold(change, batch, started)
@@ -567,6 +619,7 @@ class HotReloader(Generic[T]):
                 self._reject(evaluation.error, evaluation.result, trigger)
         else:
             self._note_restart_required(evaluation)
+            self._recovered()  # the source is valid again, and equal to what is in force
             if self._gate.pending is not None:
                 self._gate.take()
                 self._metrics.pending.set(0)
@@ -632,13 +685,8 @@ class HotReloader(Generic[T]):
             )
         else:
             self._log.info("last_session_completed_applying_pending_reload", waited_s=waited)
-        change = pending.change
-        change = _Change(
-            change.active,
-            change.changed,
-            "drain_timeout" if timed_out else "session_end",
-            change.seen_at,
-            change.preview,
+        change = dataclasses.replace(
+            pending.change, trigger="drain_timeout" if timed_out else "session_end"
         )
         return await self._apply(change, started=started, batch=batch)
 
@@ -649,7 +697,7 @@ class HotReloader(Generic[T]):
     ) -> ReloadOutcome:
         """Run the apply hooks, then swap; a hook that raises keeps the previous config."""
         old = self.snapshot
-        new = self._snapshot_of(change.active, old.generation + 1)
+        new = self._snapshot_of(change.active, old.generation + 1, change.version)
         error = await self._run_hooks(new, old, change.active)
         if error is not None:
             self._reject(error, ReloadResult.ERROR, change.trigger)
@@ -663,6 +711,7 @@ class HotReloader(Generic[T]):
             changed=change.changed,
             seen_at=change.seen_at,
             snapshot=new,
+            raw=change.raw,
         )
 
     async def _run_hooks(
@@ -703,7 +752,7 @@ class HotReloader(Generic[T]):
             done.append(hook)
         return None
 
-    def _snapshot_of(self, active: Active[T], generation: int) -> Snapshot[T]:
+    def _snapshot_of(self, active: Active[T], generation: int, version: str | None) -> Snapshot[T]:
         return Snapshot(
             config=active.config,
             generation=generation,
@@ -711,6 +760,7 @@ class HotReloader(Generic[T]):
             content_sha256=active.content_sha256,
             loaded_at=datetime.fromtimestamp(time.time(), timezone.utc),
             source=self.path,
+            version=version,
         )
 
     def _commit(
@@ -721,12 +771,14 @@ class HotReloader(Generic[T]):
         started: float,
         changed: tuple[str, ...],
         seen_at: float,
+        raw: bytes,
         snapshot: Snapshot[T] | None = None,
     ) -> ReloadOutcome:
         initial = trigger == "initial"
         previous = None if initial else self.snapshot.config_hash
         if snapshot is None:
-            snapshot = self._snapshot_of(active, 1 if initial else self.snapshot.generation + 1)
+            generation = 1 if initial else self.snapshot.generation + 1
+            snapshot = self._snapshot_of(active, generation, self._version)
         generation = snapshot.generation
         # The swap: two reference stores, snapshot first, each atomic for any reader.
         self._active = active
@@ -749,6 +801,10 @@ class HotReloader(Generic[T]):
                 trigger=trigger,
                 duration_ms=round((done - started) * 1000, 3),
             )
+        if not initial:
+            self._recovered()
+        if self.lkg_path is not None and (not initial or self.degraded is None):
+            self._save_last_known_good(snapshot, raw)
         for stream in list(self._snapshot_streams):
             stream._put(snapshot)
         outcome = ReloadOutcome(
@@ -828,6 +884,56 @@ class HotReloader(Generic[T]):
         for path in [p for p in self._warned_restart if p not in dict(wanted)]:
             del self._warned_restart[path]
 
+    # -- last known good -----------------------------------------------------------------------
+
+    def _last_known_good(self, error: ConfigError) -> tuple[Active[T], bytes]:
+        """Start on the cached copy when the source is invalid; re-raise ``error`` otherwise."""
+        if self.lkg_path is None:
+            raise error
+        try:
+            cached = lkg.load(self.lkg_path)
+            raw = cached.content.encode()
+            active = self._pipeline.load(raw)
+        except FileNotFoundError:
+            raise error from None
+        except (OSError, ValueError, ConfigError) as exc:  # msgspec errors are ValueErrors
+            self._log.error(
+                "last_known_good_unusable", path=self.lkg_path, error=type(exc).__name__
+            )
+            raise error from None
+        self.degraded = f"started from the last-known-good copy: the source is invalid: {error}"
+        self._log.error(
+            "config_started_from_last_known_good",
+            error=str(error),
+            reason=error.reason,
+            lkg_path=self.lkg_path,
+            cached_generation=cached.generation,
+            cached_config_hash=cached.config_hash,
+            saved_at=cached.saved_at.isoformat(),
+        )
+        return active, raw
+
+    def _save_last_known_good(self, snapshot: Snapshot[T], raw: bytes) -> None:
+        assert self.lkg_path is not None  # noqa: S101 - checked by the caller
+        try:
+            cached = lkg.Cached(
+                source=self.path,
+                content=raw.decode(),
+                content_sha256=snapshot.content_sha256,
+                config_hash=snapshot.config_hash,
+                generation=snapshot.generation,
+                saved_at=snapshot.loaded_at,
+            )
+            lkg.save(self.lkg_path, cached)
+        except (OSError, ValueError) as exc:  # a safety net: never fail a commit over it
+            self._log.warning("last_known_good_write_failed", path=self.lkg_path, error=str(exc))
+
+    def _recovered(self) -> None:
+        if self.degraded is not None:
+            self.degraded = None
+            self._metrics.degraded.set(0)
+            self._log.info("config_recovered_from_last_known_good")
+
     # -- log level -------------------------------------------------------------------------------
 
     def _check_log_level(self, config: T) -> None:
@@ -866,6 +972,20 @@ class HotReloader(Generic[T]):
     def __repr__(self) -> str:
         gen = self.snapshot.generation if hasattr(self, "snapshot") else None
         return f"<HotReloader {self.name!r} {self.path!r} generation={gen}>"
+
+
+def _source_for(
+    path: str | os.PathLike[str] | None, source: Source | None, debounce_ms: int, step_ms: int
+) -> Source:
+    if source is None:
+        if path is None:
+            raise TypeError("give HotReloader a path or a source=, one of them")
+        return FileSource(path, debounce_ms=debounce_ms, step_ms=step_ms)
+    if path is not None:
+        raise TypeError("give HotReloader a path or a source=, not both")
+    if not isinstance(source, Source):
+        raise TypeError(f"source must implement hotreload.Source, got {source!r}")
+    return source
 
 
 def _hook_name(hook: Callable[..., object]) -> str:

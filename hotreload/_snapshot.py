@@ -18,6 +18,8 @@ class Snapshot(msgspec.Struct, Generic[T], frozen=True, kw_only=True):
 
     ``config_hash`` is the sha256 of the canonical (key-sorted JSON) encoding of ``config``, so
     a comment- or whitespace-only edit keeps it; ``content_sha256`` is the hash of the raw bytes.
+    ``source`` is where it came from (a path, a URI) and ``version`` the source's own label for
+    that version when it has one (etcd's ``mod_revision``; ``None`` for a file).
     """
 
     config: T
@@ -26,6 +28,7 @@ class Snapshot(msgspec.Struct, Generic[T], frozen=True, kw_only=True):
     content_sha256: str
     loaded_at: datetime
     source: str
+    version: str | None = None
 
 
 def canonical_hash(builtins: Any) -> str:
