@@ -82,7 +82,7 @@ class _WatchState:
 
 
 class _Hidden:
-    """Holds the password so that no repr, vars() dump or traceback local shows it."""
+    """Holds a password or token so that no repr, vars() dump or traceback local shows it."""
 
     __slots__ = ("value",)
 
@@ -154,7 +154,7 @@ class EtcdSource:
         self._uri = f"{scheme}://{hosts}{'' if name.startswith('/') else '/'}{name}"
         self._log = ContextLogger("hotreload.etcd", source=self._uri)
         self._preferred = 0  # index of the endpoint that answered last
-        self._token: str | None = None
+        self._token: _Hidden | None = None  # etcd's auth token: a credential too
         self._read_revision: int | None = None  # store revision of the latest read
         self._client: httpx.AsyncClient | None = None  # the running watch's, shared by reads
         # The key as of the watch's latest event (None: deleted), for the read that follows
@@ -243,7 +243,9 @@ class EtcdSource:
                 state.failures += 1
                 delay = min(self._max_backoff, self._min_backoff * 2 ** min(state.failures - 1, 30))
                 delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
-                self._log.warning(
+                # Loud on the first failure, then quiet: a long outage is not a log flood.
+                log = self._log.warning if state.failures % 30 == 1 else self._log.debug
+                log(
                     "etcd_watch_lost",
                     endpoint=endpoint,
                     error=_describe(exc),
@@ -419,8 +421,8 @@ class EtcdSource:
                     {},
                     _MAX_ERROR_BODY,
                 )
-                self._token = str(reply.get("token", ""))
-            headers["Authorization"] = self._token
+                self._token = _Hidden(str(reply.get("token", "")))
+            headers["Authorization"] = self._token.value
         return headers
 
     async def _post(
