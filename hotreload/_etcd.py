@@ -334,22 +334,21 @@ class EtcdSource:
         ) as response:
             if response.status_code != 200:
                 await self._raise_for(response)
-            async for line in response.aiter_lines():
-                if not line.strip():
-                    continue
-                message = msgspec.json.decode(line)
-                if "error" in message:
-                    self._raise_error(message["error"])
-                result = message.get("result") or {}
-                compact = _int(result.get("compact_revision"))
-                if compact:
-                    raise _Compacted(compact)
-                if result.get("canceled"):
-                    reason = str(result.get("cancel_reason") or "watch canceled by etcd")
-                    if "auth token" in reason:
-                        self._token = None
-                    raise _EtcdError(reason, elsewhere=True)
-                yield result
+            messages = _messages(response)
+            async with contextlib.aclosing(messages):
+                async for message in messages:
+                    if "error" in message:
+                        self._raise_error(message["error"])
+                    result = message.get("result") or {}
+                    compact = _int(result.get("compact_revision"))
+                    if compact:
+                        raise _Compacted(compact)
+                    if result.get("canceled"):
+                        reason = str(result.get("cancel_reason") or "watch canceled by etcd")
+                        if "auth token" in reason:
+                            self._token = None
+                        raise _EtcdError(reason, elsewhere=True)
+                    yield result
 
     # -- requests --------------------------------------------------------------------------
 
@@ -474,6 +473,19 @@ class EtcdSource:
             self._token = None
         elsewhere = code in _RETRY_ELSEWHERE or status >= 500 or "leader" in message
         raise _EtcdError(message, code=code, elsewhere=elsewhere)
+
+
+async def _messages(response: httpx.Response) -> AsyncGenerator[dict[str, Any], None]:
+    """The JSON objects of a watch stream, one per line, decoded straight from the bytes."""
+    buffer = b""
+    async for chunk in response.aiter_bytes():
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            if line.strip():
+                message = msgspec.json.decode(line)
+                if isinstance(message, dict):
+                    yield message
 
 
 def _endpoint_url(endpoint: str, tls: bool) -> str:
