@@ -463,7 +463,10 @@ class EtcdSource:
         self._raise_error(_decode(data), status=response.status_code)
 
     def _raise_error(self, error: Any, status: int = 0) -> None:
-        """Raise the `_EtcdError` an error body (``{"error", "message", "code"}``) describes."""
+        """Raise the `_EtcdError` an error body describes: ``{"error", "message", "code"}``, or
+        in a stream ``{"error": {"grpc_code", "message", ...}}``."""
+        if isinstance(error, dict) and isinstance(error.get("error"), dict):
+            error = error["error"]
         if isinstance(error, dict):
             code = _int(error.get("code", error.get("grpc_code")))
             message = str(error.get("message") or error.get("error") or "etcd error")

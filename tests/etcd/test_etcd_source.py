@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 import structlog
 
@@ -253,7 +254,9 @@ async def test_writes_the_watcher_never_saw_are_replayed(own_etcd: Member) -> No
             assert last == seen + 2
 
 
-async def test_a_cluster_that_loses_its_leader_still_converges(cluster: list[Member]) -> None:
+async def test_a_cluster_that_loses_its_leader_still_converges(
+    cluster: list[Member], log_events: LogEvents
+) -> None:
     admin = Admin(*cluster)
     key = "/cluster/config.yaml"
     await admin.put(key, "model: a\n")
@@ -271,6 +274,17 @@ async def test_a_cluster_that_loses_its_leader_still_converges(cluster: list[Mem
 
         assert (await w.until_read(b"model: c\n")).version == str(revision)
         assert (await Admin(*others).leader()) in others
+
+        # A member cut off from the others must not keep serving a stale watch: etcd drops
+        # it (we ask with hasleader), and the source keeps trying until there is a quorum.
+        others[0].kill()
+        await log_events.wait("etcd_watch_lost", error="no leader")
+        for member in (leader, others[0]):
+            member.spawn()
+        for member in (leader, others[0]):
+            await member.await_healthy()
+        revision = await admin.put(key, "model: d\n")
+        assert (await w.until_read(b"model: d\n")).version == str(revision)
 
 
 # -- TLS and auth ------------------------------------------------------------------------------
@@ -354,20 +368,30 @@ async def test_tls_client_certificates_and_auth(tmp_path: Path, log_events: LogE
 
 
 class LogEvents:
-    """Every structlog event while installed, with an `asyncio.Event` per event name, so a
-    test can await a log line instead of polling for it."""
+    """Every structlog event while installed, and a way to await one (rather than poll)."""
 
     def __init__(self) -> None:
         self.entries: list[MutableMapping[str, Any]] = []
-        self._seen: dict[str, asyncio.Event] = {}
+        self._new = asyncio.Event()
 
     def __call__(self, _: Any, method: str, event_dict: MutableMapping[str, Any]) -> Any:
         self.entries.append(event_dict)
-        self._seen.setdefault(str(event_dict.get("event")), asyncio.Event()).set()
+        self._new.set()
         raise structlog.DropEvent
 
-    async def wait(self, event: str) -> None:
-        await asyncio.wait_for(self._seen.setdefault(event, asyncio.Event()).wait(), WAIT)
+    async def wait(self, event: str, **fields: str) -> MutableMapping[str, Any]:
+        """The first ``event`` whose ``fields`` contain the given texts, once it is logged."""
+
+        def match(entry: MutableMapping[str, Any]) -> bool:
+            return entry.get("event") == event and all(
+                text in str(entry.get(k)) for k, text in fields.items()
+            )
+
+        with anyio.fail_after(WAIT):
+            while not any(match(e) for e in self.entries):
+                self._new.clear()
+                await self._new.wait()
+        return next(e for e in self.entries if match(e))
 
 
 @pytest.fixture
