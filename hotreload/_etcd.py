@@ -45,6 +45,8 @@ _UNAUTHENTICATED = 16
 # Dead-peer detection for the long-lived watch connection (a silent network loss sends no FIN).
 _KEEPALIVE = (("TCP_KEEPIDLE", 10), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3))
 _MAX_ERROR_BODY = 64 * 1024
+_MAX_MESSAGE = 64 * 1024 * 1024  # one watch response: etcd caps a value at ~1.5 MiB
+_STABLE = 10.0  # seconds a watch must last for the reconnect backoff to start over
 
 
 def _import_httpx() -> Any:
@@ -78,7 +80,8 @@ class _Compacted(Exception):
 class _WatchState:
     next: int | None  # the revision to watch from: one past the last one seen
     ready: bool = False
-    failures: int = 0  # since the last watch etcd confirmed
+    failures: int = 0  # in a row: a watch that breaks soon after etcd confirmed it counts
+    since: float | None = None  # when etcd confirmed the current watch
 
 
 class _Hidden:
@@ -240,6 +243,10 @@ class EtcdSource:
                 self._fresh = None
                 notify("compacted")
             except Exception as exc:  # noqa: BLE001 - whatever broke, reconnect and resume
+                now = anyio.current_time()
+                if state.since is not None and now - state.since > _STABLE:
+                    state.failures = 0  # it had been fine for a while: start the backoff over
+                state.since = None
                 state.failures += 1
                 delay = min(self._max_backoff, self._min_backoff * 2 ** min(state.failures - 1, 30))
                 delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
@@ -302,12 +309,12 @@ class EtcdSource:
             state.next = header_rev + 1
             self._fresh = None
             notify("resync")
+        state.since = anyio.current_time()
         if not state.ready:
             state.ready = True
             ready()
         elif state.failures:
             self._log.info("etcd_watch_resumed", endpoint=endpoint, at=state.next)
-        state.failures = 0
 
     def _take(self, events: list[dict[str, Any]]) -> tuple[int, str]:
         """Keep the key as the last event left it; the revision to resume at, and the kind."""
@@ -484,6 +491,8 @@ async def _messages(response: httpx.Response) -> AsyncGenerator[dict[str, Any], 
     async for chunk in response.aiter_bytes():
         buffer += chunk
         *lines, buffer = buffer.split(b"\n")
+        if len(buffer) > _MAX_MESSAGE:
+            raise _EtcdError(f"a watch message over {_MAX_MESSAGE} bytes")
         for line in lines:
             if line.strip():
                 message = msgspec.json.decode(line)
