@@ -19,9 +19,9 @@ if importlib.util.find_spec("httpx") is None:  # the 'etcd' extra is not install
     collect_ignore_glob = ["test_*.py"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Member]:
-    """A single-member etcd shared by a module's tests that never kill it."""
+    """A single-member etcd shared by the etcd tests that never kill it (each has its own key)."""
     from .servers import Member
 
     member = Member("n1", tmp_path_factory.mktemp("etcd") / "data")
@@ -47,12 +47,13 @@ def own_etcd(tmp_path: Path) -> Iterator[Member]:
         member.kill()
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[list[Member]]:
-    """Three etcd members on loopback forming one cluster."""
+@pytest.fixture(scope="package")
+def whole_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Member]]:
+    """Three etcd members on loopback forming one cluster, started once for the etcd tests."""
     from .servers import Member
 
-    members = [Member(f"m{i}", tmp_path / f"m{i}") for i in range(3)]
+    root = tmp_path_factory.mktemp("cluster")
+    members = [Member(f"m{i}", root / f"m{i}") for i in range(3)]
     initial = ",".join(f"{m.name}={m.peer_url}" for m in members)
     for member in members:
         member.cluster = initial
@@ -64,6 +65,17 @@ def cluster(tmp_path: Path) -> Iterator[list[Member]]:
     finally:
         for member in members:
             member.kill()
+
+
+@pytest.fixture
+def cluster(whole_cluster: list[Member]) -> Iterator[list[Member]]:
+    """The three-member cluster, whole; members a test killed are restarted after it."""
+    yield whole_cluster
+    killed = [m for m in whole_cluster if m.proc is None]
+    for member in killed:
+        member.spawn()
+    for member in whole_cluster:
+        member.wait_healthy()
 
 
 @pytest.fixture
