@@ -242,11 +242,13 @@ class FailureActor:
         mark: Callable[[], Mark],
         changed_since: Callable[[Mark], bool],
         log: ContextLogger,
+        scrub: Callable[[str], str] = str,
     ) -> None:
         self.ledger = ledger
         self._recheck = recheck
         self._mark = mark
         self._changed_since = changed_since
+        self._scrub = scrub
         self._metrics: FailureMetrics | None = None
         self._log = log
         self._inbox: collections.deque[_Message] | None = None  # made by the first message
@@ -306,7 +308,7 @@ class FailureActor:
             _Failure(
                 toolset,
                 error_type or "UnknownError",
-                (message or "No error message")[:_MESSAGE_CHARS],
+                message or "No error message",
             )
         )
 
@@ -371,6 +373,8 @@ class FailureActor:
             self._done(msg)
 
     def _failure(self, msg: _Failure) -> None:
+        # Scrubbed before it is cut: a tool's error may quote the very key that failed.
+        msg.error_message = self._scrub(msg.error_message)[:_MESSAGE_CHARS]
         ledger = self.ledger
         action = ledger.failure(
             msg.toolset,

@@ -175,6 +175,7 @@ class HotReloader(Generic[T]):
         "_pipeline",
         "_poll_timer",
         "_registry",
+        "_secrets",
         "_seen_key",
         "_seq",
         "_snapshot_streams",
@@ -273,6 +274,7 @@ class HotReloader(Generic[T]):
             mark=self._mark,
             changed_since=self._changed_since,
             log=self._log,
+            scrub=self._scrub,
         )
         self._init_state()
         self.last_outcome: ReloadOutcome | None = None
@@ -301,6 +303,7 @@ class HotReloader(Generic[T]):
         self._warned_restart: dict[tuple[str, ...], str] = {}
         self._applied_level: int | None = None
         self._version: str | None = None
+        self._secrets: list[str] = []
         self._hub: WatchHub | None = None
         self._sub: Subscription | None = None
 
@@ -533,6 +536,12 @@ class HotReloader(Generic[T]):
 
     async def _auto_reload(self) -> ReloadOutcome:
         return await self._request("auto_reload")
+
+    def _scrub(self, text: str) -> str:
+        """``text`` with the config's secret values masked (a tool error may quote a key)."""
+        for value in self._secrets:
+            text = text.replace(value, "***")
+        return text
 
     def _mark(self) -> Mark:
         return Mark(self.snapshot.generation, self._gate.pending_seq)
@@ -893,6 +902,7 @@ class HotReloader(Generic[T]):
         generation = snapshot.generation
         # The swap: two reference stores, snapshot first, each atomic for any reader.
         self._active = active
+        self._secrets = sorted(self.policy.secret_values(active.builtins), key=len, reverse=True)
         self.snapshot = snapshot
         self.config = active.config
         self._apply_log_level(active.config)
