@@ -370,11 +370,6 @@ async def test_admin_config_masks_a_secret_quoted_by_a_tool_failure(
     assert leaks(*bodies) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs _failures.py (toolset_failure_recorded) to log error_message through "
-    "policy.scrub(message, active builtins), as /-/config already does",
-)
 async def test_a_secret_quoted_by_a_tool_failure_is_not_logged(
     tmp_path: Path, registry: CollectorRegistry, logs: list[MutableMapping[str, Any]]
 ) -> None:
