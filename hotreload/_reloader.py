@@ -14,7 +14,6 @@ import contextlib
 import dataclasses
 import logging
 import os
-import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
@@ -112,6 +111,9 @@ class Stream(Generic[X]):
         return item
 
     async def aclose(self) -> None:
+        self._end()
+
+    def _end(self) -> None:
         self._streams.discard(self)
         self._queue.put_nowait(None)
 
@@ -167,7 +169,6 @@ class HotReloader(Generic[T]):
         "_log_level_field",
         "_loggers",
         "_loop",
-        "_loop_thread",
         "_metrics",
         "_namespace",
         "_outcome_streams",
@@ -283,7 +284,6 @@ class HotReloader(Generic[T]):
 
     def _init_state(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread: int | None = None
         self._closed = True
         # Lean on purpose (a reloader should cost a few KB): plain lists, and the wake-up
         # future, event and stream sets only exist while something waits on them.
@@ -328,7 +328,6 @@ class HotReloader(Generic[T]):
             )
         self._triggers = []
         self._loop = asyncio.get_running_loop()
-        self._loop_thread = threading.get_ident()
         self._limiter: anyio.CapacityLimiter | None = None  # made on the first large file
         self._metrics = ReloaderMetrics(self.name, self._registry, self._namespace)
         self._commit(
@@ -436,20 +435,27 @@ class HotReloader(Generic[T]):
         self._failures.detach()
         tg.cancel_scope.cancel()
         try:
-            await tg.__aexit__(exc_type, exc, tb)
+            # Not the body's exception: the task group would wrap it in an ExceptionGroup,
+            # and `except ValueError:` around `async with reloader:` must keep working.
+            await tg.__aexit__(None, None, None)
         finally:
             await self._shutdown()
 
     async def _shutdown(self) -> None:
         self._closed = True
         self._gate.take()
-        if self._hub is not None and self._sub is not None:
-            await self._hub.unsubscribe(self._sub)
-        self._hub = self._sub = None
+        hub, sub, self._hub, self._sub = self._hub, self._sub, None, None
+        try:
+            if hub is not None and sub is not None:
+                await hub.unsubscribe(sub)
+        finally:  # also when cancelled: streams end, the name is released, waiters wake
+            self._release_all()
+
+    def _release_all(self) -> None:
         for snapshots in list(self._snapshot_streams or ()):
-            await snapshots.aclose()
+            snapshots._end()
         for outcomes in list(self._outcome_streams or ()):
-            await outcomes.aclose()
+            outcomes._end()
         triggers, self._triggers = self._triggers, []
         for trigger in triggers:
             pending = trigger.reply
@@ -632,7 +638,11 @@ class HotReloader(Generic[T]):
         loop = self._loop
         if loop is None or self._closed:
             return
-        if threading.get_ident() == self._loop_thread:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
             self._notify(kind)
         else:
             with contextlib.suppress(RuntimeError):  # the loop closed: nothing to wake
@@ -707,6 +717,8 @@ class HotReloader(Generic[T]):
                 evaluation = await anyio.to_thread.run_sync(
                     self._pipeline.evaluate, raw, active, key, limiter=self._limiter
                 )
+                # Cancelled while the thread ran (shutdown): drop the result, commit nothing.
+                await anyio.lowlevel.checkpoint_if_cancelled()
             else:
                 evaluation = self._pipeline.evaluate(raw, active, key)
         repeat = key == self._last_key

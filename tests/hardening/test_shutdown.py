@@ -180,18 +180,13 @@ async def test_cancelling_the_task_group_mid_reload_leaves_nothing(
 ) -> None:
     async with nothing_left_behind():
         r = await cancel_service_mid_reload(config_path, registry)
-    # One whole version or the other, never a mix (see the xfail below for which).
+    # One whole version or the other, never a mix.
     assert (r.snapshot.generation, r.config.model) in ((1, "gpt-4"), (2, "gpt-5"))
     assert r.config is r.snapshot.config
     with pytest.raises(RuntimeError, match="not running"):
         await r.reload()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs _reloader._check to checkpoint (await anyio.lowlevel.checkpoint_if_cancelled())"
-    " after the off-loop evaluation returns, before committing",
-)
 async def test_cancelling_the_task_group_mid_reload_commits_nothing(
     config_path: Path, registry: CollectorRegistry
 ) -> None:
@@ -202,11 +197,6 @@ async def test_cancelling_the_task_group_mid_reload_commits_nothing(
     assert r.config == Settings(model="gpt-4")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs _reloader._shutdown to run its synchronous cleanup (close streams, "
-    "metrics.close(), set the event) in a `finally:` around `await hub.unsubscribe(...)`",
-)
 async def test_cancelled_mid_reload_the_name_is_free_and_streams_end(
     config_path: Path, registry: CollectorRegistry
 ) -> None:
@@ -250,15 +240,10 @@ async def test_an_exception_inside_the_block_leaves_nothing(
             _ = 1 / 0
 
     async with nothing_left_behind():
-        with pytest.raises(Exception):  # noqa: B017, PT011 - how it is wrapped: see the xfail below
+        with pytest.raises(ZeroDivisionError):
             await service()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs _reloader._close to exit the task group with (None, None, None) after "
-    "cancelling it: passing the body's exception to tg.__aexit__ wraps it in an ExceptionGroup",
-)
 async def test_an_exception_inside_the_block_propagates_as_itself(
     config_path: Path, registry: CollectorRegistry
 ) -> None:
