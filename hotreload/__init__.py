@@ -13,6 +13,7 @@ from ._errors import (
     ConfigReadError,
     ConfigValidationError,
 )
+from ._etcd import EtcdSource
 from ._failures import ToolsetFailureRecord
 from ._fields import RestartRequired, Secret
 from ._file_source import FileSource
@@ -34,6 +35,7 @@ __all__ = [
     "ConfigParseError",
     "ConfigReadError",
     "ConfigValidationError",
+    "EtcdSource",
     "FileSource",
     "HotReloader",
     "ReloadOutcome",

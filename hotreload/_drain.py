@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -27,11 +28,13 @@ P = TypeVar("P")
 
 @dataclass(slots=True)
 class Pending(Generic[P]):
-    """A change waiting for sessions: what it is, and since when (``loop.time()``)."""
+    """A change waiting for sessions: what it is, and since when (``loop.time()``, and Unix
+    time for reports)."""
 
     change: P
     since: float
     seq: int
+    since_unix: float
 
 
 class DrainGate(Generic[P]):
@@ -86,10 +89,11 @@ class DrainGate(Generic[P]):
         loop = asyncio.get_running_loop()
         self.pending_seq += 1
         if self.pending is None:
-            self.pending = Pending(change, loop.time(), self.pending_seq)
+            self.pending = Pending(change, loop.time(), self.pending_seq, time.time())
             self._timer = loop.call_later(self.max_wait, self._expire)
         else:
-            self.pending = Pending(change, self.pending.since, self.pending_seq)
+            first = self.pending
+            self.pending = Pending(change, first.since, self.pending_seq, first.since_unix)
         return self.pending
 
     def take(self) -> Pending[P] | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import enum
+import threading
 import time
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -241,40 +242,73 @@ class FailureActor:
         mark: Callable[[], Mark],
         changed_since: Callable[[Mark], bool],
         log: ContextLogger,
+        scrub: Callable[[str], str] = str,
     ) -> None:
         self.ledger = ledger
         self._recheck = recheck
         self._mark = mark
         self._changed_since = changed_since
+        self._scrub = scrub
         self._metrics: FailureMetrics | None = None
         self._log = log
-        self._inbox: collections.deque[_Message] = collections.deque()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake = asyncio.Event()
+        self._inbox: collections.deque[_Message] | None = None  # made by the first message
+        self._loop: asyncio.AbstractEventLoop | None = None  # set while the task runs
+        self._wake: asyncio.Event | None = None
         self._wake_due = False
-        self._drained = asyncio.Event()
+        self._drained: asyncio.Event | None = None  # made when someone waits on it
         self._spawn: Spawn | None = None
-        self.closed = False
+        self._home: asyncio.AbstractEventLoop | None = None  # set while the reloader runs
+        self._start: Callable[[], object] | None = None
+        self._starting = threading.Lock()
+        self.closed = True
 
     # -- any thread ------------------------------------------------------------------------------
+
+    def attach(self, loop: asyncio.AbstractEventLoop, start: Callable[[], object]) -> None:
+        """The reloader is running on ``loop``; ``start()`` (called there) starts the task."""
+        self._home, self._start, self.closed = loop, start, False
+
+    def detach(self) -> None:
+        self._home = self._start = None
+        self.closed = True
+        if self._drained is not None:
+            self._drained.set()
 
     def post(self, message: _Message) -> None:
         if self.closed:
             return
-        self._inbox.append(message)
-        if not self._wake_due and self._loop is not None:
+        inbox = self._inbox
+        if inbox is None:
+            with self._starting:
+                if self._inbox is None:
+                    self._inbox = collections.deque()
+                inbox = self._inbox
+        inbox.append(message)
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            if not self._wake_due:
+                self._wake_due = True
+                self._call(loop, wake.set)
+            return
+        with self._starting:  # the first message starts the task, once
+            home, start = self._home, self._start
+            self._start = None
+        if home is not None and start is not None:
             self._wake_due = True
-            try:
-                self._loop.call_soon_threadsafe(self._wake.set)
-            except RuntimeError:  # the loop closed under us: nothing is left to count for
-                self.closed = True
+            self._call(home, start)
+
+    def _call(self, loop: asyncio.AbstractEventLoop, fn: Callable[[], object]) -> None:
+        try:
+            loop.call_soon_threadsafe(fn)
+        except RuntimeError:  # the loop closed under us: nothing is left to count for
+            self.closed = True
 
     def record_failure(self, toolset: str, error_type: str | None, message: str | None) -> None:
         self.post(
             _Failure(
                 toolset,
                 error_type or "UnknownError",
-                (message or "No error message")[:_MESSAGE_CHARS],
+                message or "No error message",
             )
         )
 
@@ -286,31 +320,35 @@ class FailureActor:
     async def run(self, spawn: Spawn, metrics: FailureMetrics) -> None:
         self._spawn = spawn
         self._metrics = metrics
-        self.closed = False
-        self._wake = asyncio.Event()
+        self._wake = wake = asyncio.Event()
         self._loop = asyncio.get_running_loop()
-        self._wake.set()  # messages posted before the start are handled now
+        wake.set()  # messages posted before the start are handled now
         try:
             while True:
-                await self._wake.wait()
-                self._wake.clear()
+                await wake.wait()
+                wake.clear()
                 self._wake_due = False
                 handled = 0
-                while self._inbox:
-                    self._handle(self._inbox.popleft())
+                inbox = self._inbox
+                while inbox:
+                    self._handle(inbox.popleft())
                     handled += 1
                     if handled % _BATCH == 0:
                         await asyncio.sleep(0)
-                drained, self._drained = self._drained, asyncio.Event()
-                drained.set()
+                drained, self._drained = self._drained, None
+                if drained is not None:
+                    drained.set()
         finally:
             self.closed = True
-            self._loop = None
-            self._drained.set()
+            self._loop = self._wake = None
+            if self._drained is not None:
+                self._drained.set()
 
     async def settled(self) -> None:
         """Wait until every message posted so far has been handled and no re-check runs."""
         while not self.closed and (self._inbox or self._wake_due or self.ledger.running):
+            if self._drained is None:
+                self._drained = asyncio.Event()
             await self._drained.wait()
 
     @property
@@ -335,6 +373,8 @@ class FailureActor:
             self._done(msg)
 
     def _failure(self, msg: _Failure) -> None:
+        # Scrubbed before it is cut: a tool's error may quote the very key that failed.
+        msg.error_message = self._scrub(msg.error_message)[:_MESSAGE_CHARS]
         ledger = self.ledger
         action = ledger.failure(
             msg.toolset,

@@ -19,7 +19,15 @@ __all__ = ["FieldPolicy", "Path", "RestartRequired", "Secret", "format_path"]
 
 Path = tuple[str, ...]
 
+#: A field is secret when its name contains one of these (DESIGN's ``*key*``, ``*token*``,
+#: ...): over-redacting is safer than missing ``slackwebhooktoken``. One exception: the word
+#: ``tokens`` is a count of LLM tokens (``max_tokens_per_request``), not a credential.
 _SECRET_NAME = re.compile(r"key|token|password|passwd|secret|credential", re.IGNORECASE)
+_NOT_SECRET = re.compile(r"tokens", re.IGNORECASE)
+
+
+def _is_secret_name(segment: str) -> bool:
+    return _SECRET_NAME.search(_NOT_SECRET.sub("", segment)) is not None
 
 
 class _Marker:
@@ -87,7 +95,7 @@ class FieldPolicy:
 
     def is_secret(self, path: Path) -> bool:
         """Declared secret, or any segment named like a key, token, password or secret."""
-        if any(_SECRET_NAME.search(seg) for seg in path):
+        if any(_is_secret_name(seg) for seg in path):
             return True
         return any(_prefix_matches(pattern, path) for pattern in self.secrets)
 

@@ -1,230 +1,369 @@
-"""Prometheus metrics, one family set per (registry, namespace), one ``config`` label each.
+"""Prometheus metrics: one collector per (registry, namespace), plain values per reloader.
 
-prometheus-client refuses to register a name twice on a registry, so the families are created
-once per registry and namespace and shared; every reloader writes only its own ``config`` label
-values and removes them when it closes. Two live reloaders with the same name on one registry
-would overwrite each other, so that is refused up front.
+prometheus-client's labelled children cost about 0.5-1 KB each (a lock and a value object per
+series, per histogram bucket), which made metrics the largest part of a reloader. Here a
+reloader's series are plain slotted numbers, written only from the event loop (gauges may be
+set from any thread: a single store), and one custom collector turns every live reloader's
+numbers into metric families at scrape time. Names, types and labels are what
+prometheus-client would expose; each reloader has its own ``config`` label value, and two live
+reloaders with the same name on one registry would overwrite each other, so that is refused.
 """
 
 from __future__ import annotations
 
-import contextlib
+import bisect
 import threading
 import weakref
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
 
 __all__ = ["FailureMetrics", "ReloaderMetrics"]
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
-_COUNT_BUCKETS = (1, 2, 3, 5, 10, 20, 50, 100, 1000)
+_COUNT_BUCKETS = (1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0, 1000.0)
 
 
-class _Families:
-    def __init__(self, registry: CollectorRegistry, ns: str) -> None:
-        def counter(name: str, doc: str, *labels: str) -> Counter:
-            return Counter(f"{ns}_{name}", doc, ["config", *labels], registry=registry)
+class Value:
+    """One counter or gauge series."""
 
-        def gauge(name: str, doc: str, *labels: str) -> Gauge:
-            return Gauge(f"{ns}_{name}", doc, ["config", *labels], registry=registry)
+    __slots__ = ("value",)
 
-        self.reload_total = counter("config_reload_total", "Config changes applied.")
-        self.failures = counter(
-            "config_reload_failures_total", "Config versions rejected or unreadable.", "reason"
-        )
-        self.last_ok = gauge(
-            "config_last_reload_successful", "1 if the latest version seen was valid, else 0."
-        )
-        self.last_ok_ts = gauge(
-            "config_last_reload_success_timestamp_seconds", "Unix time of the last applied change."
-        )
-        self.info = gauge(
-            "config_info", "The config in force, by hash (value is 1).", "config_hash"
-        )
-        self.generation = gauge("config_generation", "Generation of the config in force.")
-        self.latency = Histogram(
-            f"{ns}_config_reload_latency_seconds",
-            "From a change being seen to its commit.",
-            ["config"],
-            buckets=_LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self.restart_required = gauge(
-            "config_restart_required",
-            "Fields whose new value waits for a restart (0 when none).",
-        )
-        self.watch_restarts = counter("watch_restarts_total", "File watcher restarts.")
-        self.missed = counter(
-            "watch_missed_events_total", "Changes the safety poll found that the watcher missed."
-        )
-        self.active_sessions = gauge("active_sessions", "Open gating sessions.")
-        self.degraded = gauge(
-            "config_degraded",
-            "1 while running on the last-known-good copy because the source is invalid.",
-        )
-        self.pending = gauge(
-            "pending_reload", "1 while a valid change waits for sessions to end, else 0."
-        )
-        # BR-HAPI-190's names (the spec has no config label; we add it like everywhere else).
-        self.toolset_failures = counter(
-            "toolset_failures_total", "Toolset failures recorded.", "toolset"
-        )
-        self.triggered = counter(
-            "auto_reload_triggered_total",
-            "Auto-reloads set off by persistent toolset failures, by result.",
-            "toolset",
-            "result",
-        )
-        self.auto_duration = Histogram(
-            f"{ns}_auto_reload_duration_seconds",
-            "Duration of forced re-checks set off by toolset failures.",
-            ["config", "result"],
-            buckets=_LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self.before_reload = Histogram(
-            f"{ns}_consecutive_failures_before_reload",
-            "Consecutive failures of a toolset when its auto-reload settled.",
-            ["config", "toolset"],
-            buckets=_COUNT_BUCKETS,
-            registry=registry,
-        )
-        self.cooldown_blocks = counter(
-            "reload_cooldown_blocks_total",
-            "Auto-reloads not started because the toolset's cooldown was active.",
-            "toolset",
-        )
-        self.active: set[str] = set()
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.value += amount
+
+    def set(self, value: float) -> None:
+        self.value = value
 
 
-_lock = threading.Lock()
-_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, dict[str, _Families]] = (
-    weakref.WeakKeyDictionary()
-)
+class Hist:
+    """One histogram series: per-bucket counts (not cumulative), sum and count."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+
+    def observe(self, amount: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, amount)] += 1
+        self.sum += amount
+
+    def samples(self) -> tuple[list[tuple[str, float]], float]:
+        buckets, running = [], 0
+        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            running += count
+            buckets.append((_le(bound), float(running)))
+        return buckets, self.sum
+
+
+S = TypeVar("S", Value, Hist)
+
+
+class Labelled(Generic[S]):
+    """Series of one family for one reloader, keyed by the family's extra label values."""
+
+    __slots__ = ("_make", "series")
+    _make: Callable[[], S]
+    series: dict[tuple[str, ...], S]
+
+    def __init__(self, make: Callable[[], S]) -> None:
+        self._make = make
+        self.series = {}
+
+    def labels(self, *values: str) -> S:
+        found = self.series.get(values)
+        if found is None:
+            found = self.series[values] = self._make()
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class FailureMetrics:
+    """The failure actor's metrics (BR-HAPI-190 names), for one reloader."""
+
+    failures: Labelled[Value]
+    triggered: Labelled[Value]
+    duration: Labelled[Hist]
+    before_reload: Labelled[Hist]
+    cooldown_blocks: Labelled[Value]
 
 
 class ReloaderMetrics:
-    """The metric handles of one reloader, bound to its ``config`` label."""
+    """The series of one reloader, registered with its namespace's collector until closed."""
+
+    __slots__ = (
+        "_collector",
+        "active_sessions",
+        "config_hash",
+        "degraded",
+        "failures",
+        "generation",
+        "last_ok",
+        "last_ok_ts",
+        "latency",
+        "missed",
+        "name",
+        "pending",
+        "reload_total",
+        "restart_required",
+        "toolsets",
+        "watch_restarts",
+    )
 
     def __init__(self, name: str, registry: CollectorRegistry | None, namespace: str) -> None:
-        registry = REGISTRY if registry is None else registry
-        with _lock:
-            per_ns = _by_registry.setdefault(registry, {})
-            fam = per_ns.get(namespace) or per_ns.setdefault(
-                namespace, _Families(registry, namespace)
-            )
-            if name in fam.active:
-                raise ValueError(
-                    f"a reloader named {name!r} is already open on this registry "
-                    f"(namespace {namespace!r}); give each reloader its own name"
-                )
-            fam.active.add(name)
-        self._fam = fam
-        self._name = name
-        self._hash: str | None = None
-        self.reload_total = fam.reload_total.labels(name)
-        self.last_ok = fam.last_ok.labels(name)
-        self.last_ok_ts = fam.last_ok_ts.labels(name)
-        self.generation = fam.generation.labels(name)
-        self.latency = fam.latency.labels(name)
-        self.restart_required = fam.restart_required.labels(name)
-        self.watch_restarts = fam.watch_restarts.labels(name)
-        self.missed = fam.missed.labels(name)
-        self.active_sessions = fam.active_sessions.labels(name)
-        self.degraded = fam.degraded.labels(name)
-        self.pending = fam.pending.labels(name)
+        self.name = name
+        self.reload_total = Value()
+        self.failures: Labelled[Value] = Labelled(Value)
+        self.last_ok = Value()
+        self.last_ok_ts = Value()
+        self.config_hash: str | None = None
+        self.generation = Value()
+        self.latency = Hist(_LATENCY_BUCKETS)
+        self.restart_required = Value()
+        self.watch_restarts = Value()
+        self.missed = Value()
+        self.active_sessions = Value()
+        self.pending = Value()
+        self.degraded = Value()
         self.toolsets = FailureMetrics(
-            failures=_Bound(fam.toolset_failures, name),
-            triggered=_Bound(fam.triggered, name),
-            duration=_Bound(fam.auto_duration, name),
-            before_reload=_Bound(fam.before_reload, name),
-            cooldown_blocks=_Bound(fam.cooldown_blocks, name),
+            failures=Labelled(Value),
+            triggered=Labelled(Value),
+            duration=Labelled(lambda: Hist(_LATENCY_BUCKETS)),
+            before_reload=Labelled(lambda: Hist(_COUNT_BUCKETS)),
+            cooldown_blocks=Labelled(Value),
         )
-        self.reload_total.inc(0)
+        self._collector = _collector_for(REGISTRY if registry is None else registry, namespace)
+        self._collector.add(self)
 
     def failure(self, reason: str) -> None:
-        self._fam.failures.labels(self._name, reason).inc()
+        self.failures.labels(reason).inc()
         self.last_ok.set(0)
 
     def committed(self, generation: int, config_hash: str, timestamp: float) -> None:
-        if self._hash is not None and self._hash != config_hash:
-            self._fam.info.remove(self._name, self._hash)
-        self._fam.info.labels(self._name, config_hash).set(1)
-        self._hash = config_hash
+        self.config_hash = config_hash
         self.generation.set(generation)
         self.last_ok.set(1)
         self.last_ok_ts.set(timestamp)
 
     def close(self) -> None:
-        """Drop this reloader's label values so the name can be used again."""
-        fam = self._fam
-        with _lock:
-            fam.active.discard(self._name)
-        for family in (
-            fam.reload_total,
-            fam.last_ok,
-            fam.last_ok_ts,
-            fam.generation,
-            fam.latency,
-            fam.restart_required,
-            fam.watch_restarts,
-            fam.missed,
-            fam.active_sessions,
-            fam.pending,
-            fam.degraded,
-        ):
-            _remove(family, self._name)
-        if self._hash is not None:
-            _remove(fam.info, self._name, self._hash)
-        for family in (
-            fam.failures,
-            fam.toolset_failures,
-            fam.triggered,
-            fam.auto_duration,
-            fam.before_reload,
-            fam.cooldown_blocks,
-        ):
-            for labels in _label_sets(family):
-                if labels[0] == self._name:
-                    _remove(family, *labels)
+        """Stop exposing this reloader's series, so the name can be used again."""
+        self._collector.remove(self)
 
 
-Family = TypeVar("Family", Counter, Gauge, Histogram)
+Gauge = Callable[[ReloaderMetrics], float]
 
 
-class _Bound(Generic[Family]):
-    """A family with this reloader's ``config`` label already filled in."""
+class _Collector(Collector):
+    """Every live reloader of one (registry, namespace), exposed at scrape time."""
 
-    __slots__ = ("_family", "_name")
-    _family: Family
-    _name: str
+    def __init__(self, ns: str) -> None:
+        self.ns = ns
+        self.live: dict[str, ReloaderMetrics] = {}
+        self._lock = threading.Lock()
 
-    def __init__(self, family: Family, name: str) -> None:
-        self._family = family
-        self._name = name
+    def add(self, metrics: ReloaderMetrics) -> None:
+        with self._lock:
+            if metrics.name in self.live:
+                raise ValueError(
+                    f"a reloader named {metrics.name!r} is already open on this registry "
+                    f"(namespace {self.ns!r}); give each reloader its own name"
+                )
+            self.live[metrics.name] = metrics
 
-    def labels(self, *values: str) -> Family:
-        return self._family.labels(self._name, *values)
+    def remove(self, metrics: ReloaderMetrics) -> None:
+        with self._lock:
+            if self.live.get(metrics.name) is metrics:
+                del self.live[metrics.name]
+
+    def describe(self) -> Iterable[Metric]:
+        return list(self._families([]))
+
+    def collect(self) -> Iterable[Metric]:
+        with self._lock:
+            live = list(self.live.values())
+        return list(self._families(live))
+
+    def _families(self, live: list[ReloaderMetrics]) -> Iterator[Metric]:
+        ns = self.ns
+
+        def counter(name: str, doc: str, get: Gauge) -> CounterMetricFamily:
+            fam = CounterMetricFamily(f"{ns}_{name}", doc, labels=["config"])
+            for m in live:
+                fam.add_metric([m.name], get(m))
+            return fam
+
+        def gauge(name: str, doc: str, get: Gauge) -> GaugeMetricFamily:
+            fam = GaugeMetricFamily(f"{ns}_{name}", doc, labels=["config"])
+            for m in live:
+                fam.add_metric([m.name], get(m))
+            return fam
+
+        yield counter(
+            "config_reload_total", "Config changes applied.", lambda m: m.reload_total.value
+        )
+        failures = CounterMetricFamily(
+            f"{ns}_config_reload_failures_total",
+            "Config versions rejected or unreadable.",
+            labels=["config", "reason"],
+        )
+        for m in live:
+            for (reason,), value in m.failures.series.items():
+                failures.add_metric([m.name, reason], value.value)
+        yield failures
+        yield gauge(
+            "config_last_reload_successful",
+            "1 if the latest version seen was valid, else 0.",
+            lambda m: m.last_ok.value,
+        )
+        yield gauge(
+            "config_last_reload_success_timestamp_seconds",
+            "Unix time of the last applied change.",
+            lambda m: m.last_ok_ts.value,
+        )
+        info = GaugeMetricFamily(
+            f"{ns}_config_info",
+            "The config in force, by hash (value is 1).",
+            labels=["config", "config_hash"],
+        )
+        for m in live:
+            if m.config_hash is not None:
+                info.add_metric([m.name, m.config_hash], 1.0)
+        yield info
+        yield gauge(
+            "config_generation", "Generation of the config in force.", lambda m: m.generation.value
+        )
+        yield _histogram(
+            f"{ns}_config_reload_latency_seconds",
+            "From a change being seen to its commit.",
+            [((m.name,), m.latency) for m in live],
+        )
+        yield gauge(
+            "config_restart_required",
+            "Fields whose new value waits for a restart (0 when none).",
+            lambda m: m.restart_required.value,
+        )
+        yield counter("watch_restarts_total", "Watcher restarts.", lambda m: m.watch_restarts.value)
+        yield counter(
+            "watch_missed_events_total",
+            "Changes the safety poll found that the watcher missed.",
+            lambda m: m.missed.value,
+        )
+        yield gauge("active_sessions", "Open gating sessions.", lambda m: m.active_sessions.value)
+        yield gauge(
+            "pending_reload",
+            "1 while a valid change waits for sessions to end, else 0.",
+            lambda m: m.pending.value,
+        )
+        yield gauge(
+            "config_degraded",
+            "1 while running on the last-known-good copy because the source is invalid.",
+            lambda m: m.degraded.value,
+        )
+        # BR-HAPI-190's names (the spec has no config label; we add it like everywhere else).
+        yield _labelled_counter(
+            f"{ns}_toolset_failures_total",
+            "Toolset failures recorded.",
+            ["toolset"],
+            live,
+            lambda m: m.toolsets.failures,
+        )
+        yield _labelled_counter(
+            f"{ns}_auto_reload_triggered_total",
+            "Auto-reloads set off by persistent toolset failures, by result.",
+            ["toolset", "result"],
+            live,
+            lambda m: m.toolsets.triggered,
+        )
+        yield _histogram(
+            f"{ns}_auto_reload_duration_seconds",
+            "Duration of forced re-checks set off by toolset failures.",
+            _labelled(live, lambda m: m.toolsets.duration),
+            ["result"],
+        )
+        yield _histogram(
+            f"{ns}_consecutive_failures_before_reload",
+            "Consecutive failures of a toolset when its auto-reload settled.",
+            _labelled(live, lambda m: m.toolsets.before_reload),
+            ["toolset"],
+        )
+        yield _labelled_counter(
+            f"{ns}_reload_cooldown_blocks_total",
+            "Auto-reloads not started because the toolset's cooldown was active.",
+            ["toolset"],
+            live,
+            lambda m: m.toolsets.cooldown_blocks,
+        )
 
 
-@dataclass(frozen=True, slots=True)
-class FailureMetrics:
-    """The failure actor's metrics (BR-HAPI-190 names), bound to one reloader."""
-
-    failures: _Bound[Counter]
-    triggered: _Bound[Counter]
-    duration: _Bound[Histogram]
-    before_reload: _Bound[Histogram]
-    cooldown_blocks: _Bound[Counter]
-
-
-def _label_sets(family: Counter | Gauge | Histogram) -> list[tuple[str, ...]]:
-    with family._lock:
-        return [tuple(labels) for labels in family._metrics]
+def _labelled_counter(
+    name: str,
+    doc: str,
+    labels: list[str],
+    live: list[ReloaderMetrics],
+    family: Callable[[ReloaderMetrics], Labelled[Value]],
+) -> CounterMetricFamily:
+    fam = CounterMetricFamily(name, doc, labels=["config", *labels])
+    for values, series in _labelled(live, family):
+        fam.add_metric(list(values), series.value)
+    return fam
 
 
-def _remove(family: Counter | Gauge | Histogram, *labels: str) -> None:
-    with contextlib.suppress(KeyError):
-        family.remove(*labels)
+def _labelled(
+    live: list[ReloaderMetrics], family: Callable[[ReloaderMetrics], Labelled[S]]
+) -> list[tuple[tuple[str, ...], S]]:
+    """Every series of a labelled family, with the ``config`` label value first."""
+    found: list[tuple[tuple[str, ...], S]] = []
+    key: tuple[str, ...]
+    for m in live:
+        labelled: Labelled[S] = family(m)
+        for key in list(labelled.series):
+            found.append(((m.name, *key), labelled.series[key]))
+    return found
+
+
+def _histogram(
+    name: str,
+    doc: str,
+    series: Iterable[tuple[tuple[str, ...], Hist]],
+    labels: list[str] | None = None,
+) -> HistogramMetricFamily:
+    fam = HistogramMetricFamily(name, doc, labels=["config", *(labels or [])])
+    for values, hist in list(series):
+        buckets, total = hist.samples()
+        fam.add_metric(list(values), buckets, total)
+    return fam
+
+
+def _le(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(float(bound))
+
+
+_lock = threading.Lock()
+_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, dict[str, _Collector]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _collector_for(registry: CollectorRegistry, namespace: str) -> _Collector:
+    with _lock:
+        per_ns = _by_registry.setdefault(registry, {})
+        found = per_ns.get(namespace)
+        if found is None:
+            found = _Collector(namespace)
+            registry.register(found)  # raises if another collector owns one of the names
+            per_ns[namespace] = found
+        return found

@@ -48,6 +48,8 @@ class ReloadOutcome:
     changed: tuple[str, ...] = ()
     restart_required: tuple[str, ...] = ()
     deferred: bool = False
+    at: float = 0.0
+    """Unix time at which the check ended."""
 
     @property
     def ok(self) -> bool:

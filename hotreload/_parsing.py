@@ -120,7 +120,7 @@ def _parse_yaml(text: str, source: str) -> Any:
         data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        parts = [p for p in (exc.context, exc.problem) if p]
+        parts = [_scrub(p) for p in (exc.context, exc.problem) if p]
         message = ": ".join(parts) or "invalid YAML"
         if mark is None:
             raise ConfigParseError(source, message) from None
@@ -138,6 +138,41 @@ def _parse_yaml(text: str, source: str) -> Any:
         raise ConfigParseError(source, "the document is nested too deeply") from None
     _check_shape(data, source)
     return data
+
+
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*"')
+_UNKNOWN_TAG = re.compile(r"could not determine a constructor for the tag '(?P<tag>[^']*)'")
+_STANDARD_TAG = "tag:yaml.org,2002:"
+
+
+def _scrub(message: str) -> str:
+    """A YAML error message without the document's text in it.
+
+    PyYAML quotes tags, anchors and alias names it did not expect, and those are document
+    text: ``password: !Sup3r`` makes ``!Sup3r`` a tag, ``token: *xyz`` makes ``xyz`` an alias.
+    Our own duplicate-key message keeps the key (a name, and the point of the message).
+    """
+    if message.startswith("found duplicate key "):
+        return message
+    found = _UNKNOWN_TAG.search(message)
+    if found is not None:
+        tag = found.group("tag")
+        if tag.startswith(_STANDARD_TAG + "python/"):
+            name = "!!" + tag[len(_STANDARD_TAG) :].split(":", 1)[0]
+            return f"could not determine a constructor for the unsafe tag {name}"
+        return (
+            "could not determine a constructor for the tag "
+            "(a value that starts with '!' is a YAML tag: quote it)"
+        )
+    return _QUOTED.sub(_keep_if_not_text, message)
+
+
+def _keep_if_not_text(found: re.Match[str]) -> str:
+    """A quoted character ('\\t') or token name ('<scalar>') stays; anything else goes."""
+    quoted = found.group(0)
+    if len(quoted) <= 4 or re.fullmatch(r"'<[a-z ]+>'", quoted):
+        return quoted
+    return "(...)"
 
 
 def _check_shape(data: Any, source: str) -> None:
@@ -178,6 +213,8 @@ def _check_expansion(data: Any, source: str) -> None:
         if not isinstance(node, (dict, list)):
             continue
         key = id(node)
+        if not children_done and key in size:
+            continue  # a shared subtree already costed: skip before touching its children
         children = list(node.keys()) + list(node.values()) if isinstance(node, dict) else node
         containers = [c for c in children if isinstance(c, (dict, list))]
         if children_done:
@@ -190,8 +227,6 @@ def _check_expansion(data: Any, source: str) -> None:
                 )
             if depth[key] > MAX_DEPTH:
                 raise ConfigParseError(source, f"nesting is deeper than {MAX_DEPTH} levels")
-            continue
-        if key in size:
             continue
         if key in on_path:
             raise ConfigParseError(source, "an alias refers to itself (recursive structure)")

@@ -105,8 +105,12 @@ class Pipeline(Generic[T]):
 
     def load(self, raw: bytes) -> Active[T]:
         """Parse, convert and validate ``raw`` as a first version: raises `ConfigError`."""
-        config = self._convert(parse(raw, self.fmt, self.source), raw)
-        self._validate(config)
+        data = parse(raw, self.fmt, self.source)
+        try:
+            config = self._convert(data, raw)
+            self._validate(config)
+        except ConfigValidationError as exc:
+            raise self._redact(exc, data) from None
         builtins = _to_builtins(config)
         return Active(config, builtins, canonical_hash(builtins), sha256_hex(raw))
 
@@ -118,8 +122,10 @@ class Pipeline(Generic[T]):
         sha = sha or sha256_hex(raw)
         if sha == active.content_sha256:
             return Evaluation(ReloadResult.CONFIG_UNCHANGED, sha)
+        data: Any = None
         try:
-            config = self._convert(parse(raw, self.fmt, self.source), raw)
+            data = parse(raw, self.fmt, self.source)
+            config = self._convert(data, raw)
             builtins = _to_builtins(config)
             changed = list(changed_paths(active.builtins, builtins))
             effective, roots = retain(active.builtins, builtins, changed, self.policy)
@@ -128,6 +134,8 @@ class Pipeline(Generic[T]):
                 changed = [p for p in changed if self.policy.restart_root(p) is None]
             self._validate(config)
         except ConfigError as exc:
+            if isinstance(exc, ConfigValidationError):
+                exc = self._redact(exc, data)
             return Evaluation(result_for(exc), sha, error=exc)
         wanted = tuple((root, _digest(get_path(builtins, root))) for root in roots)
         if not changed:
@@ -140,6 +148,18 @@ class Pipeline(Generic[T]):
             changed=tuple(format_path(p) for p in changed),
             restart_required=wanted,
         )
+
+    def _redact(self, error: ConfigValidationError, data: Any) -> ConfigValidationError:
+        """``error`` with every secret value of the document masked in its message.
+
+        msgspec quotes a value it refuses for an enum, and a validator may quote the config
+        it refuses: neither may carry a secret into a log line.
+        """
+        message = self.policy.scrub(error.message, data)
+        if message != error.message:
+            error.message = message
+            error.args = (error.source, message)
+        return error
 
     def _convert(self, data: Any, raw: bytes) -> T:
         try:
@@ -227,7 +247,10 @@ def read_file(path: str, max_bytes: int, source: str) -> bytes:
     except OSError as exc:
         raise ConfigReadError(source, _describe(exc)) from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise ConfigReadError(source, "is a directory, not a file")
+        if not stat.S_ISREG(mode):
             raise ConfigReadError(source, "not a regular file")
         with os.fdopen(fd, "rb", closefd=False) as f:
             data = f.read(max_bytes + 1)

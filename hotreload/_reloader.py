@@ -10,12 +10,10 @@ sees one whole version or the other, never a mix.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import dataclasses
 import logging
 import os
-import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
@@ -26,7 +24,7 @@ from typing import Any, Generic, TypeVar
 
 import anyio
 import msgspec
-from prometheus_client import CollectorRegistry
+from prometheus_client import REGISTRY, CollectorRegistry
 
 from . import _lkg as lkg
 from ._drain import DrainGate
@@ -42,6 +40,7 @@ from ._parsing import Format, format_for
 from ._pipeline import Active, Evaluation, Pipeline, Validator, result_for, sha256_hex
 from ._snapshot import Snapshot
 from ._source import Source
+from ._watch import Subscription, WatchHub, hub_for
 
 __all__ = ["ApplyHook", "HotReloader", "Stream"]
 
@@ -112,6 +111,9 @@ class Stream(Generic[X]):
         return item
 
     async def aclose(self) -> None:
+        self._end()
+
+    def _end(self) -> None:
         self._streams.discard(self)
         self._queue.put_nowait(None)
 
@@ -148,6 +150,58 @@ class HotReloader(Generic[T]):
     (bounded by ``hook_timeout``); one that raises refuses it, and the hooks that already ran
     are called again as ``hook(old, new)`` to undo.
     """
+
+    # Slots, not a __dict__: thousands of reloaders in one process should cost a few KB each.
+    __slots__ = (
+        "__weakref__",
+        "_active",
+        "_applied_level",
+        "_closed",
+        "_event",
+        "_failures",
+        "_gate",
+        "_hooks",
+        "_hub",
+        "_last_eval",
+        "_last_key",
+        "_limiter",
+        "_log",
+        "_log_level_field",
+        "_loggers",
+        "_loop",
+        "_metrics",
+        "_namespace",
+        "_outcome_streams",
+        "_outcomes",
+        "_pipeline",
+        "_poll_timer",
+        "_registry",
+        "_secrets",
+        "_seen_key",
+        "_seq",
+        "_snapshot_streams",
+        "_spawn_worker",
+        "_sub",
+        "_tg",
+        "_triggers",
+        "_version",
+        "_warned_restart",
+        "_working",
+        "config",
+        "debounce_ms",
+        "degraded",
+        "hook_timeout",
+        "last_outcome",
+        "lkg_path",
+        "name",
+        "path",
+        "policy",
+        "poll_interval",
+        "restart_required",
+        "snapshot",
+        "source",
+        "step_ms",
+    )
 
     config: T
     snapshot: Snapshot[T]
@@ -221,33 +275,42 @@ class HotReloader(Generic[T]):
             mark=self._mark,
             changed_since=self._changed_since,
             log=self._log,
+            scrub=self._scrub,
         )
+        self._init_state()
+        self.last_outcome: ReloadOutcome | None = None
+        self.restart_required: tuple[str, ...] = ()
+        """Restart-required fields whose new value in the file is not in force yet."""
+
+    def _init_state(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread: int | None = None
         self._closed = True
-        self._queue: asyncio.Queue[_Trigger] = asyncio.Queue()
-        self._snapshot_streams: weakref.WeakSet[Stream[Snapshot[T]]] = weakref.WeakSet()
-        self._outcome_streams: weakref.WeakSet[Stream[ReloadOutcome]] = weakref.WeakSet()
-        self._outcomes: collections.deque[tuple[int, ReloadOutcome]] = collections.deque(
-            maxlen=_OUTCOME_HISTORY
-        )
+        # Lean on purpose (a reloader should cost a few KB): plain lists, and the wake-up
+        # future, event and stream sets only exist while something waits on them.
+        self._triggers: list[_Trigger] = []
+        self._working = False
+        self._spawn_worker: Callable[[], object] | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._poll_timer: asyncio.TimerHandle | None = None
+        self._snapshot_streams: weakref.WeakSet[Stream[Snapshot[T]]] | None = None
+        self._outcome_streams: weakref.WeakSet[Stream[ReloadOutcome]] | None = None
+        self._outcomes: list[tuple[int, ReloadOutcome]] = []
         self._seq = 0
-        self._event = asyncio.Event()
+        self._event: asyncio.Event | None = None
         self._last_key: str | None = None
         self._seen_key: str | None = None
         self._last_eval: Evaluation[T] | None = None
         self._warned_restart: dict[tuple[str, ...], str] = {}
         self._applied_level: int | None = None
-        self._stack: contextlib.AsyncExitStack | None = None
         self._version: str | None = None
-        self.last_outcome: ReloadOutcome | None = None
-        self.restart_required: tuple[str, ...] = ()
-        """Restart-required fields whose new value in the file is not in force yet."""
+        self._secrets: list[str] = []
+        self._hub: WatchHub | None = None
+        self._sub: Subscription | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def __aenter__(self) -> HotReloader[T]:
-        if self._stack is not None:
+        if self._tg is not None:
             raise RuntimeError("this HotReloader is already running")
         started = time.perf_counter()
         try:
@@ -263,60 +326,63 @@ class HotReloader(Generic[T]):
                 "config_file_is_a_subpath_mount",
                 detail="kubelet never updates a subPath mount: mount the directory instead",
             )
-        self._queue = asyncio.Queue()
-        self._event = asyncio.Event()
+        self._triggers = []
         self._loop = asyncio.get_running_loop()
-        self._loop_thread = threading.get_ident()
         self._limiter: anyio.CapacityLimiter | None = None  # made on the first large file
         self._metrics = ReloaderMetrics(self.name, self._registry, self._namespace)
-        stack = contextlib.AsyncExitStack()
+        self._commit(
+            active, trigger="initial", started=started, changed=(), seen_at=started, raw=raw
+        )
+        self._metrics.degraded.set(0 if self.degraded is None else 1)
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
+        self._tg = tg
+        self._closed = False
         try:
-            self._commit(
-                active, trigger="initial", started=started, changed=(), seen_at=started, raw=raw
+            # Tasks exist only while there is work: the worker starts with a burst of triggers
+            # and ends when it is drained, the failure actor starts with the first failure.
+            # An idle reloader holds no task at all, so it costs a few KB, not tens.
+            self._spawn_worker = lambda: tg.start_soon(
+                self._worker, name=f"hotreload-worker[{self.name}]"
             )
-            self._metrics.degraded.set(0 if self.degraded is None else 1)
-            self._closed = False
-            stack.push_async_callback(self._shutdown)
-            tg = await stack.enter_async_context(anyio.create_task_group())
-            stack.callback(tg.cancel_scope.cancel)
-            tg.start_soon(self._worker, name=f"hotreload-worker[{self.name}]")
-            tg.start_soon(
-                self._failures.run,
-                lambda fn: tg.start_soon(fn, name=f"hotreload-auto-reload[{self.name}]"),
-                self._metrics.toolsets,
-                name=f"hotreload-failures[{self.name}]",
+            self._failures.attach(
+                self._loop,
+                lambda: tg.start_soon(
+                    self._failures.run,
+                    lambda fn: tg.start_soon(fn, name=f"hotreload-auto-reload[{self.name}]"),
+                    self._metrics.toolsets,
+                    name=f"hotreload-failures[{self.name}]",
+                ),
             )
             if self.poll_interval > 0:  # a timer, not a task: a few hundred bytes, not KBs
-                self._poll_timer = asyncio.get_running_loop().call_later(
-                    self.poll_interval, self._poll
-                )
-                stack.callback(self._stop_poll)
-            watching = asyncio.Event()
-            tg.start_soon(self._watch, watching, name=f"hotreload-watch[{self.name}]")
-            await self._watching(watching)
-        except BaseException:
-            await stack.aclose()
-            self._metrics.close()
+                self._poll_timer = self._loop.call_later(self.poll_interval, self._poll)
+            source = self.source
+            if isinstance(source, FileSource):  # the hub's subscription: no task needed
+                self._hub = hub_for(source.debounce_ms, source.step_ms)
+                self._sub = Subscription(self.path, self._notify, self._metrics.watch_restarts.inc)
+                self._hub.subscribe(self._sub)
+                assert self._sub.ready is not None  # noqa: S101 - set by subscribe
+                await self._watching(self._sub.ready)
+            else:
+                watching: asyncio.Future[None] = self._loop.create_future()
+                tg.start_soon(self._watch, watching, name=f"hotreload-watch[{self.name}]")
+                await self._watching(watching)
+        except BaseException as exc:
+            await self._close(type(exc), exc, exc.__traceback__)
             raise
-        self._stack = stack
         return self
 
-    async def _watch(self, watching: asyncio.Event) -> None:
-        """Run the source's watch for as long as the reloader runs; restart it if it stops.
-
-        A file source re-checks by itself once its watch is up (the hub rescans); any other
-        source gets a re-check here, so a change between the first read and the watch being
-        established is never missed.
+    async def _watch(self, watching: asyncio.Future[None]) -> None:
+        """Run a (non-file) source's watch for as long as the reloader runs; restart it if it
+        stops. Each time the watch is up, the source is re-checked, so a change between the
+        first read (or a disconnect) and the watch being established is never missed.
         """
         source = self.source
-        rescan = not isinstance(source, FileSource)
-        if isinstance(source, FileSource):
-            source.on_watch_restart = self._metrics.watch_restarts.inc
 
         def ready() -> None:
-            watching.set()
-            if rescan:
-                self._notify("rescan")
+            if not watching.done():
+                watching.set_result(None)
+            self._notify("rescan")
 
         delay = _WATCH_RETRY_MIN
         while True:
@@ -330,14 +396,14 @@ class HotReloader(Generic[T]):
             await anyio.sleep(delay)
             delay = min(delay * 2, _WATCH_RETRY_MAX)
 
-    async def _watching(self, watching: asyncio.Event) -> None:
+    async def _watching(self, watching: asyncio.Future[None]) -> None:
         """Return once the source is watched, so no change after ``async with`` is missed.
 
         Bounded: if no watch can start (an inotify limit, a server down), the reloader still
         runs on its safety poll, and says so, rather than hanging its caller.
         """
         with anyio.move_on_after(_WATCH_READY_TIMEOUT) as scope:
-            await watching.wait()
+            await asyncio.shield(watching)
         if scope.cancelled_caught:
             self._log.warning(
                 "watcher_not_ready",
@@ -351,23 +417,53 @@ class HotReloader(Generic[T]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        stack, self._stack = self._stack, None
-        if stack is not None:
-            await stack.aclose()
+        await self._close(exc_type, exc, tb)
+
+    async def _close(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        tg, self._tg = self._tg, None
+        if tg is None:
+            return
+        self._spawn_worker = None
+        if self._poll_timer is not None:
+            self._poll_timer.cancel()
+            self._poll_timer = None
+        self._failures.detach()
+        tg.cancel_scope.cancel()
+        try:
+            # Not the body's exception: the task group would wrap it in an ExceptionGroup,
+            # and `except ValueError:` around `async with reloader:` must keep working.
+            await tg.__aexit__(None, None, None)
+        finally:
+            await self._shutdown()
 
     async def _shutdown(self) -> None:
         self._closed = True
         self._gate.take()
-        for snapshots in list(self._snapshot_streams):
-            await snapshots.aclose()
-        for outcomes in list(self._outcome_streams):
-            await outcomes.aclose()
-        while not self._queue.empty():
-            pending = self._queue.get_nowait().reply
+        hub, sub, self._hub, self._sub = self._hub, self._sub, None, None
+        try:
+            if hub is not None and sub is not None:
+                await hub.unsubscribe(sub)
+        finally:  # also when cancelled: streams end, the name is released, waiters wake
+            self._release_all()
+
+    def _release_all(self) -> None:
+        for snapshots in list(self._snapshot_streams or ()):
+            snapshots._end()
+        for outcomes in list(self._outcome_streams or ()):
+            outcomes._end()
+        triggers, self._triggers = self._triggers, []
+        for trigger in triggers:
+            pending = trigger.reply
             if pending is not None and not pending.done():
                 pending.cancel()
         self._metrics.close()
-        self._event.set()
+        if self._event is not None:
+            self._event.set()
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -380,10 +476,14 @@ class HotReloader(Generic[T]):
 
     def changes(self) -> Stream[Snapshot[T]]:
         """Each snapshot committed from now on, in order. Ends when the reloader closes."""
+        if self._snapshot_streams is None:
+            self._snapshot_streams = weakref.WeakSet()
         return Stream(self._snapshot_streams, self._closed)
 
     def outcomes(self) -> Stream[ReloadOutcome]:
         """Each re-check's outcome from now on (changed, unchanged or rejected), in order."""
+        if self._outcome_streams is None:
+            self._outcome_streams = weakref.WeakSet()
         return Stream(self._outcome_streams, self._closed)
 
     async def wait_for_generation(
@@ -443,6 +543,12 @@ class HotReloader(Generic[T]):
     async def _auto_reload(self) -> ReloadOutcome:
         return await self._request("auto_reload")
 
+    def _scrub(self, text: str) -> str:
+        """``text`` with the config's secret values masked (a tool error may quote a key)."""
+        for value in self._secrets:
+            text = text.replace(value, "***")
+        return text
+
     def _mark(self) -> Mark:
         return Mark(self.snapshot.generation, self._gate.pending_seq)
 
@@ -490,6 +596,17 @@ class HotReloader(Generic[T]):
         return closed
 
     @property
+    def pending_since(self) -> datetime | None:
+        """When the pending change started waiting (UTC), or None."""
+        pending = self._gate.pending
+        return None if pending is None else datetime.fromtimestamp(pending.since_unix, timezone.utc)
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        """The prometheus registry this reloader's metrics are on."""
+        return REGISTRY if self._registry is None else self._registry
+
+    @property
     def active_sessions(self) -> int:
         """How many sessions are open."""
         return self._gate.sessions
@@ -509,13 +626,23 @@ class HotReloader(Generic[T]):
 
     def _notify(self, kind: str) -> None:
         if not self._closed:
-            self._queue.put_nowait(_Trigger(kind, time.perf_counter()))
+            self._put(_Trigger(kind, time.perf_counter()))
+
+    def _put(self, trigger: _Trigger) -> None:
+        self._triggers.append(trigger)
+        if not self._working and self._spawn_worker is not None:
+            self._working = True
+            self._spawn_worker()
 
     def _notify_threadsafe(self, kind: str) -> None:
         loop = self._loop
         if loop is None or self._closed:
             return
-        if threading.get_ident() == self._loop_thread:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
             self._notify(kind)
         else:
             with contextlib.suppress(RuntimeError):  # the loop closed: nothing to wake
@@ -525,33 +652,35 @@ class HotReloader(Generic[T]):
         if self._closed:
             raise RuntimeError("the reloader is not running (use `async with`)")
         reply: asyncio.Future[ReloadOutcome] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Trigger(kind, time.perf_counter(), reply))
+        self._put(_Trigger(kind, time.perf_counter(), reply))
         return await reply
 
     def _poll(self) -> None:
+        if self._closed or self._loop is None:
+            return
         self._notify("poll")
-        self._poll_timer = asyncio.get_running_loop().call_later(self.poll_interval, self._poll)
-
-    def _stop_poll(self) -> None:
-        self._poll_timer.cancel()
+        self._poll_timer = self._loop.call_later(self.poll_interval, self._poll)
 
     async def _worker(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            while not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            try:
-                outcome = await self._check(batch)
-            except Exception as exc:  # noqa: BLE001 - a bug must not stop reloading
-                self._log.exception("reload_worker_error", error=repr(exc))
-                error = ConfigError(self.path, f"internal error: {type(exc).__name__}: {exc}")
-                outcome = self._record_outcome(
-                    ReloadResult.ERROR, batch, time.perf_counter(), error=error
-                )
-            for trig in batch:
-                if trig.reply is not None and not trig.reply.done():
-                    assert outcome is not None  # noqa: S101 - a reply comes with a file check
-                    trig.reply.set_result(outcome)
+        """The only writer: drains the triggers a burst at a time, then ends (``_put`` starts
+        a new one for the next burst; there is never more than one)."""
+        try:
+            while self._triggers:
+                batch, self._triggers = self._triggers, []
+                try:
+                    outcome = await self._check(batch)
+                except Exception as exc:  # noqa: BLE001 - a bug must not stop reloading
+                    self._log.exception("reload_worker_error", error=repr(exc))
+                    error = ConfigError(self.path, f"internal error: {type(exc).__name__}: {exc}")
+                    outcome = self._record_outcome(
+                        ReloadResult.ERROR, batch, time.perf_counter(), error=error
+                    )
+                for trig in batch:
+                    if trig.reply is not None and not trig.reply.done():
+                        assert outcome is not None  # noqa: S101 - replies come with file checks
+                        trig.reply.set_result(outcome)
+        finally:
+            self._working = False
 
     # -- one check -----------------------------------------------------------------------------
 
@@ -588,6 +717,8 @@ class HotReloader(Generic[T]):
                 evaluation = await anyio.to_thread.run_sync(
                     self._pipeline.evaluate, raw, active, key, limiter=self._limiter
                 )
+                # Cancelled while the thread ran (shutdown): drop the result, commit nothing.
+                await anyio.lowlevel.checkpoint_if_cancelled()
             else:
                 evaluation = self._pipeline.evaluate(raw, active, key)
         repeat = key == self._last_key
@@ -651,6 +782,7 @@ class HotReloader(Generic[T]):
             )
         now = time.perf_counter()
         outcome = ReloadOutcome(
+            at=time.time(),
             result=ReloadResult.CONFIG_CHANGED,
             applied=False,
             deferred=True,
@@ -782,6 +914,7 @@ class HotReloader(Generic[T]):
         generation = snapshot.generation
         # The swap: two reference stores, snapshot first, each atomic for any reader.
         self._active = active
+        self._secrets = sorted(self.policy.secret_values(active.builtins), key=len, reverse=True)
         self.snapshot = snapshot
         self.config = active.config
         self._apply_log_level(active.config)
@@ -805,9 +938,10 @@ class HotReloader(Generic[T]):
             self._recovered()
         if self.lkg_path is not None and (not initial or self.degraded is None):
             self._save_last_known_good(snapshot, raw)
-        for stream in list(self._snapshot_streams):
+        for stream in list(self._snapshot_streams or ()):
             stream._put(snapshot)
         outcome = ReloadOutcome(
+            at=time.time(),
             result=ReloadResult.CONFIG_CHANGED,
             applied=True,
             generation=generation,
@@ -831,6 +965,7 @@ class HotReloader(Generic[T]):
     ) -> ReloadOutcome:
         now = time.perf_counter()
         outcome = ReloadOutcome(
+            at=time.time(),
             result=result,
             applied=False,
             generation=self.snapshot.generation,
@@ -847,10 +982,13 @@ class HotReloader(Generic[T]):
         self.last_outcome = outcome
         self._seq += 1
         self._outcomes.append((self._seq, outcome))
-        for stream in list(self._outcome_streams):
+        if len(self._outcomes) > _OUTCOME_HISTORY:
+            del self._outcomes[: _OUTCOME_HISTORY // 2]
+        for stream in list(self._outcome_streams or ()):
             stream._put(outcome)
-        event, self._event = self._event, asyncio.Event()
-        event.set()
+        event, self._event = self._event, None
+        if event is not None:
+            event.set()
         return outcome
 
     def _reject(self, error: ConfigError, result: ReloadResult, trigger: str) -> None:
@@ -967,6 +1105,8 @@ class HotReloader(Generic[T]):
             raise RuntimeError("the reloader closed while waiting")
 
     async def _next_event(self) -> None:
+        if self._event is None:
+            self._event = asyncio.Event()
         await self._event.wait()
 
     def __repr__(self) -> str:

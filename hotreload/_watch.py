@@ -187,7 +187,15 @@ class WatchHub:
         self._current = self._starting = None
         for w in watchers:
             w.stop.set()
-        await asyncio.shield(asyncio.gather(*(w.done for w in watchers)))
+        try:
+            await asyncio.shield(asyncio.gather(*(w.done for w in watchers)))
+        except asyncio.CancelledError:
+            # Cancelled while waiting (the task group around `async with` was cancelled): the
+            # threads were told to stop and end within one step, so wait for them here rather
+            # than leave them running past the context manager.
+            for w in watchers:
+                w.thread.join()
+            raise
         for w in watchers:  # `done` is set in the thread's last step: this join is immediate
             w.thread.join()
 

@@ -1,9 +1,11 @@
 """The ``hotreload`` command: vet a config before it ships, watch one live, or try the demo.
 
-* ``hotreload check FILE --schema holmes|module:Class [--json]``: exit 0 if valid, 1 if not,
-  2 on a usage error; errors carry the line/column or field path (like ``nginx -t``).
+* ``hotreload check FILE --schema holmes|module:Class [--against OLD] [--json]``: exit 0 if
+  valid, 1 if not, 2 on a usage error; errors carry the line/column or field path (like
+  ``nginx -t``); ``--against`` lists the changed key paths, secrets as ``***``.
 * ``hotreload watch FILE --schema ...``: run a reloader and print one line per outcome.
-* ``hotreload demo``: a Holmes-style config in a temp directory, reloaded live as you edit it.
+* ``hotreload demo``: a Starlette app on 127.0.0.1 serving a Holmes-style config from a temp
+  directory, reloaded live as you edit it (needs the ``demo`` extra).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import importlib
 import json
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -27,27 +30,14 @@ from ._fields import FieldPolicy
 from ._logging import filter_by_stdlib_level
 from ._outcome import ReloadOutcome
 from ._parsing import format_for
-from ._pipeline import Pipeline
+from ._pipeline import Active, Pipeline
+from ._present import diff_records, error_dict, outcome_dict, outcome_line
 from ._reloader import HotReloader
 from .holmes import ApiConfig
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
-
-DEMO_CONFIG = """\
-# The demo's config: edit and save, and watch the other terminal.
-llm:
-  provider: openai
-  model: gpt-4
-  temperature: 0.2
-  api_key: sk-demo-not-a-real-key   # secrets never appear in logs
-toolsets:
-  kubernetes: {enabled: true}
-  prometheus: {enabled: true}
-log_level: INFO
-api_port: 8080   # restart-required: a change here waits for a restart
-"""
 
 
 class _UsageError(Exception):
@@ -68,70 +58,60 @@ def _load_schema(spec: str) -> Any:
         raise _UsageError(f"cannot load schema {spec!r}: {exc}") from None
 
 
-def _error_dict(error: ConfigError) -> dict[str, Any]:
-    return {
-        "file": error.source,
-        "reason": error.reason,
-        "message": error.message,
-        "line": getattr(error, "line", None),
-        "column": getattr(error, "column", None),
-        "field_path": getattr(error, "field_path", None),
-        "error": str(error),
-    }
-
-
 def _check(args: argparse.Namespace) -> int:
     schema = _load_schema(args.schema)
+    policy = FieldPolicy(schema)
+
+    def load(path: str) -> Active[Any]:
+        pipeline: Pipeline[Any] = Pipeline(
+            schema,
+            source=path,
+            fmt=args.format or format_for(path),
+            max_bytes=args.max_bytes,
+            validators=(),
+            policy=policy,
+        )
+        return pipeline.load(pipeline.read(path))
+
     path = str(args.file)
-    pipeline: Pipeline[Any] = Pipeline(
-        schema,
-        source=path,
-        fmt=args.format or format_for(path),
-        max_bytes=args.max_bytes,
-        validators=(),
-        policy=FieldPolicy(schema),
-    )
     try:
-        active = pipeline.load(pipeline.read(path))
+        active = load(path)
     except ConfigError as exc:
         if args.json:
-            print(json.dumps({"valid": False, **_error_dict(exc)}))
+            print(json.dumps({"valid": False, **error_dict(exc)}))
         else:
             print(f"invalid: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    report: dict[str, Any] = {"valid": True, "file": path, "config_hash": active.config_hash}
+    if args.against is not None:
+        try:
+            old = load(str(args.against))
+        except ConfigError as exc:
+            raise _UsageError(f"cannot compare --against {args.against}: {exc}") from None
+        report["against"] = str(args.against)
+        report["changes"] = diff_records(old.builtins, active.builtins, policy)
     if args.json:
-        print(json.dumps({"valid": True, "file": path, "config_hash": active.config_hash}))
-    else:
-        print(f"ok: {path} (config_hash {active.config_hash[:12]})")
+        print(json.dumps(report))
+        return EXIT_OK
+    print(f"ok: {path} (config_hash {active.config_hash[:12]})")
+    if args.against is not None:
+        changes = report["changes"]
+        print(f"{len(changes)} changed against {args.against}" + (":" if changes else ""))
+        for change in changes:
+            flag = "  [restart required]" if change["restart_required"] else ""
+            print(f"  {change['path']}: {_shown(change['old'])} -> {_shown(change['new'])}{flag}")
     return EXIT_OK
 
 
+def _shown(value: Any) -> str:
+    return "(absent)" if value is None else json.dumps(value)
+
+
 def _outcome_line(outcome: ReloadOutcome, as_json: bool) -> str:
-    if as_json:
-        record: dict[str, Any] = {
-            "result": outcome.result.value,
-            "applied": outcome.applied,
-            "generation": outcome.generation,
-            "trigger": outcome.trigger,
-            "config_hash": outcome.config_hash,
-            "changed": list(outcome.changed),
-            "restart_required": list(outcome.restart_required),
-            "duration_ms": round(outcome.duration * 1000, 3),
-        }
-        if outcome.error is not None:
-            record["error"] = _error_dict(outcome.error)
-        return json.dumps(record)
-    line = f"[gen {outcome.generation}] {outcome.result.value} ({outcome.trigger})"
-    if outcome.changed:
-        line += f" changed: {', '.join(outcome.changed)}"
-    if outcome.restart_required:
-        line += f" restart required: {', '.join(outcome.restart_required)}"
-    if outcome.error is not None:
-        line += f" - keeping previous: {outcome.error}"
-    return line
+    return json.dumps(outcome_dict(outcome)) if as_json else outcome_line(outcome)
 
 
-async def _watch(path: str, schema: Any, *, as_json: bool, interesting_only: bool) -> None:
+async def _watch(path: str, schema: Any, *, as_json: bool) -> None:
     async with HotReloader(path, schema=schema, name="cli") as reloader:
         outcomes = reloader.outcomes()
         snap = reloader.snapshot
@@ -142,15 +122,13 @@ async def _watch(path: str, schema: Any, *, as_json: bool, interesting_only: boo
         else:
             print(f"[gen 1] loaded {path} (config_hash {snap.config_hash[:12]})", flush=True)
         async for outcome in outcomes:
-            if interesting_only and outcome.trigger == "rescan" and outcome.error is None:
-                continue
             print(_outcome_line(outcome, as_json), flush=True)
 
 
 def _run_watch(args: argparse.Namespace) -> int:
     schema = _load_schema(args.schema)
     try:
-        asyncio.run(_watch(str(args.file), schema, as_json=args.json, interesting_only=False))
+        asyncio.run(_watch(str(args.file), schema, as_json=args.json))
     except ConfigError as exc:
         print(f"invalid: {exc}", file=sys.stderr)
         return EXIT_INVALID
@@ -160,23 +138,36 @@ def _run_watch(args: argparse.Namespace) -> int:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
+    try:
+        from . import _demo  # noqa: PLC0415 - needs the `demo` extra, only here
+    except ImportError as exc:
+        print(f"hotreload demo needs the demo extra ({exc.name} is missing):", file=sys.stderr)
+        print('  pip install "hotreload-engine[demo]"', file=sys.stderr)
+        return EXIT_INVALID
     owned = args.config_dir is None
     directory = Path(tempfile.mkdtemp(prefix="hotreload-demo-")) if owned else args.config_dir
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "config.yaml"
     if not path.exists():
-        path.write_text(DEMO_CONFIG)
+        path.write_text(_demo.DEMO_CONFIG)
     print(f"hotreload demo: edit {path}", flush=True)
-    print("Every save is validated and applied live; break the YAML to see it kept.", flush=True)
-    print("Press Ctrl-C to stop.", flush=True)
+    code = EXIT_OK
     try:
-        asyncio.run(_watch(str(path), ApiConfig, as_json=False, interesting_only=True))
+        code = _demo.serve(path, args.port)
     except KeyboardInterrupt:
-        print("stopped", flush=True)
+        pass
     finally:
         if owned:
             shutil.rmtree(directory, ignore_errors=True)
-    return EXIT_OK
+    print("stopped", flush=True)
+    return code
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError("a port is 0 to 65535 (0: any free port)")
+    return port
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -188,6 +179,13 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--schema", required=True, help="'holmes' or 'module:Class'")
     check.add_argument("--format", choices=("yaml", "json", "toml"))
     check.add_argument("--max-bytes", type=int, default=1 << 20)
+    check.add_argument(
+        "--against",
+        type=Path,
+        metavar="OLD",
+        help="also list the key paths that differ from OLD (restart-required flagged, "
+        "secrets as ***)",
+    )
     check.add_argument("--json", action="store_true", help="print one JSON object")
     check.set_defaults(run=_check)
 
@@ -198,7 +196,18 @@ def _parser() -> argparse.ArgumentParser:
     watch.set_defaults(run=_run_watch)
 
     demo = sub.add_parser("demo", help="try it: edit a Holmes-style config and see it reload")
-    demo.add_argument("--config-dir", type=Path, default=None)
+    demo.add_argument(
+        "--config-dir",
+        type=Path,
+        default=None,
+        help="where config.yaml lives (kept; default: a temp dir removed on exit)",
+    )
+    demo.add_argument(
+        "--port",
+        type=_port,
+        default=os.environ.get("HOTRELOAD_DEMO_PORT", "8000"),
+        help="port on 127.0.0.1 (default $HOTRELOAD_DEMO_PORT or 8000; 0: any free port)",
+    )
     demo.set_defaults(run=_run_demo)
     return parser
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 HOLMES = "llm:\n  provider: openai\n  model: gpt-4\n  api_key: sk-PLANTED-{n}\n"
@@ -123,14 +126,24 @@ async def test_watch_prints_one_json_line_per_outcome(tmp_path: Path) -> None:
     assert b"PLANTED" not in out + err
 
 
-async def test_demo_as_a_new_user_runs_it(tmp_path: Path) -> None:
-    """The installed console script, as the README's first command starts it."""
+async def read_until(stream: asyncio.StreamReader, needle: str) -> str:
+    """The first line of ``stream`` that contains ``needle`` (10 s at most per line)."""
+    while True:
+        line = (await asyncio.wait_for(stream.readline(), 10)).decode()
+        assert line, f"the process ended before printing {needle!r}"
+        if needle in line:
+            return line
+
+
+async def test_demo_serves_the_config_and_an_edit_shows_at_once(tmp_path: Path) -> None:
+    """The installed console script: ``/`` answers the model in use, an edit of the printed
+    file shows there within a second, Ctrl-C exits 0 and removes the temp directory."""
     assert SCRIPT.exists(), "the console script is installed with the package"
     proc = await asyncio.create_subprocess_exec(
         str(SCRIPT),
         "demo",
-        "--config-dir",
-        str(tmp_path / "demo"),
+        "--port",
+        "0",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -139,19 +152,167 @@ async def test_demo_as_a_new_user_runs_it(tmp_path: Path) -> None:
         first = (await asyncio.wait_for(proc.stdout.readline(), 10)).decode()
         assert first.startswith("hotreload demo: edit ")
         config = Path(first.removeprefix("hotreload demo: edit ").strip())
-        assert config == tmp_path / "demo" / "config.yaml"
-        while b"loaded" not in await asyncio.wait_for(proc.stdout.readline(), 10):
-            pass
-        config.write_text(config.read_text().replace("model: gpt-4", "model: claude-3-5-sonnet"))
-        while True:
-            line = (await asyncio.wait_for(proc.stdout.readline(), 10)).decode()
-            assert line, "the demo ended early"
-            if "config_changed" in line:
-                break
-        assert "changed: llm.model" in line
+        serving = await read_until(proc.stdout, "serving http://127.0.0.1:")
+        url = serving.split()[3]
+        await read_until(proc.stdout, "[gen 1] loaded")
+        async with httpx.AsyncClient(base_url=url, timeout=5) as client:
+            assert (await client.get("/")).json()["model"] == "gpt-4"
+            report = (await client.get("/-/config")).json()
+            assert report["source"] == str(config)
+            assert report["config"]["llm"]["api_key"] == "***"
+            written = time.perf_counter()
+            config.write_text(config.read_text().replace("model: gpt-4", "model: claude-3-5"))
+            line = await read_until(proc.stdout, "config_changed")
+            home = (await client.get("/")).json()
+            elapsed = time.perf_counter() - written
+            assert "changed: llm.model" in line
+            assert (home["provider"], home["model"], home["generation"]) == (
+                "openai",
+                "claude-3-5",
+                2,
+            )
+            assert elapsed < 1.0
+            # The README tour, step 4: a line `llm: [` added at the end.
+            config.write_text(config.read_text() + "llm: [\n")
+            line = await read_until(proc.stdout, "validation_failed")
+            assert f"keeping previous: {config}:13:1: while parsing a flow node" in line
+            assert (await client.get("/")).json()["model"] == "claude-3-5"
+            report = (await client.get("/-/config")).json()
+            error = report["last_outcome"]["error"]
+            assert (report["status"], error["line"], error["column"]) == ("degraded", 13, 1)
+            ready = await client.get("/-/readyz")
+            assert (ready.status_code, ready.json()["status"]) == (200, "degraded")
+            metrics = (await client.get("/metrics")).text.splitlines()  # step 5
+            assert 'holmesgpt_config_reload_total{config="demo"} 1.0' in metrics
+            failures = 'holmesgpt_config_reload_failures_total{config="demo",reason="parse"} 1.0'
+            assert failures in metrics
     finally:
         proc.send_signal(signal.SIGINT)
         out, err = await asyncio.wait_for(proc.communicate(), 10)
     assert proc.returncode == 0, err
     assert b"stopped" in out
     assert b"sk-demo" not in out + err
+    assert not config.parent.exists(), "the demo removes the temp directory it made"
+
+
+async def test_demo_keeps_a_given_config_dir_and_reports_a_busy_port(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = await asyncio.create_subprocess_exec(
+            str(SCRIPT),
+            "demo",
+            "--config-dir",
+            str(tmp_path / "demo"),
+            "--port",
+            str(port),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 10)
+    assert proc.returncode == 1
+    assert b"--port 0" in err
+    assert (tmp_path / "demo" / "config.yaml").exists()
+    assert b"sk-demo" not in out + err
+
+
+OLD = """\
+llm:
+  provider: openai
+  model: gpt-4
+  api_key: sk-PLANTED-old-1b2c
+api_port: 8080
+toolsets:
+  prometheus: {enabled: true}
+"""
+NEW = """\
+llm:
+  provider: openai
+  model: gpt-4o
+  api_key: sk-PLANTED-new-9d8e
+api_port: 9090
+toolsets:
+  prometheus: {enabled: true}
+  grafana: {enabled: true, token: sk-PLANTED-nested-5f6a}
+"""
+
+
+def test_check_against_lists_changes_flags_restart_and_redacts(tmp_path: Path) -> None:
+    old, new = tmp_path / "old.yaml", tmp_path / "new.yaml"
+    old.write_text(OLD)
+    new.write_text(NEW)
+    proc = run("check", str(new), "--schema", "holmes", "--against", str(old), "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    changes = {c["path"]: c for c in report["changes"]}
+    assert sorted(changes) == ["api_port", "llm.api_key", "llm.model", "toolsets.grafana"]
+    assert changes["llm.model"] == {
+        "path": "llm.model",
+        "old": "gpt-4",
+        "new": "gpt-4o",
+        "restart_required": False,
+        "secret": False,
+    }
+    assert (changes["api_port"]["old"], changes["api_port"]["new"]) == (8080, 9090)
+    assert changes["api_port"]["restart_required"] is True
+    assert (changes["llm.api_key"]["old"], changes["llm.api_key"]["new"]) == ("***", "***")
+    assert changes["toolsets.grafana"]["old"] is None
+    assert changes["toolsets.grafana"]["new"] == {"enabled": True, "token": "***"}
+    human = run("check", str(new), "--schema", "holmes", "--against", str(old))
+    assert human.returncode == 0
+    lines = human.stdout.splitlines()
+    assert "  api_port: 8080 -> 9090  [restart required]" in lines
+    assert '  llm.model: "gpt-4" -> "gpt-4o"' in lines
+    assert '  llm.api_key: "***" -> "***"' in lines
+    for output in (proc, human):
+        assert "PLANTED" not in output.stdout + output.stderr
+
+
+def test_check_against_an_invalid_file_or_baseline(tmp_path: Path) -> None:
+    old, new = tmp_path / "old.yaml", tmp_path / "new.yaml"
+    old.write_text(OLD)
+    new.write_text(NEW.replace("api_port: 9090", "api_port: 0"))
+    proc = run("check", str(new), "--schema", "holmes", "--against", str(old), "--json")
+    assert proc.returncode == 1
+    assert json.loads(proc.stdout)["field_path"] == "api_port"
+    new.write_text(NEW)
+    old.write_text("llm: [\n")
+    proc = run("check", str(new), "--schema", "holmes", "--against", str(old), "--json")
+    assert proc.returncode == 2
+    assert f"cannot compare --against {old}" in proc.stderr
+    assert "PLANTED" not in proc.stdout + proc.stderr
+
+
+def test_python_dash_m_hotreload_is_the_command(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(HOLMES.format(n=9))
+    proc = subprocess.run(
+        [sys.executable, "-m", "hotreload", "check", str(path), "--schema", "holmes"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"ok: {path} (config_hash ")
+
+
+def test_core_and_asgi_import_without_web_dependencies(tmp_path: Path) -> None:
+    """The core keeps no web dependency: with starlette, uvicorn and fastapi unimportable,
+    hotreload, hotreload.asgi and the CLI import, and `demo` says which extra it needs."""
+    code = (
+        "import sys\n"
+        "for name in ('starlette', 'uvicorn', 'fastapi', 'httpx'):\n"
+        "    sys.modules[name] = None\n"
+        "import hotreload, hotreload.asgi\n"
+        "from hotreload.cli import main\n"
+        "sys.exit(main(['demo', '--config-dir', sys.argv[1]]))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "demo")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert 'pip install "hotreload-engine[demo]"' in proc.stderr

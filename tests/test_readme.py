@@ -56,15 +56,22 @@ def test_readme_has_the_two_setup_commands_and_ci_runs_the_test_one() -> None:
 
 
 def test_cli_check_examples(tmp_path: Path) -> None:
-    """The `hotreload check` lines of the README, run as written (watch and demo: test_cli)."""
-    (tmp_path / "config.yaml").write_text("llm: {provider: openai, model: gpt-4}\n")
+    """The `hotreload check` lines of the README, run as written (watch and demo: test_cli),
+    and the ``--against`` example's output as the README shows it."""
+    (tmp_path / "config.yaml").write_text(
+        "llm: {provider: openai, model: gpt-4, api_key: sk-PLANTED-old}\n"
+    )
+    (tmp_path / "new.yaml").write_text(
+        "llm: {provider: openai, model: gpt-4o, api_key: sk-PLANTED-new}\napi_port: 9090\n"
+    )
     (tmp_path / "settings.yaml").write_text("model: gpt-4\n")
     (tmp_path / "settings.py").write_text(
         "import msgspec\n\nclass Settings(msgspec.Struct, frozen=True):\n    model: str\n"
     )
     cli = blocks("bash")[-1]
     checks = [line.split("#")[0].split() for line in cli.splitlines() if " check " in line]
-    assert len(checks) == 2
+    assert len(checks) == 3
+    outputs = []
     for argv in checks:
         assert argv[0] == "hotreload"
         proc = subprocess.run(
@@ -75,3 +82,9 @@ def test_cli_check_examples(tmp_path: Path) -> None:
             timeout=60,
         )
         assert proc.returncode == 0, proc.stderr
+        assert "PLANTED" not in proc.stdout + proc.stderr
+        outputs.append(proc.stdout)
+    shown = blocks("text")[0].splitlines()
+    printed = next(out for argv, out in zip(checks, outputs, strict=True) if "--against" in argv)
+    assert printed.splitlines()[0].startswith(shown[0].removesuffix("…)"))
+    assert printed.splitlines()[1:] == shown[1:]

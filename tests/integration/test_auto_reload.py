@@ -16,6 +16,7 @@ from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry
@@ -509,3 +510,23 @@ async def test_dev_mode_skips_semantic_checks_but_not_the_parser(
         assert r.config.names == ()
         files.write_unseen("a: &a [*a]\n")  # an alias cycle stays refused in dev mode
         assert (await r.reload()).result is ReloadResult.VALIDATION_FAILED
+
+
+class KeyedSettings(msgspec.Struct, frozen=True, kw_only=True):
+    url: str
+    api_key: str
+
+
+async def test_a_failure_message_quoting_a_secret_is_masked(
+    tmp_path: Path, registry: CollectorRegistry, logs: Logs
+) -> None:
+    planted = "sk-PLANTED-in-a-tool-error-0451"
+    path = tmp_path / "c.yaml"
+    path.write_text(f"url: http://prom\napi_key: {planted}\n")
+    async with HotReloader(path, schema=KeyedSettings, registry=registry) as r:
+        # The secret sits at the 200-character cut: it must be masked before the cut.
+        r.record_failure("prometheus", "AuthError", "x" * 190 + f" key {planted} rejected")
+        await r.failures_settled()
+        message = r.failures["prometheus"].last_error_message
+        assert "***" in message
+        assert "PLANTED" not in message + repr(r.failures) + str(logs)

@@ -104,9 +104,10 @@ async def test_a_change_before_the_watch_is_ready_is_caught_by_a_rescan(
     source = MemorySource("model: gpt-4\n")
     source.before_ready = lambda: source.put("model: gpt-5\n")  # lands before the watch is up
     async with open_reloader(source, registry) as r:
-        outcome = await r.wait_for_outcome(lambda o: o.applied, timeout=WAIT)
-        assert outcome.trigger == "rescan"
-        assert r.config == Settings(model="gpt-5")
+        snap = await r.wait_for_generation(2, timeout=WAIT)
+        assert snap.config == r.config == Settings(model="gpt-5")
+        assert r.last_outcome is not None
+        assert r.last_outcome.trigger == "rescan"
 
 
 async def test_a_watch_that_fails_is_restarted_and_counted(

@@ -1,0 +1,5 @@
+"""``python -m hotreload``: the ``hotreload`` command."""
+
+from .cli import main
+
+raise SystemExit(main())

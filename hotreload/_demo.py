@@ -1,0 +1,150 @@
+"""``hotreload demo``: a small Starlette app serving a Holmes-style config that reloads live.
+
+Imported only by the ``demo`` command, so Starlette and uvicorn (the ``demo`` extra) are needed
+only there. ``/`` answers with the model and provider in use; the admin endpoints are mounted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import uvicorn
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from ._present import outcome_line
+from ._reloader import HotReloader
+from .asgi import HotReloadMiddleware, admin_routes, current_snapshot, hotreload_lifespan
+from .holmes import ApiConfig, create_reloader
+
+__all__ = ["DEMO_CONFIG", "TOKEN_ENV", "build_app", "serve"]
+
+TOKEN_ENV = "HOTRELOAD_RELOAD_TOKEN"  # noqa: S105 - the variable's name, not a token
+
+DEMO_CONFIG = """\
+# The demo's config: edit and save, then reload http://127.0.0.1:<port>/ in a browser.
+llm:
+  provider: openai
+  model: gpt-4
+  temperature: 0.2
+  api_key: sk-demo-not-a-real-key   # secrets never appear in logs or in /-/config
+toolsets:
+  kubernetes: {enabled: true}
+  prometheus: {enabled: true}
+log_level: INFO
+api_port: 8080   # restart-required: a change here waits for a restart
+"""
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+async def home(request: Request) -> JSONResponse:
+    snapshot = current_snapshot()
+    config: ApiConfig = snapshot.config
+    return JSONResponse(
+        {
+            "provider": config.llm.provider,
+            "model": config.llm.model,
+            "generation": snapshot.generation,
+            "config_hash": snapshot.config_hash,
+            "see": ["/-/config", "/-/readyz", "/metrics"],
+        }
+    )
+
+
+def build_app(
+    factory: Callable[[], HotReloader[Any]],
+    *,
+    reload_token: str | None = None,
+    on_ready: Callable[[HotReloader[Any]], None] = lambda _: None,
+) -> Starlette:
+    """The demo app; ``on_ready`` runs once the config is loaded, before requests are served."""
+    reloading = hotreload_lifespan(factory)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        async with reloading(app) as state, anyio.create_task_group() as tg:
+            reloader: HotReloader[Any] = state["hotreload"]
+            outcomes = reloader.outcomes()
+            on_ready(reloader)
+            tg.start_soon(_print_outcomes, outcomes)
+            yield state
+            tg.cancel_scope.cancel()
+
+    return Starlette(
+        routes=[Route("/", home), *admin_routes(reload_token=reload_token)],
+        middleware=[Middleware(HotReloadMiddleware)],
+        lifespan=lifespan,
+    )
+
+
+async def _print_outcomes(outcomes: AsyncIterator[Any]) -> None:
+    async for outcome in outcomes:
+        if outcome.trigger == "rescan" and outcome.error is None:
+            continue  # the watcher re-scanning is not news
+        _say(outcome_line(outcome))
+
+
+def _listen(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(path: Path, port: int) -> int:
+    """Serve the demo on 127.0.0.1:``port`` (0: any free port) until Ctrl-C; the exit code."""
+    try:
+        sock = _listen(port)
+    except OSError as exc:
+        print(f"hotreload demo: cannot listen on 127.0.0.1:{port}: {exc.strerror}", file=sys.stderr)
+        print("hotreload demo: try --port 0 (any free port)", file=sys.stderr)
+        return 1
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    token = os.environ.get(TOKEN_ENV) or None
+
+    def ready(reloader: HotReloader[Any]) -> None:
+        snapshot = reloader.snapshot
+        _say(f"hotreload demo: serving {url}  (also {url}-/config, {url}-/readyz, {url}metrics)")
+        reload_state = "enabled" if token else f"disabled (set {TOKEN_ENV} to enable it)"
+        _say(f"hotreload demo: POST {url}-/reload is {reload_state}")
+        _say("Every save is validated and applied live; break the YAML to see it kept.")
+        _say("Press Ctrl-C to stop.")
+        _say(f"[gen {snapshot.generation}] loaded (config_hash {snapshot.config_hash[:12]})")
+
+    app = build_app(
+        lambda: create_reloader(path, name="demo", poll_interval=5.0),
+        reload_token=token,
+        on_ready=ready,
+    )
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        ws="none",
+        http="h11",
+        timeout_graceful_shutdown=2,
+    )
+    server = uvicorn.Server(config)
+    with sock:
+        anyio.run(server.serve, [sock])
+    return 0 if server.started else 1

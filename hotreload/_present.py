@@ -1,0 +1,134 @@
+"""How outcomes, errors, snapshots and diffs are shown to people and tools (CLI and HTTP).
+
+One place, so the command line and ``/-/config`` say the same thing the same way, and so
+secret redaction is applied everywhere a value leaves the process: a secret value is ``***``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from typing import Any
+
+import msgspec
+
+from ._diff import _MISSING, changed_paths, get_path
+from ._errors import ConfigError
+from ._failures import ToolsetFailureRecord
+from ._fields import FieldPolicy, Path, format_path
+from ._outcome import ReloadOutcome
+from ._snapshot import Snapshot
+
+__all__ = [
+    "REDACTED",
+    "diff_records",
+    "error_dict",
+    "failure_dict",
+    "outcome_dict",
+    "outcome_line",
+    "redacted",
+    "snapshot_dict",
+]
+
+REDACTED = "***"
+
+
+def error_dict(error: ConfigError) -> dict[str, Any]:
+    """An error's fields; its messages never quote the file's text (see `hotreload._errors`)."""
+    return {
+        "file": error.source,
+        "reason": error.reason,
+        "message": error.message,
+        "line": getattr(error, "line", None),
+        "column": getattr(error, "column", None),
+        "field_path": getattr(error, "field_path", None),
+        "error": str(error),
+    }
+
+
+def outcome_dict(outcome: ReloadOutcome) -> dict[str, Any]:
+    return {
+        "result": outcome.result.value,
+        "applied": outcome.applied,
+        "deferred": outcome.deferred,
+        "generation": outcome.generation,
+        "trigger": outcome.trigger,
+        "config_hash": outcome.config_hash,
+        "changed": list(outcome.changed),
+        "restart_required": list(outcome.restart_required),
+        "duration_ms": round(outcome.duration * 1000, 3),
+        "at": datetime.fromtimestamp(outcome.at, timezone.utc).isoformat() if outcome.at else None,
+        "error": None if outcome.error is None else error_dict(outcome.error),
+    }
+
+
+def outcome_line(outcome: ReloadOutcome) -> str:
+    """One human line per outcome: what the demo and ``hotreload watch`` print."""
+    line = f"[gen {outcome.generation}] {outcome.result.value} ({outcome.trigger})"
+    if outcome.deferred:
+        line += " (deferred: sessions open)"
+    if outcome.changed:
+        line += f" changed: {', '.join(outcome.changed)}"
+    if outcome.restart_required:
+        line += f" restart required: {', '.join(outcome.restart_required)}"
+    if outcome.error is not None:
+        line += f" - keeping previous: {outcome.error}"
+    return line
+
+
+def snapshot_dict(snapshot: Snapshot[Any]) -> dict[str, Any]:
+    return {
+        "generation": snapshot.generation,
+        "config_hash": snapshot.config_hash,
+        "content_sha256": snapshot.content_sha256,
+        "loaded_at": _iso(snapshot.loaded_at),
+        "source": snapshot.source,
+    }
+
+
+def redacted(value: Any, policy: FieldPolicy, path: Path = ()) -> Any:
+    """``value`` (builtins) with every secret field, at any depth, replaced by ``***``."""
+    if path and policy.is_secret(path):
+        return REDACTED
+    if isinstance(value, dict):
+        return {k: redacted(v, policy, (*path, str(k))) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redacted(v, policy, path) for v in value]
+    return value
+
+
+def to_builtins(config: Any) -> Any:
+    """JSON-ready builtins of a config (datetimes and the like as strings)."""
+    return msgspec.to_builtins(config, order="sorted")
+
+
+def diff_records(old: Any, new: Any, policy: FieldPolicy) -> list[dict[str, Any]]:
+    """Each changed key path between two builtins configs, restart-required flagged, redacted."""
+    records = []
+    for path in changed_paths(old, new):
+        records.append(
+            {
+                "path": format_path(path),
+                "old": _shown(get_path(old, path), policy, path),
+                "new": _shown(get_path(new, path), policy, path),
+                "restart_required": policy.restart_root(path) is not None,
+                "secret": policy.is_secret(path),
+            }
+        )
+    return records
+
+
+def failure_dict(records: Iterable[ToolsetFailureRecord]) -> dict[str, Any]:
+    """Failure records by toolset name (``last_failure_time`` is Unix time)."""
+    return {record.toolset_name: dataclasses.asdict(record) for record in records}
+
+
+def _shown(value: Any, policy: FieldPolicy, path: Path) -> Any:
+    if value is _MISSING:
+        return None  # absent on that side
+    return redacted(msgspec.to_builtins(value), policy, path)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat()

@@ -1,0 +1,29 @@
+"""Hypothesis profiles: ``ci`` (the default) is derandomized, so a run is reproducible and
+the suite stays fast; ``explore`` (``HYPOTHESIS_PROFILE=explore``) searches with fresh random
+seeds and more examples. Both print the reproduction blob of a failure."""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci",
+    max_examples=100,
+    stateful_step_count=30,
+    deadline=None,
+    derandomize=True,
+    print_blob=True,
+    report_multiple_bugs=False,  # shrink one failure, fast, rather than every distinct one
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "explore",
+    max_examples=100,
+    stateful_step_count=40,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
