@@ -2,9 +2,9 @@
 
 Two layers. `FailureLedger` holds every counter and makes every decision; it is pure and
 synchronous, with an injected clock, so its rules are unit-tested without a loop or a file.
-`FailureActor` owns a ledger inside the reloader's task group and is fed through an inbox that
-any thread may append to: ``record_failure`` never blocks and never takes a lock, and nothing
-but the actor task ever touches the ledger.
+`FailureActor` owns a ledger in one of the reloader's tasks and is fed through an inbox
+that any thread may append to: ``record_failure`` never blocks (a lock is taken once, to
+start the task), and nothing but the actor task ever touches the ledger.
 """
 
 from __future__ import annotations

@@ -40,6 +40,7 @@ from ._parsing import Format, format_for
 from ._pipeline import Active, Evaluation, Pipeline, Validator, result_for, sha256_hex
 from ._snapshot import Snapshot
 from ._source import Source
+from ._tasks import TaskSet
 from ._watch import Subscription, WatchHub, hub_for
 
 __all__ = ["ApplyHook", "HotReloader", "Stream"]
@@ -182,7 +183,7 @@ class HotReloader(Generic[T]):
         "_snapshot_streams",
         "_spawn_worker",
         "_sub",
-        "_tg",
+        "_tasks",
         "_triggers",
         "_version",
         "_warned_restart",
@@ -290,7 +291,7 @@ class HotReloader(Generic[T]):
         self._triggers: list[_Trigger] = []
         self._working = False
         self._spawn_worker: Callable[[], object] | None = None
-        self._tg: anyio.abc.TaskGroup | None = None
+        self._tasks: TaskSet | None = None
         self._poll_timer: asyncio.TimerHandle | None = None
         self._snapshot_streams: weakref.WeakSet[Stream[Snapshot[T]]] | None = None
         self._outcome_streams: weakref.WeakSet[Stream[ReloadOutcome]] | None = None
@@ -310,7 +311,7 @@ class HotReloader(Generic[T]):
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def __aenter__(self) -> HotReloader[T]:
-        if self._tg is not None:
+        if self._tasks is not None:
             raise RuntimeError("this HotReloader is already running")
         started = time.perf_counter()
         try:
@@ -334,23 +335,22 @@ class HotReloader(Generic[T]):
             active, trigger="initial", started=started, changed=(), seen_at=started, raw=raw
         )
         self._metrics.degraded.set(0 if self.degraded is None else 1)
-        tg = anyio.create_task_group()
-        await tg.__aenter__()
-        self._tg = tg
+        tasks = self._tasks = TaskSet(self._log)
         self._closed = False
         try:
             # Tasks exist only while there is work: the worker starts with a burst of triggers
             # and ends when it is drained, the failure actor starts with the first failure.
             # An idle reloader holds no task at all, so it costs a few KB, not tens.
-            self._spawn_worker = lambda: tg.start_soon(
+            self._spawn_worker = lambda: tasks.spawn(
                 self._worker, name=f"hotreload-worker[{self.name}]"
             )
             self._failures.attach(
                 self._loop,
-                lambda: tg.start_soon(
-                    self._failures.run,
-                    lambda fn: tg.start_soon(fn, name=f"hotreload-auto-reload[{self.name}]"),
-                    self._metrics.toolsets,
+                lambda: tasks.spawn(
+                    lambda: self._failures.run(
+                        lambda fn: tasks.spawn(fn, name=f"hotreload-auto-reload[{self.name}]"),
+                        self._metrics.toolsets,
+                    ),
                     name=f"hotreload-failures[{self.name}]",
                 ),
             )
@@ -365,7 +365,7 @@ class HotReloader(Generic[T]):
                 await self._watching(self._sub.ready)
             else:
                 watching: asyncio.Future[None] = self._loop.create_future()
-                tg.start_soon(self._watch, watching, name=f"hotreload-watch[{self.name}]")
+                tasks.spawn(lambda: self._watch(watching), name=f"hotreload-watch[{self.name}]")
                 await self._watching(watching)
         except BaseException as exc:
             await self._close(type(exc), exc, exc.__traceback__)
@@ -425,19 +425,16 @@ class HotReloader(Generic[T]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        tg, self._tg = self._tg, None
-        if tg is None:
+        tasks, self._tasks = self._tasks, None
+        if tasks is None:
             return
         self._spawn_worker = None
         if self._poll_timer is not None:
             self._poll_timer.cancel()
             self._poll_timer = None
         self._failures.detach()
-        tg.cancel_scope.cancel()
         try:
-            # Not the body's exception: the task group would wrap it in an ExceptionGroup,
-            # and `except ValueError:` around `async with reloader:` must keep working.
-            await tg.__aexit__(None, None, None)
+            await tasks.aclose()
         finally:
             await self._shutdown()
 

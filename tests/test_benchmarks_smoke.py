@@ -12,11 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
-from prometheus_client import CollectorRegistry
-
-from hotreload import HotReloader
 
 LATENCY = Path(__file__).resolve().parent.parent / "benchmarks" / "latency.py"
 
@@ -51,33 +47,3 @@ def test_bench_extra_baselines_run(tmp_path: Path, module: str, row: str) -> Non
     results = run_latency(tmp_path, row)
     assert results[row]["n"] == 3
     assert results[row]["missed"] == 0
-
-
-# -- an engine gap the benchmarks found (hotreload/_reloader.py is the lead's) -------------
-
-
-class Small(msgspec.Struct, frozen=True):
-    value: int
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs no anyio cancel scope held across __aenter__/__aexit__ (hotreload/_reloader.py "
-    "enters a task group per reloader): closing two reloaders first-in-first-out raises "
-    "RuntimeError 'Attempted to exit a cancel scope that isn't the current task's' and cancels",
-)
-async def test_reloaders_opened_in_one_task_close_in_any_order(tmp_path: Path) -> None:
-    """The memory bench opens many reloaders in one task; a service may close them in any order."""
-    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
-    first.write_text("value: 1\n")
-    second.write_text("value: 2\n")
-    registry = CollectorRegistry()
-    a = HotReloader(first, schema=Small, name="a", registry=registry)
-    b = HotReloader(second, schema=Small, name="b", registry=registry)
-    await a.__aenter__()
-    await b.__aenter__()
-    try:
-        await a.__aexit__(None, None, None)  # first in, first out
-    finally:
-        await b.__aexit__(None, None, None)
-    assert (a.config.value, b.config.value) == (1, 2)

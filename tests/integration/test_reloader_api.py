@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from hotreload import (
     HotReloader,
     ReloadResult,
 )
+from hotreload.testing import write_in_place
 from tests.conftest import MetricReader
 from tests.integration.conftest import Settings
 
@@ -185,3 +187,27 @@ async def test_two_open_reloaders_may_not_share_a_name(
         twin = HotReloader(config_path, schema=Settings, name="t", registry=registry)
         with pytest.raises(ValueError, match="already open"):
             await twin.__aenter__()
+
+
+async def test_reloaders_close_in_any_order_and_from_any_task(
+    tmp_path: Path, registry: CollectorRegistry
+) -> None:
+    """A service may open reloaders in one task and close them in any order, or from another
+    task (a lifespan's shutdown, say): no cancel scope is held across enter and exit."""
+    paths = []
+    for name in ("a", "b", "c"):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(f"model: {name}\n")
+        paths.append(path)
+    a, b, c = (HotReloader(p, schema=Settings, name=p.stem, registry=registry) for p in paths)
+    for r in (a, b, c):
+        await r.__aenter__()
+    await a.__aexit__(None, None, None)  # first in, first out
+    await asyncio.create_task(c.__aexit__(None, None, None))  # from another task
+    write_in_place(paths[1], "model: b2\n")
+    await b.wait_for_generation(2, timeout=5)  # the one left is unaffected
+    await b.__aexit__(None, None, None)
+    assert [r.config.model for r in (a, b, c)] == ["a", "b2", "c"]
+    for r in (a, c):
+        with pytest.raises(RuntimeError, match="not running"):
+            await r.reload()
