@@ -57,6 +57,11 @@ _WATCH_RETRY_MIN, _WATCH_RETRY_MAX = 0.05, 5.0
 MSG_RELOADED = "Configuration hot-reloaded successfully"
 MSG_REJECTED = "Failed to apply new configuration - keeping previous"
 
+#: Triggers that come from watching, not from a caller waiting for an answer.
+_WATCH_KINDS = frozenset({"watch", "rescan", "poll"})
+#: How long an empty file (an in-place write between truncate and write) is given to fill.
+_EMPTY_GRACE = 0.1
+
 #: Triggers that only ask the worker to look at the drain gate again, not at the file.
 _GATE_KINDS = frozenset({"session_end", "drain_timeout"})
 
@@ -158,6 +163,7 @@ class HotReloader(Generic[T]):
         "_active",
         "_applied_level",
         "_closed",
+        "_empty_deferred",
         "_event",
         "_failures",
         "_gate",
@@ -305,6 +311,7 @@ class HotReloader(Generic[T]):
         self._applied_level: int | None = None
         self._version: str | None = None
         self._secrets: list[str] = []
+        self._empty_deferred = False
         self._hub: WatchHub | None = None
         self._sub: Subscription | None = None
 
@@ -694,12 +701,14 @@ class HotReloader(Generic[T]):
             outcome = await self._release(batch, started) or outcome
         return outcome
 
-    async def _check_file(self, batch: list[_Trigger], started: float) -> ReloadOutcome:
+    async def _check_file(self, batch: list[_Trigger], started: float) -> ReloadOutcome | None:
         active = self._active
         try:
             revision = await self.source.read(self._pipeline.max_bytes)
             raw = revision.content
             version = revision.version
+            if self._mid_write(raw, batch):
+                return None
         except ConfigError as exc:
             version = None
             evaluation: Evaluation[T] = Evaluation(result_for(exc), "", error=exc)
@@ -762,6 +771,19 @@ class HotReloader(Generic[T]):
         return self._record_outcome(
             evaluation.result, batch, started, error=evaluation.error, trigger=trigger
         )
+
+    def _mid_write(self, raw: bytes, batch: list[_Trigger]) -> bool:
+        """An empty file seen by the watcher is most often an in-place write caught between
+        its truncate and its write: look again shortly instead of logging a failure. If it is
+        still empty then (or a caller asked), it is refused like any other bad version."""
+        if raw or not isinstance(self.source, FileSource) or self._empty_deferred:
+            self._empty_deferred = False
+            return False
+        if any(t.kind not in _WATCH_KINDS for t in batch) or self._loop is None:
+            return False
+        self._empty_deferred = True
+        self._loop.call_later(_EMPTY_GRACE, self._notify, "watch")
+        return True
 
     # -- the drain gate ------------------------------------------------------------------------
 
