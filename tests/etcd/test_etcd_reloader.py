@@ -1,15 +1,9 @@
-"""The whole pipeline on an etcd key: ``HotReloader(source=EtcdSource(...))`` against real etcd.
-
-Skipped where ``HotReloader`` does not take ``source=`` yet (the reloader side of issue 8).
-"""
+"""The whole pipeline on an etcd key: ``HotReloader(source=EtcdSource(...))`` against real etcd."""
 
 from __future__ import annotations
 
-import inspect
-
 import anyio
 import msgspec
-import pytest
 from prometheus_client import CollectorRegistry
 
 from hotreload import (
@@ -25,15 +19,6 @@ from hotreload import (
 from hotreload._etcd import EtcdSource
 
 from .servers import Admin, Gate, Member
-
-
-def _accepts_source() -> bool:
-    return "source" in inspect.signature(HotReloader.__init__).parameters
-
-
-pytestmark = pytest.mark.skipif(
-    not _accepts_source(), reason="HotReloader(source=...) not integrated yet"
-)
 
 WAIT = 5.0
 
