@@ -298,11 +298,14 @@ def main() -> None:
     started = time.perf_counter()
     for piece in args.only:
         out = HERE / "results" / f"{piece}{suffix}.json"
-        cmd = [sys.executable, str(HERE / f"{piece}.py"), "--json", str(out)]
+        # Paths relative to the repository root, so the recorded commands read the same
+        # on any checkout.
+        rel = Path("benchmarks")
+        cmd = [sys.executable, str(rel / f"{piece}.py"), "--json", str(rel / out.relative_to(HERE))]
         if args.quick:
             cmd.append("--quick")
         t0 = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, cwd=HERE.parent)
         print(f"{piece}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
         results[piece] = json.loads(out.read_text())
     summary = HERE / "results" / f"summary{suffix}.md"
