@@ -29,7 +29,6 @@ import platform
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,7 @@ from typing import Any
 import httpx
 import msgspec
 import structlog
+from _common import summary
 from prometheus_client import CollectorRegistry
 
 import hotreload
@@ -62,22 +62,6 @@ def doc(i: int) -> str:
 
 def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
-
-
-def summary(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-
-    def pct(p: float) -> float:
-        return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))] * 1000
-
-    return {
-        "n": len(ordered),
-        "p50_ms": round(pct(50), 3),
-        "p95_ms": round(pct(95), 3),
-        "p99_ms": round(pct(99), 3),
-        "max_ms": round(ordered[-1] * 1000, 3),
-        "mean_ms": round(statistics.fmean(ordered) * 1000, 3),
-    }
 
 
 def free_port() -> int:

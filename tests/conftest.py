@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, MutableMapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,3 +34,13 @@ def logs() -> Iterator[list[MutableMapping[str, Any]]]:
     """Every structlog event emitted during the test, as dicts (event, log_level, ...)."""
     with structlog.testing.capture_logs() as captured:
         yield captured
+
+
+@pytest.fixture
+def config_path(tmp_path: Path) -> Path:
+    """``<tmp>/conf/config.yaml`` holding a valid first version (model: gpt-4)."""
+    directory = tmp_path / "conf"
+    directory.mkdir()
+    path = directory / "config.yaml"
+    path.write_text("model: gpt-4\n")
+    return path

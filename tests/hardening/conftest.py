@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
 from prometheus_client import CollectorRegistry
 
 from hotreload import HotReloader, ReloadOutcome
@@ -152,13 +151,3 @@ async def inotify_fds_settle(expected: int, timeout: float = 2.0) -> int:
 
 def our_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("hotreload") and t.is_alive()]
-
-
-@pytest.fixture
-def config_path(tmp_path: Path) -> Path:
-    """``<tmp>/conf/config.yaml`` holding a valid first version (model: gpt-4)."""
-    directory = tmp_path / "conf"
-    directory.mkdir()
-    path = directory / "config.yaml"
-    path.write_text("model: gpt-4\n")
-    return path
