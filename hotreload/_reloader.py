@@ -374,8 +374,8 @@ class HotReloader(Generic[T]):
                 watching: asyncio.Future[None] = self._loop.create_future()
                 tasks.spawn(lambda: self._watch(watching), name=f"hotreload-watch[{self.name}]")
                 await self._watching(watching)
-        except BaseException as exc:
-            await self._close(type(exc), exc, exc.__traceback__)
+        except BaseException:
+            await self._close()
             raise
         return self
 
@@ -424,14 +424,9 @@ class HotReloader(Generic[T]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._close(exc_type, exc, tb)
+        await self._close()
 
-    async def _close(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _close(self) -> None:
         tasks, self._tasks = self._tasks, None
         if tasks is None:
             return

@@ -127,7 +127,7 @@ class Member:
                 with contextlib.suppress(httpx.HTTPError):
                     if client.get(self.url + "/health").json().get("health") == "true":
                         return
-                time.sleep(0.02)
+                time.sleep(0.02)  # sleep-ok: polling an external process until it serves
         pytest.fail(f"etcd {self.name} not healthy after {_HEALTH_TIMEOUT} s")
 
     async def await_healthy(self) -> None:
@@ -140,7 +140,7 @@ class Member:
                     reply = await client.get(self.url + "/health")
                     if reply.json().get("health") == "true":
                         return
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.02)  # sleep-ok: polling etcd until it serves
         pytest.fail(f"etcd {self.name} not healthy after {_HEALTH_TIMEOUT} s")
 
     async def restart(self) -> None:
@@ -241,7 +241,7 @@ class Admin:
                 if reply.status_code == 200:
                     return reply.json()
                 problem = reply.text
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # sleep-ok: retry pacing while a leader is elected
         pytest.fail(f"etcd {path} kept failing: {problem}")
 
     async def put(self, key: str, value: str | bytes) -> int:
