@@ -89,11 +89,11 @@ async def loop_lag() -> AsyncIterator[LoopLag]:
     async def tick() -> None:
         while True:
             expected = time.perf_counter() + interval
-            await asyncio.sleep(interval)  # the instrument itself, not a wait for a result
+            await asyncio.sleep(interval)  # sleep-ok: the instrument itself, not a wait
             lag.worst = max(lag.worst, time.perf_counter() - expected)
 
     task = asyncio.create_task(tick(), name="loop-lag-ticker")
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # sleep-ok: let the ticker start
     try:
         yield lag
     finally:
@@ -145,7 +145,7 @@ async def inotify_fds_settle(expected: int, timeout: float = 2.0) -> int:
     """
     deadline = time.perf_counter() + timeout
     while (count := inotify_fds()) != expected and time.perf_counter() < deadline:  # noqa: ASYNC110
-        await asyncio.sleep(0.005)
+        await asyncio.sleep(0.005)  # sleep-ok: see the docstring
     return count
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import signal
 import subprocess
@@ -171,26 +172,16 @@ async def test_a_secret_in_a_document_refused_at_start_is_not_in_the_error(
 
 # -- the command line ------------------------------------------------------------------------
 
-SCHEMA_MODULE = """
-from typing import Annotated, Literal
-
-import msgspec
-
-from hotreload import Secret
-
-
-class Llm(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    model: str
-    api_key: str = ""
-
-
-class SecretSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    llm: Llm
-    token: str = ""
-    password: str = ""
-    dsn: Annotated[str, Secret] = ""
-    tier: Annotated[Literal["free", "paid"], Secret] = "free"
-"""
+# The same schema, as a module the CLI subprocess can import (written next to the config).
+SCHEMA_MODULE = "\n".join(
+    [
+        "from typing import Annotated, Literal",
+        "import msgspec",
+        "from hotreload import Secret",
+        inspect.getsource(Llm),
+        inspect.getsource(SecretSettings),
+    ]
+)
 
 
 def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

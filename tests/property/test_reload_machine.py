@@ -213,7 +213,7 @@ class ReloadMachine(RuleBasedStateMachine):
     @rule()
     def let_the_loop_run(self) -> None:
         """Give the watcher and the worker a moment (one loop pass), without settling."""
-        self.run(asyncio.sleep(0))
+        self.run(asyncio.sleep(0))  # sleep-ok: one loop pass, by design
 
     # -- what the service does ---------------------------------------------------------------
 
