@@ -41,7 +41,7 @@ from ._pipeline import Active, Evaluation, Pipeline, Validator, result_for, sha2
 from ._snapshot import Snapshot
 from ._source import Source
 from ._tasks import TaskSet
-from ._watch import Subscription, WatchHub, hub_for
+from ._watch import Subscription, WatchHub
 
 __all__ = ["ApplyHook", "HotReloader", "Stream"]
 
@@ -143,7 +143,9 @@ class HotReloader(Generic[T]):
     watcher missed; ``validators`` are called with each candidate config and refuse it by
     raising; ``max_bytes`` caps the file size; ``debounce_ms`` and ``step_ms`` are passed to the
     Rust watcher (a change is seen one to two ``step_ms`` after it happens, a burst is grouped
-    for at most ``debounce_ms``); ``format`` overrides the suffix (``yaml``, ``json``,
+    for at most ``debounce_ms``); ``force_polling`` polls every ``poll_delay_ms`` instead of
+    relying on inotify (NFS, CIFS, FUSE; ``None`` follows ``WATCHFILES_FORCE_POLLING``);
+    ``format`` overrides the suffix (``yaml``, ``json``,
     ``toml``); ``restart_required`` and ``secrets`` add dotted path patterns to what the schema
     marks with `RestartRequired` and `Secret`; ``log_level_field`` names the field whose value
     is applied to the stdlib ``loggers`` (root by default) on load and on every change.
@@ -238,13 +240,24 @@ class HotReloader(Generic[T]):
         on_apply: Sequence[ApplyHook[T]] = (),
         hook_timeout: float = 30.0,
         lkg_path: str | os.PathLike[str] | None = None,
+        force_polling: bool | None = None,
+        poll_delay_ms: int = 300,
     ) -> None:
         _require_frozen(schema)
         if poll_interval < 0 or max_bytes <= 0 or debounce_ms <= 0 or step_ms <= 0:
             raise ValueError("poll_interval must be >= 0; max_bytes, debounce_ms, step_ms > 0")
         if hook_timeout <= 0:
             raise ValueError(f"hook_timeout must be > 0 seconds, got {hook_timeout!r}")
-        source = _source_for(path, source, debounce_ms, step_ms)
+        source = _source_for(
+            path,
+            source,
+            {
+                "debounce_ms": debounce_ms,
+                "step_ms": step_ms,
+                "force_polling": force_polling,
+                "poll_delay_ms": poll_delay_ms,
+            },
+        )
         self.source: Source = source
         self.path = source.uri
         """The source's ``uri``: the file path for a file."""
@@ -365,7 +378,7 @@ class HotReloader(Generic[T]):
                 self._poll_timer = self._loop.call_later(self.poll_interval, self._poll)
             source = self.source
             if isinstance(source, FileSource):  # the hub's subscription: no task needed
-                self._hub = hub_for(source.debounce_ms, source.step_ms)
+                self._hub = source.hub()
                 self._sub = Subscription(self.path, self._notify, self._metrics.watch_restarts.inc)
                 self._hub.subscribe(self._sub)
                 assert self._sub.ready is not None  # noqa: S101 - set by subscribe
@@ -1129,12 +1142,12 @@ class HotReloader(Generic[T]):
 
 
 def _source_for(
-    path: str | os.PathLike[str] | None, source: Source | None, debounce_ms: int, step_ms: int
+    path: str | os.PathLike[str] | None, source: Source | None, file_options: dict[str, Any]
 ) -> Source:
     if source is None:
         if path is None:
             raise TypeError("give HotReloader a path or a source=, one of them")
-        return FileSource(path, debounce_ms=debounce_ms, step_ms=step_ms)
+        return FileSource(path, **file_options)
     if path is not None:
         raise TypeError("give HotReloader a path or a source=, not both")
     if not isinstance(source, Source):
