@@ -168,7 +168,7 @@ class _Watcher:
         loop = hub.loop
         error: BaseException | None = None
         polling, delay_ms = hub.force_polling, hub.poll_delay_ms
-        timeout_ms = delay_ms if polling else 0
+        timeout_ms = max(delay_ms, 1) if polling else 0
         try:
             with RustNotify(sorted(self.roots), False, polling, delay_ms, False, True) as notify:
                 _call(loop, hub._ready, self)
