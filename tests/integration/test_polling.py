@@ -54,12 +54,11 @@ STYLES = {"in_place": in_place, "atomic_rename": atomic}
 async def test_every_update_style_is_seen_with_polling_forced(
     style: str, tmp_path: Path, registry: CollectorRegistry
 ) -> None:
+    write: Callable[[str], None]
     if style == "configmap":
         volume = ConfigMapVolume(tmp_path / "cm", {"config.yaml": "model: gpt-0\n"})
         path = volume.path("config.yaml")
-
-        def write(text: str) -> None:
-            volume.update({"config.yaml": text})
+        write = lambda text: volume.update({"config.yaml": text})  # noqa: E731
     else:
         path = tmp_path / "config.yaml"
         path.write_text("model: gpt-0\n")
