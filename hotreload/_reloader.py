@@ -27,6 +27,7 @@ import msgspec
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from . import _lkg as lkg
+from . import _sighup
 from ._drain import DrainGate
 from ._errors import ConfigApplyError, ConfigError, ConfigValidationError
 from ._failures import FailureActor, FailureLedger, Mark, ToolsetFailureRecord
@@ -357,6 +358,7 @@ class HotReloader(Generic[T]):
         self._metrics.degraded.set(0 if self.degraded is None else 1)
         tasks = self._tasks = TaskSet(self._log)
         self._closed = False
+        _sighup.track(self)
         try:
             # Tasks exist only while there is work: the worker starts with a burst of triggers
             # and ends when it is drained, the failure actor starts with the first failure.
@@ -455,6 +457,7 @@ class HotReloader(Generic[T]):
 
     async def _shutdown(self) -> None:
         self._closed = True
+        _sighup.untrack(self)
         self._gate.take()
         hub, sub, self._hub, self._sub = self._hub, self._sub, None, None
         try:

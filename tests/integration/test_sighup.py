@@ -1,0 +1,182 @@
+"""A real SIGHUP, sent to this very process, re-checks every open reloader (trigger "signal").
+
+Every test first installs a handler of its own (restored afterwards): it proves that ours
+chains to it, and a SIGHUP that found no handler of ours would not kill the test run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import FrameType
+
+import anyio
+import pytest
+from prometheus_client import CollectorRegistry
+
+import hotreload
+from hotreload import HotReloader, ReloadOutcome, ReloadResult, Revision, Stream
+from hotreload._parsing import Format
+from tests.integration.conftest import Settings
+from tests.integration.test_update_styles import watcher_up
+
+WAIT = 10.0
+
+
+class Previous:
+    """A handler installed before ours, as an application or server would."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.called = asyncio.Event()
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.calls += 1
+        self.called.set()
+
+
+@pytest.fixture
+def previous() -> Iterator[Previous]:
+    handler = Previous()
+    saved = signal.signal(signal.SIGHUP, handler)
+    try:
+        yield handler
+    finally:
+        signal.signal(signal.SIGHUP, saved)
+
+
+async def next_signal_outcome(outcomes: Stream[ReloadOutcome]) -> ReloadOutcome:
+    with anyio.fail_after(WAIT):
+        async for outcome in outcomes:
+            if outcome.trigger == "signal":
+                return outcome
+    raise AssertionError("the reloader closed")
+
+
+def two_files(tmp_path: Path) -> tuple[Path, Path]:
+    paths = (tmp_path / "a.yaml", tmp_path / "b.yaml")
+    for path in paths:
+        path.write_text("model: gpt-4\n")
+    return paths
+
+
+async def test_sighup_rechecks_every_open_reloader_and_chains(
+    tmp_path: Path, registry: CollectorRegistry, previous: Previous
+) -> None:
+    a_path, b_path = two_files(tmp_path)
+    async with (
+        HotReloader(a_path, schema=Settings, registry=registry, name="a", poll_interval=0) as a,
+        HotReloader(b_path, schema=Settings, registry=registry, name="b", poll_interval=0) as b,
+    ):
+        await watcher_up(a)
+        await watcher_up(b)
+        undo = hotreload.reload_on_sighup()
+        try:
+            a_out, b_out = a.outcomes(), b.outcomes()
+            os.kill(os.getpid(), signal.SIGHUP)
+            outcomes = await asyncio.gather(next_signal_outcome(a_out), next_signal_outcome(b_out))
+            assert [o.result for o in outcomes] == [ReloadResult.CONFIG_UNCHANGED] * 2
+            await asyncio.wait_for(previous.called.wait(), WAIT)
+            assert previous.calls == 1
+        finally:
+            undo()
+    assert signal.getsignal(signal.SIGHUP) is previous  # put back as it was
+
+
+class Unwatched:
+    """A source whose watch never reports anything: only a re-check can find its changes."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    @property
+    def uri(self) -> str:
+        return "memory://unwatched.yaml"
+
+    @property
+    def format(self) -> Format | None:
+        return "yaml"
+
+    async def read(self, max_bytes: int) -> Revision:
+        return Revision(self.text.encode())
+
+    async def watch(self, notify: Callable[[str], None], ready: Callable[[], None]) -> None:
+        ready()
+        await asyncio.Event().wait()
+
+
+async def test_sighup_finds_a_change_nothing_else_reported(
+    registry: CollectorRegistry, previous: Previous
+) -> None:
+    source = Unwatched("model: gpt-4\n")
+    async with HotReloader(source=source, schema=Settings, registry=registry, poll_interval=0) as r:
+        undo = hotreload.reload_on_sighup()
+        try:
+            outcomes = r.outcomes()
+            source.text = "model: gpt-5\n"
+            os.kill(os.getpid(), signal.SIGHUP)
+            outcome = await next_signal_outcome(outcomes)
+            assert (outcome.result, outcome.applied) == (ReloadResult.CONFIG_CHANGED, True)
+            assert r.config.model == "gpt-5"
+        finally:
+            undo()
+
+
+async def test_reload_on_sighup_is_idempotent_and_undone_by_its_last_user(
+    previous: Previous,
+) -> None:
+    first = hotreload.reload_on_sighup()
+    installed = signal.getsignal(signal.SIGHUP)
+    assert installed is not previous
+    second = hotreload.reload_on_sighup()
+    assert signal.getsignal(signal.SIGHUP) is installed  # the same handler, one more user
+    first()
+    first()  # undoing twice is undoing once
+    assert signal.getsignal(signal.SIGHUP) is installed
+    second()
+    assert signal.getsignal(signal.SIGHUP) is previous
+
+
+async def test_a_loop_owned_sighup_handler_is_refused_not_replaced(previous: Previous) -> None:
+    loop = asyncio.get_running_loop()
+    theirs = asyncio.Event()
+    loop.add_signal_handler(signal.SIGHUP, theirs.set)
+    try:
+        with pytest.raises(RuntimeError, match="add_signal_handler"):
+            hotreload.reload_on_sighup()
+        os.kill(os.getpid(), signal.SIGHUP)  # still theirs
+        await asyncio.wait_for(theirs.wait(), WAIT)
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)
+
+
+def test_installed_before_the_loop_runs(
+    tmp_path: Path, registry: CollectorRegistry, previous: Previous
+) -> None:
+    """Called at import time, before any loop: a plain signal handler hands over to the loop."""
+    a_path, b_path = two_files(tmp_path)
+    undo = hotreload.reload_on_sighup()
+
+    async def main() -> list[ReloadOutcome]:
+        async with (
+            HotReloader(a_path, schema=Settings, registry=registry, name="a", poll_interval=0) as a,
+            HotReloader(b_path, schema=Settings, registry=registry, name="b", poll_interval=0) as b,
+        ):
+            await watcher_up(a)
+            await watcher_up(b)
+            a_out, b_out = a.outcomes(), b.outcomes()
+            os.kill(os.getpid(), signal.SIGHUP)
+            return list(
+                await asyncio.gather(next_signal_outcome(a_out), next_signal_outcome(b_out))
+            )
+
+    try:
+        outcomes = asyncio.run(main())
+    finally:
+        undo()
+    assert [o.trigger for o in outcomes] == ["signal", "signal"]
+    assert previous.calls == 1
+    assert signal.getsignal(signal.SIGHUP) is previous
