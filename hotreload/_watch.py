@@ -460,11 +460,17 @@ def hub_for(
 
 
 _warned_mounts: set[str] = set()
+_checked_dirs: set[str] = set()
 
 
 def _warn_if_inotify_is_blind(path: str) -> None:
     """Warn once per mount point when a file is watched through inotify on a file system where
-    inotify does not see changes made elsewhere (NFS, CIFS, FUSE...)."""
+    inotify does not see changes made elsewhere (NFS, CIFS, FUSE...). Each directory is looked
+    up once per process: a thousand reloaders do not read mountinfo a thousand times."""
+    directory = os.path.dirname(path)
+    if directory in _checked_dirs:
+        return
+    _checked_dirs.add(directory)
     mount = mount_needing_polling(path)
     if mount is None or mount.mount_point in _warned_mounts:
         return
