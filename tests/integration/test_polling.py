@@ -20,23 +20,12 @@ import hotreload._mounts
 import hotreload._watch
 from hotreload import HotReloader
 from hotreload.testing import ConfigMapVolume, write_atomic, write_in_place
+from tests.hardening.conftest import inotify_fds, inotify_fds_settle
 from tests.integration.conftest import Settings
 from tests.integration.test_update_styles import watcher_up
 
 WAIT = 10.0
 WRITES = 6
-
-
-def inotify_instances() -> int:
-    """The inotify instances this process holds open."""
-    count = 0
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            if os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:inotify":
-                count += 1
-        except OSError:
-            continue
-    return count
 
 
 def in_place(path: Path, tmp_path: Path) -> Callable[[str], None]:
@@ -84,12 +73,13 @@ async def test_every_update_style_is_seen_with_polling_forced(
 async def test_polling_opens_no_inotify_instance(
     config_path: Path, registry: CollectorRegistry
 ) -> None:
-    before = inotify_instances()
+    before = await inotify_fds_settle(0)  # a watcher of an earlier test may still be closing
     async with HotReloader(
         config_path, schema=Settings, registry=registry, name="inotify", poll_interval=0
     ) as r:
         await watcher_up(r)
-        assert inotify_instances() == before + 1  # the control: the default uses inotify
+        assert inotify_fds() == before + 1  # the control: the default uses inotify
+    assert await inotify_fds_settle(before) == before
     async with HotReloader(
         config_path,
         schema=Settings,
@@ -100,7 +90,7 @@ async def test_polling_opens_no_inotify_instance(
         poll_delay_ms=50,
     ) as r:
         await watcher_up(r)
-        assert inotify_instances() == before
+        assert inotify_fds() == before
         write_in_place(config_path, "model: gpt-5\n")
         await r.wait_for_generation(2, timeout=WAIT)
 
@@ -110,11 +100,11 @@ async def test_watchfiles_force_polling_env_is_honoured(
 ) -> None:
     monkeypatch.setenv("WATCHFILES_FORCE_POLLING", "1")
     monkeypatch.setenv("WATCHFILES_POLL_DELAY_MS", "40")
-    before = inotify_instances()
+    before = await inotify_fds_settle(0)  # a watcher of an earlier test may still be closing
     async with HotReloader(config_path, schema=Settings, registry=registry, poll_interval=0) as r:
         assert (r.source.force_polling, r.source.poll_delay_ms) == (True, 40)  # type: ignore[attr-defined]
         await watcher_up(r)
-        assert inotify_instances() == before
+        assert inotify_fds() == before
         write_in_place(config_path, "model: gpt-5\n")
         await r.wait_for_generation(2, timeout=WAIT)
 
