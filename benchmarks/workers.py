@@ -44,8 +44,14 @@ from tests.e2e.processes import (
 BATCH = 6
 
 
-def servers() -> dict[str, tuple[Callable[[int, int], list[str]], int]]:
-    out = {"uvicorn_1_worker": (uvicorn_argv, 1), "uvicorn_2_workers": (uvicorn_argv, 2)}
+Argv = Callable[[int, int], list[str]]
+
+
+def servers() -> dict[str, tuple[Argv, int]]:
+    out: dict[str, tuple[Argv, int]] = {
+        "uvicorn_1_worker": (uvicorn_argv, 1),
+        "uvicorn_2_workers": (uvicorn_argv, 2),
+    }
     if importlib.util.find_spec("gunicorn") is not None:
         out["gunicorn_2_workers"] = (gunicorn_argv, 2)
     return out
