@@ -209,8 +209,8 @@ class WatchHub:
         self.step_ms = step_ms
         self.force_polling = force_polling
         self.poll_delay_ms = poll_delay_ms
-        # Polling only: the files the watcher thread fingerprints (replaced whole, never
-        # mutated, so the thread reads it without a lock) and what it saw last time.
+        # Polling only: the files the watcher thread fingerprints and what it saw last time,
+        # shared with that thread under the lock.
         self._files: tuple[str, ...] = ()
         self._by_file: dict[str, set[Subscription]] = {}
         self._fingerprints: dict[str, tuple[object, ...] | None] = {}
@@ -244,8 +244,8 @@ class WatchHub:
             with self._fingerprint_lock:
                 if sub.path not in self._fingerprints:
                     self._fingerprints[sub.path] = _fingerprint(sub.path)
-            self._by_file.setdefault(sub.path, set()).add(sub)
-            self._files = tuple(self._by_file)
+                self._by_file.setdefault(sub.path, set()).add(sub)
+                self._files = tuple(self._by_file)
         else:
             _warn_if_inotify_is_blind(sub.path)
         self._schedule_rebuild()
@@ -263,8 +263,10 @@ class WatchHub:
         if same_file is not None:
             same_file.discard(sub)
             if not same_file:
-                del self._by_file[sub.path]
-                self._files = tuple(self._by_file)
+                with self._fingerprint_lock:
+                    del self._by_file[sub.path]
+                    self._fingerprints.pop(sub.path, None)
+                    self._files = tuple(self._by_file)
         if self._subs:
             self._schedule_rebuild()
             return
@@ -356,11 +358,9 @@ class WatchHub:
             seen = self._fingerprints
             for path in self._files:
                 now = _fingerprint(path)
-                if path in seen and seen[path] != now:
+                if seen.get(path, now) != now:
                     changed.append(path)
                 seen[path] = now
-            for gone in [p for p in seen if p not in self._files]:
-                del seen[gone]
         return changed
 
     def _content_changed(self, paths: list[str]) -> None:
