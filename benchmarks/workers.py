@@ -32,14 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hotreload._demo import DEMO_CONFIG
 from hotreload.testing import write_atomic
-from tests.e2e.processes import (
-    client,
-    config_report,
-    free_port,
-    gunicorn_argv,
-    run_server,
-    uvicorn_argv,
-)
+from tests.e2e import processes
 
 BATCH = 6
 
@@ -49,11 +42,11 @@ Argv = Callable[[int, int], list[str]]
 
 def servers() -> dict[str, tuple[Argv, int]]:
     out: dict[str, tuple[Argv, int]] = {
-        "uvicorn_1_worker": (uvicorn_argv, 1),
-        "uvicorn_2_workers": (uvicorn_argv, 2),
+        "uvicorn_1_worker": (processes.uvicorn_argv, 1),
+        "uvicorn_2_workers": (processes.uvicorn_argv, 2),
     }
     if importlib.util.find_spec("gunicorn") is not None:
-        out["gunicorn_2_workers"] = (gunicorn_argv, 2)
+        out["gunicorn_2_workers"] = (processes.gunicorn_argv, 2)
     return out
 
 
@@ -62,14 +55,16 @@ async def measure(
 ) -> dict[str, Any]:
     config = root / "config.yaml"
     config.write_text(DEMO_CONFIG)
-    port = free_port()
+    port = processes.free_port()
     rng = random.Random(7)
     took: list[float] = []
-    with run_server(argv(port, workers), config, port, root / "server.log") as server:
-        async with client(server) as http:
+    with processes.run_server(argv(port, workers), config, port, root / "server.log") as server:
+        async with processes.client(server) as http:
 
             async def latest() -> dict[int, str]:
-                reports = await asyncio.gather(*(config_report(http, server) for _ in range(BATCH)))
+                reports = await asyncio.gather(
+                    *(processes.config_report(http, server) for _ in range(BATCH))
+                )
                 return {int(r["pid"]): str(r["config_hash"]) for r in reports}
 
             seen: dict[int, str] = {}
