@@ -66,7 +66,7 @@ class FileSource:
         return Revision(read_file(self.path, max_bytes, self.path))
 
     async def watch(self, notify: Callable[[str], None], ready: Callable[[], None]) -> None:
-        hub = self.hub()
+        hub = self._hub()
         # Late-bound on purpose: the reloader sets on_watch_restart after construction.
         sub = Subscription(self.path, notify, lambda: self.on_watch_restart())  # noqa: PLW0108
         hub.subscribe(sub)
@@ -79,7 +79,7 @@ class FileSource:
             with anyio.CancelScope(shield=True):
                 await hub.unsubscribe(sub)
 
-    def hub(self) -> WatchHub:
+    def _hub(self) -> WatchHub:
         """The running loop's watcher hub for this file's watch settings."""
         return hub_for(self.debounce_ms, self.step_ms, self.force_polling, self.poll_delay_ms)
 

@@ -380,7 +380,7 @@ class HotReloader(Generic[T]):
                 self._poll_timer = self._loop.call_later(self.poll_interval, self._poll)
             source = self.source
             if isinstance(source, FileSource):  # the hub's subscription: no task needed
-                self._hub = source.hub()
+                self._hub = source._hub()
                 self._sub = Subscription(self.path, self._notify, self._metrics.watch_restarts.inc)
                 self._hub.subscribe(self._sub)
                 assert self._sub.ready is not None  # noqa: S101 - set by subscribe
