@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import structlog
 
-__all__ = ["reload_on_sighup", "track", "untrack"]
+__all__ = ["reload_on_sighup", "reload_on_sighup_if_possible", "track", "untrack"]
 
 _log = structlog.get_logger("hotreload.sighup")
 
@@ -97,6 +97,21 @@ def reload_on_sighup() -> Callable[[], None]:
             _release(sig, installed)
 
     return undo
+
+
+def reload_on_sighup_if_possible() -> Callable[[], None]:
+    """`reload_on_sighup`, or a warning and a no-op ``undo`` where no handler can be installed:
+    off the main thread (a test client running the app in a portal thread), a loop-owned
+    handler, no SIGHUP on this platform. For the ASGI lifespan, which must not fail over it."""
+    try:
+        return reload_on_sighup()
+    except RuntimeError as exc:
+        _log.warning("sighup_reload_not_installed", reason=str(exc))
+        return _nothing
+
+
+def _nothing() -> None:
+    pass
 
 
 def _sighup() -> int:

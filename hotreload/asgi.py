@@ -36,7 +36,7 @@ from ._present import (
     to_builtins,
 )
 from ._reloader import HotReloader
-from ._sighup import reload_on_sighup as _reload_on_sighup
+from ._sighup import reload_on_sighup_if_possible
 from ._snapshot import Snapshot
 
 __all__ = [
@@ -84,7 +84,9 @@ def hotreload_lifespan(
     the reloader is ``app.state.<state_key>`` and is in the lifespan state (copied into every
     request's ``request.state``). An invalid file at start fails the start-up: fail fast.
     ``reload_on_sighup=True`` makes SIGHUP re-check every reloader of the process while the
-    app runs (`hotreload.reload_on_sighup`; a handler installed before is chained).
+    app runs (`hotreload.reload_on_sighup`; a handler installed before is chained); where it
+    cannot be installed (the app runs off the main thread, as under a test client) start-up
+    goes on and ``sighup_reload_not_installed`` is logged.
     To combine it with your own lifespan, ``async with hotreload_lifespan(r)(app) as state:``.
     """
 
@@ -93,7 +95,7 @@ def hotreload_lifespan(
         running = reloader if isinstance(reloader, HotReloader) else reloader()
         async with running, contextlib.AsyncExitStack() as stack:
             if reload_on_sighup:
-                stack.callback(_reload_on_sighup())
+                stack.callback(reload_on_sighup_if_possible())
             app_state = getattr(app, "state", None)
             if app_state is not None:
                 setattr(app_state, state_key, running)

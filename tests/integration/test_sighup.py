@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import anyio
 import pytest
@@ -20,6 +22,7 @@ from prometheus_client import CollectorRegistry
 import hotreload
 from hotreload import HotReloader, ReloadOutcome, ReloadResult, Revision, Stream
 from hotreload._parsing import Format
+from hotreload.asgi import hotreload_lifespan
 from tests.integration.conftest import Settings
 from tests.integration.test_update_styles import watcher_up
 
@@ -180,3 +183,27 @@ def test_installed_before_the_loop_runs(
     assert [o.trigger for o in outcomes] == ["signal", "signal"]
     assert previous.calls == 1
     assert signal.getsignal(signal.SIGHUP) is previous
+
+
+def test_lifespan_flag_off_the_main_thread_warns_and_starts(
+    config_path: Path, registry: CollectorRegistry, logs: list[MutableMapping[str, Any]]
+) -> None:
+    """An app run off the main thread (as test clients do) cannot set a signal handler: the
+    lifespan still starts, and says why SIGHUP will not reload."""
+    lifespan = hotreload_lifespan(
+        lambda: HotReloader(config_path, schema=Settings, registry=registry),
+        reload_on_sighup=True,
+    )
+    models: list[str] = []
+
+    async def serve() -> None:
+        async with lifespan(object()) as state:
+            models.append(state["hotreload"].config.model)
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),))
+    thread.start()
+    thread.join()
+    assert models == ["gpt-4"]
+    [warning] = [e for e in logs if e["event"] == "sighup_reload_not_installed"]
+    assert "main thread" in warning["reason"]
+    assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL
