@@ -27,7 +27,8 @@ import msgspec
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from . import _lkg as lkg
-from ._drain import DrainGate
+from ._decide import Candidate, Commit, Verdict, broken_invariant
+from ._drain import DrainGate, Pending
 from ._errors import ConfigApplyError, ConfigError, ConfigValidationError
 from ._failures import FailureActor, FailureLedger, Mark, ToolsetFailureRecord
 from ._fields import FieldPolicy, format_path
@@ -87,6 +88,20 @@ class _Change(Generic[T]):
     preview: Snapshot[T]
     raw: bytes
     version: str | None = None
+    read: int = 0
+    """The number of the source read that found it (reads are numbered in order)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Found(Generic[T]):
+    """What one look at the source found: the candidate for `decide`, the outcome to report
+    if nothing is committed, and the change to commit or hold if it is a new config."""
+
+    candidate: Candidate
+    result: ReloadResult
+    trigger: str
+    change: _Change[T] | None = None
+    error: ConfigError | None = None
 
 
 class Stream(Generic[X]):
@@ -169,6 +184,7 @@ class HotReloader(Generic[T]):
         "_gate",
         "_hooks",
         "_hub",
+        "_in_force_read",
         "_last_eval",
         "_last_key",
         "_limiter",
@@ -182,6 +198,7 @@ class HotReloader(Generic[T]):
         "_outcomes",
         "_pipeline",
         "_poll_timer",
+        "_reads",
         "_registry",
         "_secrets",
         "_seen_key",
@@ -312,6 +329,8 @@ class HotReloader(Generic[T]):
         self._version: str | None = None
         self._secrets: list[str] = []
         self._empty_deferred = False
+        self._reads = 0
+        self._in_force_read = 0
         self._hub: WatchHub | None = None
         self._sub: Subscription | None = None
 
@@ -684,20 +703,42 @@ class HotReloader(Generic[T]):
     # -- one check -----------------------------------------------------------------------------
 
     async def _check(self, batch: list[_Trigger]) -> ReloadOutcome | None:
-        """Re-check the file for this burst of triggers, then release a pending change if
-        the gate allows. Returns the outcome the burst's callers get (None: nothing to say)."""
+        """Re-check the source for this burst of triggers (unless it only asks about the
+        gate), then do what `decide` says. Returns the outcome the burst's callers get (None:
+        nothing to say)."""
         started = time.perf_counter()
+        looks = [t for t in batch if t.kind not in _GATE_KINDS]
+        found = await self._look(looks) if looks else None
+        candidate = None if found is None else found.candidate
+        change = None if found is None else found.change
+        verdict = self._gate.verdict(candidate, self._active.config_hash)
+        if verdict is Verdict.COMMIT:
+            assert change is not None  # noqa: S101 - decide commits a new candidate only
+            self._drop_pending()
+            return await self._apply(change, started=started, batch=looks)
+        if verdict is Verdict.HOLD:
+            assert change is not None  # noqa: S101 - decide holds a new candidate only
+            return self._hold(change, looks, started)
         outcome = None
-        if any(t.kind not in _GATE_KINDS for t in batch):
-            outcome = await self._check_file(
-                [t for t in batch if t.kind not in _GATE_KINDS], started
+        if found is not None:
+            if verdict is Verdict.DROP:
+                self._drop_pending()
+                self._log.info(
+                    "pending_reload_cancelled_config_reverted",
+                    config_hash=self._active.config_hash,
+                    detail="the source is back to the config in force",
+                )
+            outcome = self._record_outcome(
+                found.result, looks, started, error=found.error, trigger=found.trigger
             )
-        if self._gate.pending is not None and not self._gate.holding:
+        if verdict is Verdict.RELEASE:
             outcome = await self._release(batch, started) or outcome
         return outcome
 
-    async def _check_file(self, batch: list[_Trigger], started: float) -> ReloadOutcome | None:
+    async def _look(self, batch: list[_Trigger]) -> _Found[T] | None:
+        """Read and evaluate the source once for the burst; None while a write is half done."""
         active = self._active
+        self._reads += 1
         try:
             revision = await self.source.read(self._pipeline.max_bytes)
             raw = revision.content
@@ -705,7 +746,7 @@ class HotReloader(Generic[T]):
             if self._mid_write(raw, batch):
                 return None
         except ConfigError as exc:
-            version = None
+            version, raw = None, b""
             evaluation: Evaluation[T] = Evaluation(result_for(exc), "", error=exc)
             key = f"{exc.reason}:{exc.message}"
         else:
@@ -730,42 +771,36 @@ class HotReloader(Generic[T]):
         kinds = [t.kind for t in batch]
         trigger = next((k for k in ("manual", "auto_reload") if k in kinds), kinds[0])
         seen_at = min(t.seen_at for t in batch)
-        if evaluation.result is ReloadResult.CONFIG_CHANGED and evaluation.candidate is not None:
+        new = evaluation.candidate
+        if evaluation.result is ReloadResult.CONFIG_CHANGED and new is not None:
             self._last_key, self._last_eval = None, None
             self._note_restart_required(evaluation)
-            change = _Change(
-                evaluation.candidate,
-                evaluation.changed,
-                trigger,
-                seen_at,
-                self._snapshot_of(evaluation.candidate, self.snapshot.generation + 1, version),
-                raw,
-                version,
-            )
-            if self._gate.holding:
-                return self._hold(change, batch, started)
-            return await self._apply(change, started=started, batch=batch)
+            if new.config_hash != active.config_hash:
+                change = _Change(
+                    new,
+                    evaluation.changed,
+                    trigger,
+                    seen_at,
+                    self._snapshot_of(new, self.snapshot.generation + 1, version),
+                    raw,
+                    version,
+                    self._reads,
+                )
+                found = Candidate(new.config_hash)
+                return _Found(found, ReloadResult.CONFIG_CHANGED, trigger, change)
+            # Different bytes, the same config: never two commits with one config_hash.
+            evaluation = Evaluation(ReloadResult.CONFIG_UNCHANGED, evaluation.content_sha256)
         self._last_key, self._last_eval = key, evaluation
         if evaluation.error is not None:
             if not repeat:
                 self._reject(evaluation.error, evaluation.result, trigger)
-        else:
-            self._note_restart_required(evaluation)
-            self._recovered()  # the source is valid again, and equal to what is in force
-            if self._gate.pending is not None:
-                self._gate.take()
-                self._metrics.pending.set(0)
-                self._log.info(
-                    "pending_reload_cancelled_config_reverted",
-                    config_hash=active.config_hash,
-                    detail="the source is back to the config in force",
-                )
-            if not repeat:
-                self._metrics.last_ok.set(1)
-                self._log.debug("config_unchanged", trigger=trigger, config_hash=active.config_hash)
-        return self._record_outcome(
-            evaluation.result, batch, started, error=evaluation.error, trigger=trigger
-        )
+            return _Found(Candidate(None), evaluation.result, trigger, error=evaluation.error)
+        self._note_restart_required(evaluation)
+        self._recovered()  # the source is valid again, and equal to what is in force
+        if not repeat:
+            self._metrics.last_ok.set(1)
+            self._log.debug("config_unchanged", trigger=trigger, config_hash=active.config_hash)
+        return _Found(Candidate(active.config_hash), evaluation.result, trigger)
 
     def _mid_write(self, raw: bytes, batch: list[_Trigger]) -> bool:
         """An empty file seen by the watcher is most often an in-place write caught between
@@ -784,9 +819,9 @@ class HotReloader(Generic[T]):
 
     def _hold(self, change: _Change[T], batch: list[_Trigger], started: float) -> ReloadOutcome:
         previous = self._gate.pending
-        self._gate.hold(change)
+        self._gate.hold(change, change.active.config_hash)
         self._metrics.pending.set(1)
-        if previous is None or previous.change.active.config_hash != change.active.config_hash:
+        if previous is None or previous.config_hash != change.active.config_hash:
             self._log.info(
                 "toolset_reload_queued_active_sessions",
                 active_sessions=self._gate.sessions,
@@ -813,11 +848,16 @@ class HotReloader(Generic[T]):
             self._notify("session_end")
         return outcome
 
+    def _drop_pending(self) -> Pending[_Change[T]] | None:
+        pending = self._gate.take()
+        if pending is not None:
+            self._metrics.pending.set(0)
+        return pending
+
     async def _release(self, batch: list[_Trigger], started: float) -> ReloadOutcome | None:
         gate = self._gate
         timed_out = gate.sessions > 0
-        pending = gate.take()
-        self._metrics.pending.set(0)
+        pending = self._drop_pending()
         if pending is None:
             return None
         assert self._loop is not None  # noqa: S101 - running
@@ -844,12 +884,22 @@ class HotReloader(Generic[T]):
         """Run the apply hooks, then swap; a hook that raises keeps the previous config."""
         old = self.snapshot
         new = self._snapshot_of(change.active, old.generation + 1, change.version)
+        broken = broken_invariant(
+            Commit(old.generation, old.config_hash, self._in_force_read),
+            Commit(new.generation, new.config_hash, change.read),
+        )
+        if broken is not None:  # decide() never asks for it: a bug, refused and reported
+            self._log.error("commit_refused", invariant=broken, config_hash=new.config_hash)
+            return self._record_outcome(
+                ReloadResult.CONFIG_UNCHANGED, batch, started, error=None, trigger=change.trigger
+            )
         error = await self._run_hooks(new, old, change.active)
         if error is not None:
             self._reject(error, ReloadResult.ERROR, change.trigger)
             return self._record_outcome(
                 ReloadResult.ERROR, batch, started, error=error, trigger=change.trigger
             )
+        self._in_force_read = change.read
         return self._commit(
             change.active,
             trigger=change.trigger,
