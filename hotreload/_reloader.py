@@ -32,8 +32,7 @@ from ._drain import DrainGate, Pending
 from ._errors import ConfigApplyError, ConfigError, ConfigValidationError
 from ._failures import FailureActor, FailureLedger, Mark, ToolsetFailureRecord
 from ._fields import FieldPolicy, format_path
-from ._file_source import FileSource
-from ._kube import is_file_mount
+from ._file_source import Attachment, FileSource
 from ._logging import ContextLogger, apply_log_level, level_number
 from ._metrics import ReloaderMetrics
 from ._outcome import ReloadOutcome, ReloadResult
@@ -42,7 +41,6 @@ from ._pipeline import Active, Evaluation, Pipeline, Validator, result_for, sha2
 from ._snapshot import Snapshot
 from ._source import Source
 from ._tasks import TaskSet
-from ._watch import Subscription, WatchHub, hub_for
 
 __all__ = ["ApplyHook", "HotReloader", "Stream"]
 
@@ -177,13 +175,13 @@ class HotReloader(Generic[T]):
         "__weakref__",
         "_active",
         "_applied_level",
+        "_attached",
         "_closed",
         "_empty_deferred",
         "_event",
         "_failures",
         "_gate",
         "_hooks",
-        "_hub",
         "_in_force_read",
         "_last_eval",
         "_last_key",
@@ -199,13 +197,13 @@ class HotReloader(Generic[T]):
         "_pipeline",
         "_poll_timer",
         "_reads",
+        "_refused",
         "_registry",
         "_secrets",
         "_seen_key",
         "_seq",
         "_snapshot_streams",
         "_spawn_worker",
-        "_sub",
         "_tasks",
         "_triggers",
         "_version",
@@ -330,9 +328,9 @@ class HotReloader(Generic[T]):
         self._secrets: list[str] = []
         self._empty_deferred = False
         self._reads = 0
+        self._refused: tuple[str, ConfigApplyError] | None = None
         self._in_force_read = 0
-        self._hub: WatchHub | None = None
-        self._sub: Subscription | None = None
+        self._attached: Attachment | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -348,11 +346,8 @@ class HotReloader(Generic[T]):
             active, raw = self._last_known_good(exc)  # or raises exc
             self._version = None
         self._seen_key = active.content_sha256
-        if isinstance(self.source, FileSource) and is_file_mount(self.path):
-            self._log.warning(
-                "config_file_is_a_subpath_mount",
-                detail="kubelet never updates a subPath mount: mount the directory instead",
-            )
+        for event, detail in getattr(self.source, "warnings", list)():
+            self._log.warning(event, detail=detail)
         self._triggers = []
         self._loop = asyncio.get_running_loop()
         self._limiter: anyio.CapacityLimiter | None = None  # made on the first large file
@@ -382,13 +377,10 @@ class HotReloader(Generic[T]):
             )
             if self.poll_interval > 0:  # a timer, not a task: a few hundred bytes, not KBs
                 self._poll_timer = self._loop.call_later(self.poll_interval, self._poll)
-            source = self.source
-            if isinstance(source, FileSource):  # the hub's subscription: no task needed
-                self._hub = hub_for(source.debounce_ms, source.step_ms)
-                self._sub = Subscription(self.path, self._notify, self._metrics.watch_restarts.inc)
-                self._hub.subscribe(self._sub)
-                assert self._sub.ready is not None  # noqa: S101 - set by subscribe
-                await self._watching(self._sub.ready)
+            attach = getattr(self.source, "attach", None)
+            if attach is not None:  # a direct subscription (the file hub): no task needed
+                self._attached = attach(self._notify, self._metrics.watch_restarts.inc)
+                await self._watching(self._attached.ready)
             else:
                 watching: asyncio.Future[None] = self._loop.create_future()
                 tasks.spawn(lambda: self._watch(watching), name=f"hotreload-watch[{self.name}]")
@@ -446,6 +438,12 @@ class HotReloader(Generic[T]):
         await self._close()
 
     async def _close(self) -> None:
+        if self._tasks is not None and asyncio.current_task() in self._tasks:
+            # The close waits for the worker, which is waiting for this hook: it would hang.
+            raise RuntimeError(
+                "a HotReloader cannot be closed from inside its own apply hook: "
+                "close it from the code that opened it, after the hook returns"
+            )
         tasks, self._tasks = self._tasks, None
         if tasks is None:
             return
@@ -462,10 +460,10 @@ class HotReloader(Generic[T]):
     async def _shutdown(self) -> None:
         self._closed = True
         self._gate.take()
-        hub, sub, self._hub, self._sub = self._hub, self._sub, None, None
+        attached, self._attached = self._attached, None
         try:
-            if hub is not None and sub is not None:
-                await hub.unsubscribe(sub)
+            if attached is not None:
+                await attached.detach()
         finally:  # also when cancelled: streams end, the name is released, waiters wake
             self._release_all()
 
@@ -775,6 +773,11 @@ class HotReloader(Generic[T]):
         if evaluation.result is ReloadResult.CONFIG_CHANGED and new is not None:
             self._last_key, self._last_eval = None, None
             self._note_restart_required(evaluation)
+            refused = self._refused
+            if refused is not None and refused[0] == new.config_hash and "manual" not in kinds:
+                # An apply hook refused this very version: only a caller's reload() retries
+                # it, so a watch event or a forced re-check does not run the hooks again.
+                return _Found(Candidate(None), ReloadResult.ERROR, trigger, error=refused[1])
             if new.config_hash != active.config_hash:
                 change = _Change(
                     new,
@@ -806,7 +809,8 @@ class HotReloader(Generic[T]):
         """An empty file seen by the watcher is most often an in-place write caught between
         its truncate and its write: look again shortly instead of logging a failure. If it is
         still empty then (or a caller asked), it is refused like any other bad version."""
-        if raw or not isinstance(self.source, FileSource) or self._empty_deferred:
+        mid_write = getattr(self.source, "empty_may_be_mid_write", False)
+        if raw or not mid_write or self._empty_deferred:
             self._empty_deferred = False
             return False
         if any(t.kind not in _WATCH_KINDS for t in batch) or self._loop is None:
@@ -895,6 +899,7 @@ class HotReloader(Generic[T]):
             )
         error = await self._run_hooks(new, old, change.active)
         if error is not None:
+            self._refused = (new.config_hash, error)
             self._reject(error, ReloadResult.ERROR, change.trigger)
             return self._record_outcome(
                 ReloadResult.ERROR, batch, started, error=error, trigger=change.trigger
@@ -915,38 +920,61 @@ class HotReloader(Generic[T]):
     ) -> ConfigApplyError | None:
         done: list[ApplyHook[T]] = []
         for hook in list(self._hooks):
-            try:
-                with anyio.fail_after(self.hook_timeout):
-                    await hook(new, old)
-            except Exception as exc:  # noqa: BLE001 - any hook failure refuses the change
-                name = _hook_name(hook)
-                text = "timed out" if isinstance(exc, TimeoutError) else f"{exc}"
-                message = self.policy.scrub(
-                    self.policy.scrub(
-                        f"apply hook {name} failed: {type(exc).__name__}: {text}", active.builtins
-                    ),
-                    self._active.builtins,
-                )
-                self._log.error(
-                    "apply_hook_failed",
-                    hook=name,
-                    error_type=type(exc).__name__,
-                    rolled_back=len(done),
-                    config_hash=new.config_hash,
-                )
-                for undo in reversed(done):
-                    try:
-                        with anyio.fail_after(self.hook_timeout):
-                            await undo(old, new)
-                    except Exception as undo_exc:  # noqa: BLE001 - best effort, reported
-                        self._log.error(
-                            "apply_hook_rollback_failed",
-                            hook=_hook_name(undo),
-                            error_type=type(undo_exc).__name__,
-                        )
-                return ConfigApplyError(self.path, message, hook=name)
-            done.append(hook)
+            exc = await self._call_hook(hook, new, old)
+            if exc is None:
+                done.append(hook)
+                continue
+            name = _hook_name(hook)
+            text = "timed out" if isinstance(exc, TimeoutError) else f"{exc}" or "cancelled"
+            message = self.policy.scrub(
+                self.policy.scrub(
+                    f"apply hook {name} failed: {type(exc).__name__}: {text}", active.builtins
+                ),
+                self._active.builtins,
+            )
+            self._log.error(
+                "apply_hook_failed",
+                hook=name,
+                error_type=type(exc).__name__,
+                rolled_back=len(done),
+                config_hash=new.config_hash,
+            )
+            for undo in reversed(done):
+                undo_exc = await self._call_hook(undo, old, new)
+                if undo_exc is not None:  # best effort, reported
+                    self._log.error(
+                        "apply_hook_rollback_failed",
+                        hook=_hook_name(undo),
+                        error_type=type(undo_exc).__name__,
+                    )
+            return ConfigApplyError(self.path, message, hook=name)
         return None
+
+    async def _call_hook(
+        self, hook: ApplyHook[T], new: Snapshot[T], old: Snapshot[T]
+    ) -> BaseException | None:
+        """Run one hook, bounded by ``hook_timeout``; what it raised, or None.
+
+        A `CancelledError` that is not the worker's own cancellation (the hook awaited a
+        future someone else cancelled) is a hook failure like any other: swallowing the
+        worker's own would keep a closing reloader running, re-raising a foreign one would
+        leave its callers waiting forever.
+        """
+        try:
+            with anyio.fail_after(self.hook_timeout):
+                await hook(new, old)
+        except asyncio.CancelledError as exc:
+            if self._worker_cancelled():
+                raise
+            return exc
+        except Exception as exc:  # noqa: BLE001 - any hook failure refuses the change
+            return exc
+        return None
+
+    def _worker_cancelled(self) -> bool:
+        task = asyncio.current_task()
+        cancelling = getattr(task, "cancelling", None)  # Python >= 3.11
+        return self._tasks is None or (cancelling is not None and cancelling() > 0)
 
     def _snapshot_of(self, active: Active[T], generation: int, version: str | None) -> Snapshot[T]:
         return Snapshot(
@@ -976,6 +1004,7 @@ class HotReloader(Generic[T]):
             generation = 1 if initial else self.snapshot.generation + 1
             snapshot = self._snapshot_of(active, generation, self._version)
         generation = snapshot.generation
+        self._refused = None
         # The swap: two reference stores, snapshot first, each atomic for any reader.
         self._active = active
         self._secrets = sorted(self.policy.secret_values(active.builtins), key=len, reverse=True)
