@@ -27,6 +27,7 @@ import msgspec
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from . import _lkg as lkg
+from ._backoff import backoff_delay
 from ._decide import Candidate, Commit, Verdict, broken_invariant
 from ._drain import DrainGate, Pending
 from ._errors import ConfigApplyError, ConfigError, ConfigValidationError
@@ -402,17 +403,18 @@ class HotReloader(Generic[T]):
                 watching.set_result(None)
             self._notify("rescan")
 
-        delay = _WATCH_RETRY_MIN
+        attempt = 0
         while True:
             try:
                 await source.watch(self._notify, ready)
                 problem = "returned"
             except Exception as exc:  # noqa: BLE001 - a source bug must not stop reloading
                 problem = f"{type(exc).__name__}: {exc}"
+            attempt += 1
+            delay = backoff_delay(attempt, _WATCH_RETRY_MIN, _WATCH_RETRY_MAX)
             self._metrics.watch_restarts.inc()
             self._log.error("source_watch_failed", error=problem, retry_in_s=delay)
             await anyio.sleep(delay)
-            delay = min(delay * 2, _WATCH_RETRY_MAX)
 
     async def _watching(self, watching: asyncio.Future[None]) -> None:
         """Return once the source is watched, so no change after ``async with`` is missed.
