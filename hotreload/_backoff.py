@@ -12,7 +12,7 @@ __all__ = ["backoff_delay"]
 def backoff_delay(attempt: int, first: float, ceiling: float, *, jitter: bool = False) -> float:
     """Seconds to wait before retry ``attempt`` (1 for the first): ``first * 2**(attempt-1)``,
     at most ``ceiling``; with ``jitter``, a random 50-100 % of that."""
-    delay = min(ceiling, first * 2 ** min(max(attempt, 1) - 1, 30))
+    delay: float = min(ceiling, first * 2.0 ** min(max(attempt, 1) - 1, 30))
     if jitter:
         delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
     return delay
