@@ -1,10 +1,10 @@
 """`HotReloader`: one config file kept current, validated, and swapped in atomically.
 
 This is the façade: construction, lifecycle and the public API. The rest is stacked under it
-as mixins, one concern per module, each owning the slots of its state: the reload worker,
-the only writer (`_worker`); streams and waits (`_streams`); apply hooks (`_hooks`); the
-last-known-good copy (`_lkg`); the log-level switch (`_loglevel`). What to commit is decided
-in one pure place (`_decide`).
+as mixins, one concern per module, each owning the slots of its state: a source's own watch
+(`_supervise`); the reload worker, the only writer (`_worker`); streams and waits
+(`_streams`); apply hooks (`_hooks`); the last-known-good copy (`_lkg`); the log-level switch
+(`_loglevel`). What to commit is decided in one pure place (`_decide`).
 """
 
 from __future__ import annotations
@@ -36,15 +36,16 @@ from ._pipeline import Pipeline, Validator
 from ._snapshot import Snapshot
 from ._source import Source
 from ._streams import Stream
+from ._supervise import SourceWatch
 from ._tasks import TaskSet
-from ._worker import Worker, _Change
+from ._worker import _Change
 
 __all__ = ["ApplyHook", "HotReloader", "Stream"]
 
 T = TypeVar("T")
 
 
-class HotReloader(Worker[T]):
+class HotReloader(SourceWatch[T]):
     """Keeps ``config`` equal to the last valid version of ``path``.
 
     ``async with HotReloader("config.yaml", schema=Settings) as r:`` loads the file (an invalid
