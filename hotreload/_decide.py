@@ -130,6 +130,10 @@ class Gate(Generic[P]):
         """True while a valid change must wait: sessions open and the wait not yet used up."""
         return bool(self._sessions) and self.max_wait > 0 and not self.due
 
+    def waited(self, pending: Pending[P]) -> float:
+        """Seconds ``pending`` has waited, on the gate's clock."""
+        return self._clock() - pending.since
+
     def verdict(self, candidate: Candidate | None, active_hash: str) -> Verdict:
         pending = self.pending
         return decide(

@@ -69,7 +69,8 @@ class HotReloader(SourceWatch[T]):
     ``pending``, for at most ``max_drain_wait`` seconds (0: sessions never hold changes).
     ``on_apply`` hooks, ``async def hook(new, old)``, run before a change is put in force
     (bounded by ``hook_timeout``); one that raises refuses it, and the hooks that already ran
-    are called again as ``hook(old, new)`` to undo.
+    are called again as ``hook(old, new)`` to undo. A version a hook refused is tried again
+    by ``reload()``, not by watch events or forced re-checks.
     """
 
     # Slots, not a __dict__: thousands of reloaders in one process should cost a few KB each.

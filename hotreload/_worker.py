@@ -360,8 +360,7 @@ class Worker(Streams[T]):
         pending = self._drop_pending()
         if pending is None:
             return None
-        assert self._loop is not None  # noqa: S101 - running
-        waited = round(self._loop.time() - pending.since, 3)
+        waited = round(gate.waited(pending), 3)
         if timed_out:
             self._log.warning(
                 "pending_reload_applied_after_max_drain_wait",

@@ -244,6 +244,8 @@ def test_the_wait_runs_from_the_first_change_held_and_expire_makes_it_due() -> N
     assert gate.pending is not None
     assert gate.pending.seq == 2
     clock.now += 4
+    assert gate.pending is not None
+    assert gate.waited(gate.pending) == 10.0
     assert gate.due
     assert not gate.holding
     assert gate.take() is not None
