@@ -5,7 +5,7 @@ session ending, the drain wait running out) goes into one list; one worker task 
 burst at a time, reads the source once for the burst, asks `_decide` what to do (commit, hold,
 release, drop or keep) and does it. Being the only writer, it needs no lock: a commit assigns
 ``snapshot`` and then ``config``, each a single reference store, so a reader on any thread
-sees one whole version or the other, never a mix. It also supervises a source's own watch.
+sees one whole version or the other, never a mix.
 """
 
 from __future__ import annotations
