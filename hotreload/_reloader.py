@@ -1,20 +1,19 @@
 """`HotReloader`: one config file kept current, validated, and swapped in atomically.
 
 This is the façade: construction, lifecycle and the public API. The rest is stacked under it
-as mixins, one concern per module, each owning the slots of its state: a source's own watch
-(`_supervise`); the reload worker, the only writer (`_worker`); streams and waits
-(`_streams`); apply hooks (`_hooks`); the last-known-good copy (`_lkg`); the log-level switch
-(`_loglevel`). What to commit is decided in one pure place (`_decide`).
+as mixins, one concern per module, each owning the slots of its state: sessions
+(`_sessions`); a source's own watch (`_supervise`); the reload worker, the only writer
+(`_worker`); streams and waits (`_streams`); apply hooks (`_hooks`); the last-known-good copy
+(`_lkg`); the log-level switch (`_loglevel`). What to commit is decided in one pure place
+(`_decide`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Hashable, Mapping, Sequence
-from datetime import datetime, timezone
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -33,10 +32,10 @@ from ._metrics import ReloaderMetrics
 from ._outcome import ReloadOutcome
 from ._parsing import Format, format_for
 from ._pipeline import Pipeline, Validator
+from ._sessions import Sessions
 from ._snapshot import Snapshot
 from ._source import Source
 from ._streams import Stream
-from ._supervise import SourceWatch
 from ._tasks import TaskSet
 from ._worker import _Change
 
@@ -45,7 +44,7 @@ __all__ = ["ApplyHook", "HotReloader", "Stream"]
 T = TypeVar("T")
 
 
-class HotReloader(SourceWatch[T]):
+class HotReloader(Sessions[T]):
     """Keeps ``config`` equal to the last valid version of ``path``.
 
     ``async with HotReloader("config.yaml", schema=Settings) as r:`` loads the file (an invalid
@@ -341,64 +340,10 @@ class HotReloader(SourceWatch[T]):
             pending is not None and pending.seq > mark.pending_seq
         )
 
-    # -- sessions (BR-HAPI-191) ----------------------------------------------------------------
-
-    @contextlib.asynccontextmanager
-    async def session(self, session_id: Hashable | None = None) -> AsyncIterator[Snapshot[T]]:
-        """Pin the snapshot in force for one long unit of work, and hold changes back.
-
-        While any session is open a valid change waits as ``pending``; it is committed when
-        the last session ends, or ``max_drain_wait`` after it started waiting. The session
-        keeps the snapshot it was given either way. For one snapshot per web request without
-        holding anything back, read ``reloader.snapshot`` once instead.
-        """
-        key: Hashable = object() if session_id is None else session_id
-        if not self.register_session(key):
-            raise RuntimeError(f"session {session_id!r} is already open")
-        try:
-            yield self.snapshot
-        finally:
-            self.unregister_session(key)
-
-    def register_session(self, session_id: Hashable) -> bool:
-        """Open a session by id (any thread); False if it was open already."""
-        if self._closed:
-            raise RuntimeError("the reloader is not running: sessions need `async with`")
-        opened = self._gate.open(session_id)
-        if opened:
-            self._metrics.active_sessions.set(self._gate.sessions)
-            self._log.debug("session_registered", active_sessions=self._gate.sessions)
-        return opened
-
-    def unregister_session(self, session_id: Hashable) -> bool:
-        """Close a session (any thread); False if it was not open. Safe after shutdown."""
-        closed = self._gate.close(session_id)
-        if closed and not self._closed:
-            self._metrics.active_sessions.set(self._gate.sessions)
-            self._log.debug("session_unregistered", active_sessions=self._gate.sessions)
-        return closed
-
-    @property
-    def pending_since(self) -> datetime | None:
-        """When the pending change started waiting (UTC), or None."""
-        pending = self._gate.pending
-        return None if pending is None else datetime.fromtimestamp(pending.since_unix, timezone.utc)
-
     @property
     def registry(self) -> CollectorRegistry:
         """The prometheus registry this reloader's metrics are on."""
         return REGISTRY if self._registry is None else self._registry
-
-    @property
-    def active_sessions(self) -> int:
-        """How many sessions are open."""
-        return self._gate.sessions
-
-    @property
-    def pending(self) -> Snapshot[T] | None:
-        """The valid change waiting for sessions to end (as it will be committed), or None."""
-        pending = self._gate.pending
-        return None if pending is None else pending.change.preview
 
     def add_apply_hook(self, hook: ApplyHook[T]) -> ApplyHook[T]:
         """Register an ``on_apply`` hook (usable as a decorator); runs in registration order."""
