@@ -20,9 +20,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 import hotreload
-from hotreload import HotReloader, ReloadOutcome, ReloadResult, Revision, Stream
+from hotreload import HotReloader, ReloadOutcome, ReloadResult, Revision, Snapshot, Stream
 from hotreload._parsing import Format
 from hotreload.asgi import hotreload_lifespan
+from hotreload.testing import write_in_place
 from tests.integration.conftest import Settings
 from tests.integration.test_update_styles import watcher_up
 
@@ -207,3 +208,33 @@ def test_lifespan_flag_off_the_main_thread_warns_and_starts(
     [warning] = [e for e in logs if e["event"] == "sighup_reload_not_installed"]
     assert "main thread" in warning["reason"]
     assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL
+
+
+async def test_sighup_retries_a_version_an_apply_hook_refused(
+    config_path: Path, registry: CollectorRegistry, previous: Previous
+) -> None:
+    """Like a caller's reload(): the operator fixed what the hook needed, then sent SIGHUP."""
+    seen: list[str] = []
+
+    async def hook(new: Snapshot[Settings], old: Snapshot[Settings]) -> None:
+        seen.append(new.config.model)
+        if len(seen) == 1:
+            raise RuntimeError("the new model's endpoint is not reachable yet")
+
+    async with HotReloader(
+        config_path, schema=Settings, registry=registry, poll_interval=0, on_apply=[hook]
+    ) as r:
+        await watcher_up(r)
+        write_in_place(config_path, "model: gpt-5\n")
+        await r.wait_for_outcome(ReloadResult.ERROR, timeout=WAIT)
+        assert r.config.model == "gpt-4"
+        undo = hotreload.reload_on_sighup()
+        try:
+            os.kill(os.getpid(), signal.SIGHUP)
+            snap = await r.wait_for_generation(2, timeout=WAIT)
+        finally:
+            undo()
+        assert snap.config.model == "gpt-5"
+        assert seen == ["gpt-5", "gpt-5"]
+        assert r.last_outcome is not None
+        assert r.last_outcome.trigger == "signal"
