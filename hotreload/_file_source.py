@@ -21,6 +21,7 @@ import anyio
 
 from ._errors import ConfigReadError
 from ._kube import is_file_mount
+from ._mounts import first_warning_for
 from ._parsing import Format
 from ._source import Revision
 from ._watch import Subscription, WatchHub, hub_for, polling_settings
@@ -115,14 +116,25 @@ class FileSource:
 
     def warnings(self) -> list[tuple[str, str]]:
         """Known ways this file will not be kept current, as (event, detail) pairs."""
+        found = []
         if is_file_mount(self.resolved):
-            return [
+            found.append(
                 (
                     "config_file_is_a_subpath_mount",
                     "kubelet never updates a subPath mount: mount the directory instead",
                 )
-            ]
-        return []
+            )
+        blind = None if self.force_polling else first_warning_for(self.resolved)
+        if blind is not None:  # once per mount point and process
+            found.append(
+                (
+                    "config_on_filesystem_without_inotify",
+                    f"{blind.mount_point} is {blind.fstype}: changes made elsewhere raise no "
+                    "inotify event; pass force_polling=True (or set WATCHFILES_FORCE_POLLING=1), "
+                    "until then only the safety poll sees them",
+                )
+            )
+        return found
 
     def __repr__(self) -> str:
         return f"FileSource({self.path!r})"

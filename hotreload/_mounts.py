@@ -13,7 +13,14 @@ import os
 import re
 from dataclasses import dataclass
 
-__all__ = ["Mount", "filesystem_of", "mount_needing_polling", "needs_polling", "parse_mountinfo"]
+__all__ = [
+    "Mount",
+    "filesystem_of",
+    "first_warning_for",
+    "mount_needing_polling",
+    "needs_polling",
+    "parse_mountinfo",
+]
 
 MOUNTINFO = "/proc/self/mountinfo"
 
@@ -112,4 +119,23 @@ def mount_needing_polling(path: str) -> Mount | None:
     mount = filesystem_of(os.path.realpath(path), parse_mountinfo(text))
     if mount is None or not needs_polling(mount.fstype):
         return None
+    return mount
+
+
+_warned_mounts: set[str] = set()
+_checked_dirs: set[str] = set()
+
+
+def first_warning_for(path: str) -> Mount | None:
+    """The mount of ``path`` if inotify is blind there and nobody was warned about that mount
+    yet in this process. Each directory is looked up once: a thousand reloaders do not read
+    mountinfo a thousand times."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if directory in _checked_dirs:
+        return None
+    _checked_dirs.add(directory)
+    mount = mount_needing_polling(path)
+    if mount is None or mount.mount_point in _warned_mounts:
+        return None
+    _warned_mounts.add(mount.mount_point)
     return mount

@@ -42,7 +42,6 @@ import structlog
 from watchfiles._rust_notify import RustNotify
 
 from ._backoff import backoff_delay
-from ._mounts import mount_needing_polling
 
 __all__ = ["Subscription", "WatchHub", "hub_for", "polling_settings"]
 
@@ -247,8 +246,6 @@ class WatchHub:
                     self._fingerprints[sub.path] = _fingerprint(sub.path)
                 self._by_file.setdefault(sub.path, set()).add(sub)
                 self._files = tuple(self._by_file)
-        else:
-            _warn_if_inotify_is_blind(sub.path)
         self._schedule_rebuild()
 
     async def unsubscribe(self, sub: Subscription) -> None:
@@ -458,29 +455,3 @@ def hub_for(
     if hub is None:
         hub = _hubs[key] = WatchHub(loop, debounce_ms, step_ms, force_polling, poll_delay_ms)
     return hub
-
-
-_warned_mounts: set[str] = set()
-_checked_dirs: set[str] = set()
-
-
-def _warn_if_inotify_is_blind(path: str) -> None:
-    """Warn once per mount point when a file is watched through inotify on a file system where
-    inotify does not see changes made elsewhere (NFS, CIFS, FUSE...). Each directory is looked
-    up once per process: a thousand reloaders do not read mountinfo a thousand times."""
-    directory = os.path.dirname(path)
-    if directory in _checked_dirs:
-        return
-    _checked_dirs.add(directory)
-    mount = mount_needing_polling(path)
-    if mount is None or mount.mount_point in _warned_mounts:
-        return
-    _warned_mounts.add(mount.mount_point)
-    _log.warning(
-        "config_on_filesystem_without_inotify",
-        path=path,
-        fstype=mount.fstype,
-        mount_point=mount.mount_point,
-        detail="changes made elsewhere raise no inotify event: pass force_polling=True "
-        "(or set WATCHFILES_FORCE_POLLING=1); until then only the safety poll sees them",
-    )

@@ -17,7 +17,6 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 import hotreload._mounts
-import hotreload._watch
 from hotreload import HotReloader
 from hotreload.testing import ConfigMapVolume, write_atomic, write_in_place
 from tests.hardening.conftest import inotify_fds, inotify_fds_settle
@@ -126,8 +125,8 @@ async def test_a_file_on_nfs_warns_once_naming_the_option(
         f"40 22 0:35 / {real} rw,relatime shared:20 - nfs4 fileserver:/export rw,vers=4.2\n"
     )
     monkeypatch.setattr(hotreload._mounts, "MOUNTINFO", str(mountinfo))
-    monkeypatch.setattr(hotreload._watch, "_warned_mounts", set())
-    monkeypatch.setattr(hotreload._watch, "_checked_dirs", set())
+    monkeypatch.setattr(hotreload._mounts, "_warned_mounts", set())
+    monkeypatch.setattr(hotreload._mounts, "_checked_dirs", set())
 
     def warnings() -> list[MutableMapping[str, Any]]:
         return [e for e in logs if e["event"] == "config_on_filesystem_without_inotify"]
@@ -148,6 +147,7 @@ async def test_a_file_on_nfs_warns_once_naming_the_option(
         pass
     [warning] = warnings()  # once per mount point, not once per file
     assert warning["log_level"] == "warning"
-    assert warning["fstype"] == "nfs4"
+    assert warning["config"] == "a"
+    assert f"{real} is nfs4" in warning["detail"]
     assert "force_polling=True" in warning["detail"]
     assert "WATCHFILES_FORCE_POLLING" in warning["detail"]
