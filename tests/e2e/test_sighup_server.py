@@ -55,3 +55,29 @@ async def test_sighup_to_a_real_uvicorn_process_rechecks_its_reloader(tmp_path: 
                         break
         assert server.proc.poll() is None, server.output()
     assert "config_unchanged (signal)" in server.output()  # the demo prints each outcome
+
+
+@pytest.mark.timeout(120)
+async def test_sighup_to_one_worker_rechecks_that_worker_only(tmp_path: Path) -> None:
+    """Under ``uvicorn --workers 2`` a worker's SIGHUP is its own: no restart, no other worker."""
+    config = tmp_path / "config.yaml"
+    config.write_text(DEMO_CONFIG)
+    port = free_port()
+    with run_server(uvicorn_argv(port, 2), config, port, tmp_path / "uvicorn.log") as server:
+        async with client(server) as http:
+            pids: set[int] = set()
+            with anyio.fail_after(60):
+                while len(pids) < 2:
+                    pids.add(int((await config_report(http, server))["pid"]))
+            target, other = sorted(pids)
+            os.kill(target, signal.SIGHUP)
+            with anyio.fail_after(60):
+                await wait_for_trigger(http, server, "signal", target)
+            latest: dict[int, dict[str, Any]] = {}
+            with anyio.fail_after(60):
+                while other not in latest:
+                    report = await config_report(http, server)
+                    latest[int(report["pid"])] = report
+            assert latest[other]["last_outcome"]["trigger"] != "signal"
+            assert set(latest) <= pids  # the same two workers: nothing was restarted
+        assert server.proc.poll() is None, server.output()
