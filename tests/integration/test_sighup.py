@@ -196,6 +196,7 @@ def test_lifespan_flag_off_the_main_thread_warns_and_starts(
         reload_on_sighup=True,
     )
     models: list[str] = []
+    before = signal.getsignal(signal.SIGHUP)
 
     async def serve() -> None:
         async with lifespan(object()) as state:
@@ -207,7 +208,7 @@ def test_lifespan_flag_off_the_main_thread_warns_and_starts(
     assert models == ["gpt-4"]
     [warning] = [e for e in logs if e["event"] == "sighup_reload_not_installed"]
     assert "main thread" in warning["reason"]
-    assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL
+    assert signal.getsignal(signal.SIGHUP) == before
 
 
 async def test_sighup_retries_a_version_an_apply_hook_refused(
