@@ -1,4 +1,5 @@
-"""Developer sessions: ``nox -s tests lint typecheck`` (what CI runs) and ``nox -s bench``."""
+"""Developer sessions: ``nox -s tests lint typecheck`` (what CI runs), ``nox -s bench`` and
+``nox -s mutate``."""
 
 from __future__ import annotations
 
@@ -50,3 +51,13 @@ def explore(session: nox.Session) -> None:
         *session.posargs,
         env={"HYPOTHESIS_PROFILE": "explore"},
     )
+
+
+@nox.session
+def mutate(session: nox.Session) -> None:
+    """Mutation testing of the pure core, per module (mutate.py): not part of CI.
+
+    ``nox -s mutate -- _parsing _drain`` runs only those modules.
+    """
+    session.install("-e", ".[test]", "mutmut==3.8.1")
+    session.run("python", "mutate.py", *session.posargs)

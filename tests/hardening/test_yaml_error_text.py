@@ -75,3 +75,14 @@ def test_quoted_characters_and_token_names_stay() -> None:
         "found character '\\t' that cannot start any token"
     )
     assert "'<scalar>'" in hotreload._parsing._scrub("expected ',' or ']', but got '<scalar>'")
+
+
+@pytest.mark.parametrize(
+    ("quoted", "kept"),
+    [("'q'", True), ("'ab'", True), ('"ab"', True), ("'abc'", False), ("'<ab1>'", False)],
+)
+def test_quoted_text_of_three_characters_or_more_goes(quoted: str, kept: bool) -> None:
+    """The cut-off, exactly: two characters (an escape such as '\\t') stay, three are text."""
+    message = f"found undefined alias {quoted} here"
+    expected = message if kept else "found undefined alias (...) here"
+    assert hotreload._parsing._scrub(message) == expected

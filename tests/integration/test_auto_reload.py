@@ -371,6 +371,33 @@ async def test_a_change_deferred_by_sessions_resets_the_counter(
         await service.wait_for_generation(2, timeout=WAIT)
 
 
+async def test_a_change_deferred_since_the_streak_began_counts_as_changed(
+    spec_service: HotReloader[ToolsetCatalog], files: Files, logs: Logs
+) -> None:
+    """The rule against the real gate: a change held for sessions after a toolset started
+    failing is the fix it waited for, so reaching the threshold settles the streak without a
+    forced re-check. An earlier deferred change (held and applied before the streak began)
+    does not count: the gate numbers every change it holds, and only a newer one does."""
+    async with spec_service as service:
+        async with service.session():
+            files.write_seen(dump({"discovered": [{"name": "kubernetes", "enabled": True}]}))
+            await service.wait_for_outcome(lambda o: o.deferred, timeout=WAIT)
+        await service.wait_for_generation(2, timeout=WAIT)
+        await fail(service, "prometheus", 1)
+        async with service.session():
+            files.write_seen(dump({"discovered": [{"name": "prometheus", "enabled": True}]}))
+            await service.wait_for_outcome(lambda o: o.deferred, timeout=WAIT)
+            await fail(service, "prometheus", 2)
+            assert consecutive(service, "prometheus") == 0
+            assert service.pending is not None
+            assert service.snapshot.generation == 2
+        assert not events(logs, "toolset_max_failures_reached_triggering_auto_reload")
+        [healed] = events(logs, "auto_reload_successful_config_changed")
+        assert (healed["toolset"], healed["previous_failures"]) == ("prometheus", 3)
+        assert healed["detected_by"] == "watcher"
+        await service.wait_for_generation(3, timeout=WAIT)
+
+
 async def test_failures_during_a_recheck_join_it(
     files: Files, registry: CollectorRegistry, logs: Logs, metric: MetricReader
 ) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import shutil
+import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +27,7 @@ from hotreload._outcome import ReloadResult
 from hotreload._parsing import Format
 from hotreload._pipeline import Active, Pipeline, Validator, result_for
 from hotreload._snapshot import canonical_hash
+from tests.hardening.test_fs_faults import NOBODY, effective_user
 
 SOURCE = "conf/settings.yaml"
 
@@ -627,15 +630,27 @@ def test_read_fifo_is_refused_without_blocking(
     assert "regular file" in err.message
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can read any file")
-def test_read_permission_denied(tmp_path: Path, pipeline: Pipeline[Settings]) -> None:
-    path = tmp_path / "settings.yaml"
+@pytest.mark.skipif(not hasattr(os, "seteuid"), reason="needs POSIX uids")
+def test_read_permission_denied(pipeline: Pipeline[Settings]) -> None:
+    """``chmod 000``. As root (CI) the read runs as nobody, as test_fs_faults does: root reads
+    any file, so otherwise nothing would be denied."""
+    directory = Path(tempfile.mkdtemp(prefix="hotreload-perm-"))
+    path = directory / "settings.yaml"
     path.write_bytes(BASE)
-    path.chmod(0)
+    if os.geteuid() == 0:
+        directory.chmod(0o755)
+        os.chown(directory, NOBODY, NOBODY)
+        os.chown(path, NOBODY, NOBODY)
     try:
-        err = read_error(pipeline, path)
+        with effective_user(NOBODY):
+            assert read_file(str(path), pipeline.max_bytes, pipeline.source) == BASE
+            path.chmod(0)
+            try:
+                err = read_error(pipeline, path)
+            finally:
+                path.chmod(0o600)
     finally:
-        path.chmod(0o600)
+        shutil.rmtree(directory)
     assert err.reason == "read"
     assert "permission denied" in err.message
     assert result_for(err) is ReloadResult.ERROR

@@ -1,0 +1,362 @@
+"""`FailureActor` on its own (BR-HAPI-190): a real loop and task set, a fake clock, a re-check
+the test controls, and the events and metrics the spec names; no reloader, file or watcher."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Coroutine, MutableMapping
+from typing import Any
+
+import pytest
+
+from hotreload import ReloadOutcome, ReloadResult
+from hotreload._failures import FailureActor, FailureLedger, Mark
+from hotreload._logging import ContextLogger
+from hotreload._metrics import FailureMetrics, Hist, Labelled, Value
+from hotreload._tasks import TaskSet
+
+Logs = list[MutableMapping[str, Any]]
+SECRET = "sk-live-0123456789"  # noqa: S105 - planted, to be masked
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Harness:
+    """The actor wired as the reloader wires it, with the config's state and the re-check's
+    result in the test's hands."""
+
+    def __init__(self, threshold: int = 3, cooldown: float = 60.0) -> None:
+        self.clock = Clock()
+        self.generation = 1
+        self.pending_seq = 0
+        self.ledger = FailureLedger(threshold, cooldown, clock=self.clock, wall=lambda: 1.5e9)
+        self.result: ReloadResult | None = ReloadResult.CONFIG_UNCHANGED  # None: it raises
+        self.rechecks = 0
+        self.gate: asyncio.Event | None = None  # set: the re-check waits for it
+        self.tasks = TaskSet(ContextLogger("hotreload"))
+        self.metrics = FailureMetrics(
+            failures=Labelled(Value),
+            triggered=Labelled(Value),
+            duration=Labelled(lambda: Hist((1.0,))),
+            before_reload=Labelled(lambda: Hist((1.0, 2.0, 3.0, 5.0))),
+            cooldown_blocks=Labelled(Value),
+        )
+        self.actor = FailureActor(
+            self.ledger,
+            recheck=self._recheck,
+            mark=lambda: Mark(self.generation, self.pending_seq),
+            changed_since=lambda m: self.generation > m.generation,
+            log=ContextLogger("hotreload", config="test"),
+            scrub=lambda text: text.replace(SECRET, "***"),
+        )
+
+    async def _recheck(self) -> ReloadOutcome:
+        self.rechecks += 1
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.result is None:
+            raise RuntimeError("the source could not be read")
+        return ReloadOutcome(self.result, False, self.generation, "auto_reload", 0.0, 0.0, "h")
+
+    def attach(self) -> None:
+        self.actor.attach(
+            asyncio.get_running_loop(),
+            lambda: self.tasks.spawn(
+                lambda: self.actor.run(
+                    lambda fn: self.tasks.spawn(fn, name="recheck"), self.metrics
+                ),
+                name="actor",
+            ),
+        )
+
+    def spawn(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        self.tasks.spawn(fn, name="recheck")
+
+    def fail(self, toolset: str = "kubernetes", n: int = 1) -> None:
+        for _ in range(n):
+            self.actor.record_failure(toolset, "ConnectionError", "connection refused")
+
+    def count(self, labelled: Labelled[Value], *labels: str) -> float:
+        series = labelled.series.get(labels)
+        return 0.0 if series is None else series.value
+
+    def observed(self, labelled: Labelled[Hist], *labels: str) -> tuple[int, float]:
+        series = labelled.series.get(labels)
+        return (0, 0.0) if series is None else (sum(series.counts), series.sum)
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Let the loop run until ``condition`` holds: the actor task runs in between."""
+    while not condition():  # noqa: ASYNC110 - no event says "the inbox was handled" mid-recheck
+        await asyncio.sleep(0)
+
+
+def events(logs: Logs, name: str) -> list[MutableMapping[str, Any]]:
+    return [e for e in logs if e["event"] == name]
+
+
+@pytest.fixture
+async def h() -> AsyncIterator[Harness]:
+    harness = Harness()
+    harness.attach()
+    yield harness
+    harness.actor.detach()
+    await harness.tasks.aclose()
+
+
+async def test_a_failure_before_start_is_not_counted_and_starts_nothing() -> None:
+    harness = Harness()
+    assert harness.actor.closed
+    harness.fail(n=5)
+    await harness.actor.settled()  # returns at once: nothing is running
+    assert dict(harness.ledger.view) == {}
+    assert harness.rechecks == 0
+    harness.attach()
+    assert not harness.actor.closed
+    harness.fail()
+    await harness.actor.settled()
+    assert harness.ledger.view["kubernetes"].consecutive_failures == 1
+    harness.actor.detach()
+    await harness.tasks.aclose()
+
+
+async def test_a_failure_after_shutdown_is_dropped(h: Harness) -> None:
+    h.fail()
+    await h.actor.settled()
+    h.actor.detach()
+    assert h.actor.closed
+    h.fail(n=5)
+    await h.actor.settled()
+    assert h.ledger.view["kubernetes"].consecutive_failures == 1
+    assert h.rechecks == 0
+
+
+async def test_a_loop_closed_under_the_actor_closes_it() -> None:
+    harness = Harness()
+    other = asyncio.new_event_loop()
+    other.close()
+    harness.actor.attach(other, lambda: None)
+    assert not harness.actor.closed
+    harness.fail()
+    assert harness.actor.closed
+
+
+async def test_the_task_stops_at_cancellation_and_the_actor_is_closed(h: Harness) -> None:
+    h.fail()
+    await h.actor.settled()
+    await h.tasks.aclose()
+    assert h.actor.closed
+    h.fail()  # nothing left to count for: dropped, no error
+    await h.actor.settled()
+    assert h.ledger.view["kubernetes"].consecutive_failures == 1
+
+
+async def test_toolset_failure_recorded_has_the_spec_fields(h: Harness, logs: Logs) -> None:
+    h.actor.record_failure("prometheus", "TimeoutError", "timed out after 30s")
+    h.actor.record_failure("prometheus", None, None)
+    await h.actor.settled()
+    first, second = events(logs, "toolset_failure_recorded")
+    assert first == {
+        "event": "toolset_failure_recorded",
+        "log_level": "warning",
+        "config": "test",
+        "toolset": "prometheus",
+        "consecutive_failures": 1,
+        "total_failures": 1,
+        "error_type": "TimeoutError",
+        "error_message": "timed out after 30s",
+        "max_failures": 3,
+    }
+    assert (second["consecutive_failures"], second["total_failures"]) == (2, 2)
+    assert (second["error_type"], second["error_message"]) == ("UnknownError", "No error message")
+    assert h.count(h.metrics.failures, "prometheus") == 2
+    rec = h.ledger.view["prometheus"]
+    assert (rec.last_error_type, rec.last_error_message) == ("UnknownError", "No error message")
+
+
+async def test_the_message_is_scrubbed_then_cut_to_200_characters(h: Harness, logs: Logs) -> None:
+    """A secret straddling the cut is masked whole, not half kept."""
+    message = "x" * 190 + SECRET + " and more"
+    h.actor.record_failure("kubernetes", "AuthError", message)
+    await h.actor.settled()
+    [event] = events(logs, "toolset_failure_recorded")
+    expected = ("x" * 190 + "*** and more")[:200]
+    assert event["error_message"] == expected
+    assert len(expected) == 200
+    assert h.ledger.view["kubernetes"].last_error_message == expected
+    assert SECRET[:5] not in repr(logs)
+
+
+async def test_the_threshold_triggers_one_recheck_and_unchanged_keeps_the_counter(
+    h: Harness, logs: Logs
+) -> None:
+    h.fail(n=3)
+    await h.actor.settled()
+    assert h.rechecks == 1
+    [trigger] = events(logs, "toolset_max_failures_reached_triggering_auto_reload")
+    assert trigger["log_level"] == "error"
+    assert trigger["toolset"] == "kubernetes"
+    assert trigger["consecutive_failures"] == 3
+    assert trigger["last_error_type"] == "ConnectionError"
+    assert trigger["last_error_message"] == "connection refused"
+    [unchanged] = events(logs, "auto_reload_config_unchanged_toolset_still_unavailable")
+    assert unchanged["log_level"] == "warning"
+    assert (unchanged["toolset"], unchanged["consecutive_failures"]) == ("kubernetes", 3)
+    assert h.ledger.view["kubernetes"].consecutive_failures == 3
+    assert h.count(h.metrics.triggered, "kubernetes", "config_unchanged") == 1
+    assert h.observed(h.metrics.before_reload, "kubernetes") == (1, 3.0)
+    assert h.observed(h.metrics.duration, "config_unchanged")[0] == 1
+    assert not h.ledger.running
+
+
+async def test_a_recheck_that_changes_the_config_resets_the_counter(h: Harness, logs: Logs) -> None:
+    h.result = ReloadResult.CONFIG_CHANGED
+    h.fail(n=3)
+    await h.actor.settled()
+    [changed] = events(logs, "auto_reload_successful_config_changed")
+    assert changed["log_level"] == "info"
+    assert changed["toolset"] == "kubernetes"
+    assert changed["previous_failures"] == 3
+    assert changed["detected_by"] == "recheck"
+    assert h.ledger.view["kubernetes"].consecutive_failures == 0
+    assert h.ledger.view["kubernetes"].total_failures == 3
+    assert h.count(h.metrics.triggered, "kubernetes", "config_changed") == 1
+    assert h.observed(h.metrics.duration, "config_changed")[0] == 1
+
+
+@pytest.mark.parametrize(
+    ("result", "event", "label"),
+    [
+        (
+            ReloadResult.VALIDATION_FAILED,
+            "auto_reload_validation_failed_keeping_failure_counter",
+            "validation_failed",
+        ),
+        (ReloadResult.ERROR, "auto_reload_error_keeping_failure_counter", "error"),
+        (None, "auto_reload_error_keeping_failure_counter", "error"),
+    ],
+)
+async def test_a_failed_recheck_keeps_the_counter(
+    h: Harness, logs: Logs, result: ReloadResult | None, event: str, label: str
+) -> None:
+    h.result = result
+    h.fail(n=3)
+    await h.actor.settled()
+    [found] = events(logs, event)
+    assert found["log_level"] == "error"
+    assert (found["toolset"], found["consecutive_failures"]) == ("kubernetes", 3)
+    assert h.ledger.view["kubernetes"].consecutive_failures == 3
+    assert h.count(h.metrics.triggered, "kubernetes", label) == 1
+    assert h.observed(h.metrics.duration, label)[0] == 1
+    assert not h.ledger.running
+
+
+async def test_the_counter_reported_after_a_recheck_is_the_current_one(
+    h: Harness, logs: Logs
+) -> None:
+    """Failures that arrive while the re-check runs are counted; the outcome event reports the
+    counter as it stands then, not the one that triggered."""
+    h.gate = asyncio.Event()
+    h.fail(n=3)
+    await until(lambda: h.rechecks > 0)
+    h.fail(n=2)
+    await until(lambda: h.ledger.view["kubernetes"].consecutive_failures == 5)
+    h.gate.set()
+    await h.actor.settled()
+    [unchanged] = events(logs, "auto_reload_config_unchanged_toolset_still_unavailable")
+    assert unchanged["consecutive_failures"] == 5
+    assert h.observed(h.metrics.before_reload, "kubernetes") == (1, 3.0)
+
+
+async def test_cooldown_counts_every_block_and_logs_once_per_window(h: Harness, logs: Logs) -> None:
+    h.fail(n=3)
+    await h.actor.settled()
+    h.clock.now += 10
+    h.fail(n=3)
+    await h.actor.settled()
+    assert h.rechecks == 1
+    assert h.count(h.metrics.cooldown_blocks, "kubernetes") == 3
+    [blocked] = events(logs, "auto_reload_cooldown_active")
+    assert blocked["log_level"] == "warning"
+    assert blocked["toolset"] == "kubernetes"
+    assert blocked["time_since_reload"] == 10.0
+    assert blocked["cooldown"] == 60.0
+    h.clock.now += 50  # 60 s since the re-check: the cooldown is over
+    h.fail()
+    await h.actor.settled()
+    assert h.rechecks == 2
+    assert len(events(logs, "auto_reload_cooldown_active")) == 1
+
+
+async def test_a_change_since_the_streak_began_settles_it_without_a_recheck(
+    h: Harness, logs: Logs
+) -> None:
+    h.fail(n=2)
+    await h.actor.settled()
+    h.generation += 1  # the watcher applied a new version meanwhile
+    h.fail()
+    await h.actor.settled()
+    assert h.rechecks == 0
+    [changed] = events(logs, "auto_reload_successful_config_changed")
+    assert (changed["toolset"], changed["previous_failures"]) == ("kubernetes", 3)
+    assert changed["detected_by"] == "watcher"
+    assert h.ledger.view["kubernetes"].consecutive_failures == 0
+    assert h.count(h.metrics.triggered, "kubernetes", "config_changed") == 1
+    assert h.observed(h.metrics.before_reload, "kubernetes") == (1, 3.0)
+
+
+async def test_a_toolset_reaching_the_threshold_joins_the_running_recheck(
+    h: Harness, logs: Logs
+) -> None:
+    h.gate = asyncio.Event()
+    h.result = ReloadResult.CONFIG_CHANGED
+    h.fail("kubernetes", n=3)
+    await until(lambda: h.rechecks > 0)
+    h.fail("prometheus", n=3)
+    await until(lambda: h.ledger.view.get("prometheus") is not None)
+    await until(lambda: h.ledger.view["prometheus"].consecutive_failures == 3)
+    [joined] = events(logs, "auto_reload_joined_running_recheck")
+    assert joined["toolset"] == "prometheus"
+    assert joined["log_level"] == "debug"
+    settled = asyncio.ensure_future(h.actor.settled())
+    await asyncio.sleep(0)
+    assert not settled.done()  # a re-check is running: not settled yet
+    h.gate.set()
+    await settled
+    assert h.rechecks == 1
+    changed = events(logs, "auto_reload_successful_config_changed")
+    assert sorted(e["toolset"] for e in changed) == ["kubernetes", "prometheus"]
+    assert h.ledger.view["prometheus"].consecutive_failures == 0
+
+
+async def test_a_success_resets_the_streak_and_says_so_once(h: Harness, logs: Logs) -> None:
+    h.actor.record_success("kubernetes")  # nothing to reset: nothing logged
+    h.fail(n=2)
+    h.actor.record_success("kubernetes")
+    h.actor.record_success("kubernetes")
+    await h.actor.settled()
+    [reset] = events(logs, "toolset_success_resetting_consecutive_failures")
+    assert reset["log_level"] == "info"
+    assert reset["toolset"] == "kubernetes"
+    assert reset["previous_consecutive_failures"] == 2
+    assert reset["total_failures"] == 2
+    assert h.ledger.view["kubernetes"].consecutive_failures == 0
+
+
+async def test_a_flood_is_handled_in_batches_that_let_the_loop_run(h: Harness) -> None:
+    """More messages than one batch: the actor yields between batches (this test runs in
+    between and sees the counts so far), and every message is still counted."""
+    h.ledger.threshold = 10_000
+    h.fail(n=1000)
+    seen: list[int] = []
+    while (rec := h.ledger.view.get("kubernetes")) is None or rec.total_failures < 1000:
+        seen.append(0 if rec is None else rec.total_failures)
+        await asyncio.sleep(0)
+    partial = sorted({n for n in seen if 0 < n < 1000})
+    assert partial == [256, 512, 768]  # one yield after each batch of 256
