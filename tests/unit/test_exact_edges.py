@@ -7,17 +7,20 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
 import pytest
+import yaml
 
+import hotreload._parsing
 from hotreload import ConfigParseError, ConfigReadError, ConfigValidationError, Secret
 from hotreload._diff import changed_paths, retain
 from hotreload._fields import FieldPolicy, RestartRequired
 from hotreload._file_source import read_file
-from hotreload._parsing import MAX_DEPTH, MAX_EXPANDED_NODES, parse
+from hotreload._parsing import MAX_DEPTH, MAX_EXPANDED_NODES, Format, parse
 from hotreload._pipeline import Pipeline
 
 # -- limits -------------------------------------------------------------------------------------
@@ -236,3 +239,228 @@ def test_retain_keeps_every_root_even_after_one_it_cannot_put_back() -> None:
     effective, roots = retain(running, new, [("a", "x"), *changed], policy)
     assert roots == [("a", "x"), ("b",)]
     assert effective == {"a": None, "b": 1}
+
+
+# -- every refusal names its file and, where it can, the place -------------------------------------
+
+REFUSALS: list[tuple[bytes, Format, str, int | None, int | None]] = [
+    (b"  \n", "yaml", "the document is empty", 1, 1),
+    (b"# only a comment\n", "yaml", "the document is empty (it holds only comments)", 1, 1),
+    (b"# only a comment\n", "toml", "the document is empty (it holds only comments)", 1, 1),
+    (b"null", "json", "the document is null", 1, 1),
+    (b"a: \xff\n", "yaml", "invalid UTF-8 byte 0xff", 1, 4),
+    (b"a: 1\nb: \x00\nc: \x00\n", "yaml", "NUL byte in document", 2, 4),
+    (b"a: \x07\n", "yaml", "character 7 is not allowed in YAML", 1, 4),
+    (b'{"a": }', "json", "Expecting value", 1, 7),
+    (b'{"a": 1, "a": 2}', "json", "duplicate key 'a'", None, None),
+    (b"a = \n", "toml", "Invalid value", 1, 5),
+    (
+        b"a = 1\n[",
+        "toml",
+        "Invalid initial character for a key part (at end of document)",
+        None,
+        None,
+    ),
+    (b"[" * 100_000, "json", "the document is nested too deeply", None, None),
+    (b"a = " + b"[" * 100_000, "toml", "the document is nested too deeply", None, None),
+    (
+        b"a: !!python/name:os:system x\n",
+        "yaml",
+        "could not determine a constructor for the unsafe tag !!python/name",
+        1,
+        4,
+    ),
+    (
+        b"a: !Sup3r x\n",
+        "yaml",
+        "could not determine a constructor for the tag "
+        "(a value that starts with '!' is a YAML tag: quote it)",
+        1,
+        4,
+    ),
+    (b"a: [1\n", "yaml", "while parsing a flow sequence: did not find expected ',' or ']'", 2, 1),
+]
+
+
+@pytest.mark.parametrize(("raw", "fmt", "message", "line", "column"), REFUSALS)
+def test_a_refusal_names_the_file_the_problem_and_the_place(
+    raw: bytes, fmt: Format, message: str, line: int | None, column: int | None
+) -> None:
+    with pytest.raises(ConfigParseError) as info:
+        parse(raw, fmt, "conf/app.cfg")
+    err = info.value
+    assert (err.source, err.message, err.line, err.column) == (
+        "conf/app.cfg",
+        message,
+        line,
+        column,
+    )
+
+
+class _Raising(yaml.SafeLoader):
+    """A loader that fails the way libyaml never does, to reach the last-resort branches."""
+
+    error: BaseException = yaml.YAMLError()
+
+    def get_single_data(self) -> Any:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (yaml.YAMLError(), "YAMLError"),
+        (yaml.MarkedYAMLError(), "invalid YAML"),
+        (RecursionError(), "the document is nested too deeply"),
+    ],
+)
+def test_a_yaml_failure_without_details_is_still_a_typed_error_naming_the_file(
+    error: BaseException, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_Raising, "error", error)
+    monkeypatch.setattr(hotreload._parsing, "_StrictLoader", _Raising)
+    with pytest.raises(ConfigParseError) as info:
+        parse(b"a: 1\n", "yaml", "conf/app.yaml")
+    err = info.value
+    assert (err.source, err.message, err.line, err.column) == ("conf/app.yaml", message, None, None)
+
+
+# -- the pipeline's verdicts, exactly -------------------------------------------------------------
+
+
+class Timed(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    zeta: int = 0
+    at: datetime.datetime | None = None
+    alpha: Annotated[int, RestartRequired] = 0
+    api_key: str = ""
+    toolsets: dict[str, Held] = {}
+
+
+def timed(fmt: Format = "yaml", validators: list[Any] | None = None) -> Pipeline[Timed]:
+    return Pipeline(
+        Timed,
+        source="timed.cfg",
+        fmt=fmt,
+        max_bytes=4096,
+        validators=validators or [],
+        policy=FieldPolicy(Timed),
+    )
+
+
+def test_conversion_is_strict_a_quoted_number_is_refused_with_msgspecs_own_words() -> None:
+    with pytest.raises(ConfigValidationError) as info:
+        timed().load(b'zeta: "3"\n')
+    err = info.value
+    assert (err.message, err.field_path, err.line, err.column) == (
+        "Expected `int`, got `str`",
+        "zeta",
+        1,
+        7,
+    )
+
+
+def test_a_dict_entry_only_strict_conversion_refuses_is_still_named() -> None:
+    with pytest.raises(ConfigValidationError) as info:
+        timed().load(b'toolsets:\n  ok: {b: 1}\n  bad: {b: "2"}\n')
+    assert info.value.field_path == "toolsets.bad.b"
+
+
+def test_builtins_keep_rich_types_and_sorted_keys() -> None:
+    active = timed().load(b"zeta: 1\nat: 2026-01-02T03:04:05Z\nalpha: 2\n")
+    assert isinstance(active.builtins["at"], datetime.datetime)
+    assert list(active.builtins) == sorted(active.builtins)
+
+
+def test_evaluate_reads_with_the_pipelines_format_and_names_its_source() -> None:
+    pipeline = timed("json")
+    active = pipeline.load(b'{"zeta": 1}')
+    changed = pipeline.evaluate(b'{"zeta": 1e3}', active)
+    assert changed.error is not None  # 1e3 is a float to JSON: not an int
+    assert changed.error.source == "timed.cfg"
+    broken = pipeline.evaluate(b'{"zeta": }', active)
+    assert isinstance(broken.error, ConfigParseError)
+    assert (broken.error.source, broken.error.line) == ("timed.cfg", 1)
+
+
+def test_evaluate_masks_a_secret_a_validator_quotes() -> None:
+    def no_test_keys(c: Timed) -> None:
+        if c.api_key.startswith("sk-test"):
+            raise ValueError(f"{c.api_key} is a test key")
+
+    pipeline = timed(validators=[no_test_keys])
+    active = pipeline.load(b"api_key: sk-live-1\n")
+    evaluation = pipeline.evaluate(b"api_key: sk-test-2\n", active)
+    assert evaluation.error is not None
+    assert evaluation.error.message == "rejected by validator no_test_keys: *** is a test key"
+
+
+class NoZeta:
+    """A validator that is an object, not a function: named by its type."""
+
+    def __call__(self, c: Timed) -> None:
+        if c.zeta == 13:
+            exc = ValueError("unlucky")
+            exc.field_path = "zeta"  # type: ignore[attr-defined]
+            raise exc
+        if c.zeta == 14:
+            raise ValueError("also unlucky")
+
+
+def test_a_refusing_validator_object_is_named_by_its_type_with_its_field_path() -> None:
+    pipeline = timed(validators=[NoZeta()])
+    active = pipeline.load(b"zeta: 1\n")
+    err = pipeline.evaluate(b"zeta: 13\n", active).error
+    assert isinstance(err, ConfigValidationError)
+    assert (err.message, err.field_path) == ("rejected by validator NoZeta: unlucky", "zeta")
+    err = pipeline.evaluate(b"zeta: 14\n", active).error
+    assert isinstance(err, ConfigValidationError)
+    assert (err.message, err.field_path) == ("rejected by validator NoZeta: also unlucky", "")
+
+
+def test_a_removed_restart_required_entry_has_its_own_stable_digest() -> None:
+    pipeline = Pipeline(
+        Timed,
+        source="timed.cfg",
+        fmt="yaml",
+        max_bytes=4096,
+        validators=[],
+        policy=FieldPolicy(Timed, restart_required=["toolsets.x"]),
+    )
+    active = pipeline.load(b"toolsets: {x: {b: 1}}\n")
+    removed = pipeline.evaluate(b"toolsets: {}\n", active)
+    again = pipeline.evaluate(b"toolsets: {}\nzeta: 0\n", active)
+    changed = pipeline.evaluate(b"toolsets: {x: {b: 2}}\n", active)
+    [(root, digest)] = removed.restart_required
+    assert root == ("toolsets", "x")
+    assert again.restart_required == removed.restart_required
+    assert changed.restart_required[0][1] != digest
+    assert len(digest) == 16
+
+
+# -- field policy details -------------------------------------------------------------------------
+
+
+class Vaulted(msgspec.Struct, frozen=True):
+    creds: Mapping[str, Annotated[str, Secret]] = {}
+
+
+def test_markers_name_themselves_and_patterns_drop_a_trailing_star() -> None:
+    assert (repr(Secret), repr(RestartRequired)) == (
+        "hotreload.Secret",
+        "hotreload.RestartRequired",
+    )
+    policy = FieldPolicy(Held, restart_required=["a.x.*", "a.*"])
+    assert policy.restart_required == (("b",), ("a", "x"), ("a",))
+
+
+def test_a_secret_inside_a_mapping_value_is_found_below_any_key() -> None:
+    policy = FieldPolicy(Vaulted)
+    assert policy.secrets == (("creds", "*"),)
+    assert policy.is_secret(("creds", "github"))
+
+
+def test_the_longest_secret_is_masked_first_even_when_it_sorts_first() -> None:
+    """``bcde`` sorts after ``abcde``: masked first, it would leave ``a***`` and the rest."""
+    policy = FieldPolicy(Creds)
+    data = {"api_key": "abcde", "vault": "bcde"}
+    assert policy.scrub("got abcde and bcde", data) == "got *** and ***"
