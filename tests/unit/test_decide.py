@@ -274,6 +274,7 @@ def test_max_wait_zero_never_holds_and_a_negative_one_is_refused() -> None:
         (Commit(1, "c", 5), "generation_not_increasing"),
         (Commit(3, "b", 5), "same_config_hash"),
         (Commit(3, "c", 3), "older_than_config_in_force"),
+        (Commit(3, "c", 4), None),  # the same read (a held change committed later) is not older
     ],
 )
 def test_broken_invariant(new: Commit, broken: str | None) -> None:

@@ -103,11 +103,13 @@ async def test_one_timer_from_the_first_change_held_cancelled_by_take() -> None:
 
 
 def plain_gate() -> Gate[str]:
-    return Gate(30.0)
+    return Gate(30.0, wall=lambda: 1.7e9)
 
 
 def drain_gate() -> Gate[str]:
-    return DrainGate(30.0, lambda _: None)
+    gate: DrainGate[str] = DrainGate(30.0, lambda _: None)
+    gate._wall = lambda: 1.7e9
+    return gate
 
 
 @pytest.mark.parametrize("make", [plain_gate, drain_gate])
@@ -116,8 +118,12 @@ async def test_every_change_held_is_numbered_in_order(make: Callable[[], Gate[st
     mark, so it must only ever go up, by one per change."""
     gate = make()
     assert gate.pending_seq == 0
-    assert gate.hold("v1", "h1").seq == 1
-    assert gate.hold("v2", "h2").seq == 2
+    assert gate.take() is None  # nothing held: nothing to take, no timer to cancel
+    first = gate.hold("v1", "h1")
+    assert (first.seq, first.change, first.config_hash, first.since_unix) == (1, "v1", "h1", 1.7e9)
+    second = gate.hold("v2", "h2")
+    assert (second.seq, second.change, second.config_hash) == (2, "v2", "h2")
+    assert (second.since, second.since_unix) == (first.since, first.since_unix)
     assert gate.pending_seq == 2
     gate.take()
     assert gate.pending_seq == 2  # taking a change does not un-count it

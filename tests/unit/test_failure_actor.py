@@ -4,6 +4,7 @@ the test controls, and the events and metrics the spec names; no reloader, file 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, MutableMapping
 from typing import Any
 
@@ -119,9 +120,13 @@ async def test_a_failure_before_start_is_not_counted_and_starts_nothing() -> Non
     assert harness.rechecks == 0
     harness.attach()
     assert not harness.actor.closed
-    harness.fail()
+    await asyncio.wait_for(harness.actor.settled(), 5)  # nothing posted: settled at once
+    errors: list[object] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _, context: errors.append(context))
+    harness.fail(n=2)  # both before the task runs: the first starts it, the second only waits
     await harness.actor.settled()
-    assert harness.ledger.view["kubernetes"].consecutive_failures == 1
+    assert harness.ledger.view["kubernetes"].consecutive_failures == 2
+    assert errors == []
     harness.actor.detach()
     await harness.tasks.aclose()
 
@@ -196,8 +201,10 @@ async def test_the_message_is_scrubbed_then_cut_to_200_characters(h: Harness, lo
 async def test_the_threshold_triggers_one_recheck_and_unchanged_keeps_the_counter(
     h: Harness, logs: Logs
 ) -> None:
+    started = time.perf_counter()
     h.fail(n=3)
     await h.actor.settled()
+    elapsed = time.perf_counter() - started
     assert h.rechecks == 1
     [trigger] = events(logs, "toolset_max_failures_reached_triggering_auto_reload")
     assert trigger["log_level"] == "error"
@@ -211,7 +218,9 @@ async def test_the_threshold_triggers_one_recheck_and_unchanged_keeps_the_counte
     assert h.ledger.view["kubernetes"].consecutive_failures == 3
     assert h.count(h.metrics.triggered, "kubernetes", "config_unchanged") == 1
     assert h.observed(h.metrics.before_reload, "kubernetes") == (1, 3.0)
-    assert h.observed(h.metrics.duration, "config_unchanged")[0] == 1
+    count, total = h.observed(h.metrics.duration, "config_unchanged")
+    assert count == 1
+    assert 0 <= total <= elapsed  # the re-check's own duration, within the test's
     assert not h.ledger.running
 
 
@@ -277,7 +286,7 @@ async def test_the_counter_reported_after_a_recheck_is_the_current_one(
 async def test_cooldown_counts_every_block_and_logs_once_per_window(h: Harness, logs: Logs) -> None:
     h.fail(n=3)
     await h.actor.settled()
-    h.clock.now += 10
+    h.clock.now += 10.12345
     h.fail(n=3)
     await h.actor.settled()
     assert h.rechecks == 1
@@ -285,9 +294,9 @@ async def test_cooldown_counts_every_block_and_logs_once_per_window(h: Harness, 
     [blocked] = events(logs, "auto_reload_cooldown_active")
     assert blocked["log_level"] == "warning"
     assert blocked["toolset"] == "kubernetes"
-    assert blocked["time_since_reload"] == 10.0
+    assert blocked["time_since_reload"] == 10.123  # rounded to the millisecond
     assert blocked["cooldown"] == 60.0
-    h.clock.now += 50  # 60 s since the re-check: the cooldown is over
+    h.clock.now += 60 - 10.12345  # 60 s since the re-check: the cooldown is over
     h.fail()
     await h.actor.settled()
     assert h.rechecks == 2
@@ -360,3 +369,23 @@ async def test_a_flood_is_handled_in_batches_that_let_the_loop_run(h: Harness) -
         await asyncio.sleep(0)
     partial = sorted({n for n in seen if 0 < n < 1000})
     assert partial == [256, 512, 768]  # one yield after each batch of 256
+
+
+async def test_settled_waits_for_a_flood_handled_in_several_batches(h: Harness) -> None:
+    h.ledger.threshold = 10_000
+    h.fail(n=1000)
+    await until(lambda: "kubernetes" in h.ledger.view)  # the first batch is handled
+    assert h.ledger.view["kubernetes"].total_failures == 256
+    await h.actor.settled()
+    assert h.ledger.view["kubernetes"].total_failures == 1000
+
+
+async def test_a_waiter_is_released_when_the_actor_stops_mid_recheck(h: Harness) -> None:
+    h.gate = asyncio.Event()  # the re-check never finishes by itself
+    h.fail(n=3)
+    await until(lambda: h.rechecks > 0)
+    waiter = asyncio.ensure_future(h.actor.settled())
+    await until(lambda: h.actor._drained is not None)
+    await h.tasks.aclose()  # shutdown cancels the actor and the re-check
+    await asyncio.wait_for(waiter, 5)
+    assert h.actor.closed

@@ -214,3 +214,36 @@ def test_a_joined_toolset_is_settled_once_by_the_running_recheck(
     settled = ledger.recheck_done(ReloadResult.CONFIG_CHANGED, world.changed_since)
     assert [(s.toolset, s.consecutive) for s in settled] == [("kubernetes", 3)]
     assert ledger.view["kubernetes"].consecutive_failures == 0
+
+
+def test_one_failure_is_reset_by_a_success(ledger: FailureLedger, world: World) -> None:
+    fail(ledger, world)
+    assert ledger.success("kubernetes") == 1
+    assert ledger.view["kubernetes"].consecutive_failures == 0
+    assert ledger.success("kubernetes") == 0
+    assert ledger.success("never-failed") == 0
+
+
+def test_a_change_since_the_streak_began_is_settled_as_a_reset(
+    ledger: FailureLedger, world: World
+) -> None:
+    fail(ledger, world)
+    settled = ledger.settle_changed_since("kubernetes")
+    assert (settled.toolset, settled.result, settled.consecutive, settled.reset) == (
+        "kubernetes",
+        ReloadResult.CONFIG_CHANGED,
+        1,
+        True,
+    )
+
+
+def test_the_cooldown_log_is_due_again_exactly_one_cooldown_later(
+    ledger: FailureLedger, world: World, clock: Clock
+) -> None:
+    fail(ledger, world)
+    assert ledger.since_forced("kubernetes") == float("inf")  # never forced
+    assert ledger.cooldown_log_due("kubernetes")
+    clock.now += 59.999
+    assert not ledger.cooldown_log_due("kubernetes")
+    clock.now += 0.001
+    assert ledger.cooldown_log_due("kubernetes")
