@@ -45,14 +45,16 @@ def test_exactly_max_depth_levels_are_accepted_and_one_more_refused() -> None:
     for _ in range(MAX_DEPTH - 1):
         [data] = data
     assert data == []
-    with pytest.raises(ConfigParseError, match=f"nesting is deeper than {MAX_DEPTH} levels"):
+    with pytest.raises(ConfigParseError, match=f"nesting is deeper than {MAX_DEPTH} levels") as e:
         parse(nested(MAX_DEPTH + 1), "yaml", "deep.yaml")
+    assert e.value.source == "deep.yaml"
 
 
 def test_exactly_max_nodes_are_accepted_and_one_more_refused() -> None:
     assert len(parse(flat(MAX_EXPANDED_NODES), "yaml", "big.yaml")) == MAX_EXPANDED_NODES
-    with pytest.raises(ConfigParseError, match=f"more than {MAX_EXPANDED_NODES} nodes"):
+    with pytest.raises(ConfigParseError, match=f"more than {MAX_EXPANDED_NODES} nodes") as e:
         parse(flat(MAX_EXPANDED_NODES + 1), "yaml", "big.yaml")
+    assert e.value.source == "big.yaml"
 
 
 def test_an_alias_expansion_at_the_node_limit_is_accepted_and_one_over_refused() -> None:
@@ -62,16 +64,20 @@ def test_an_alias_expansion_at_the_node_limit_is_accepted_and_one_over_refused()
     at_limit = b"a: &a [" + items + b"]\nb: *a\n"  # 2 keys + 2 x (half - 1) items
     assert len(parse(at_limit, "yaml", "alias.yaml")["b"]) == half - 1
     over = b"a: &a [" + items + b",1]\nb: *a\nc: 1\n"
-    with pytest.raises(ConfigParseError, match=f"more than {MAX_EXPANDED_NODES} nodes"):
+    with pytest.raises(ConfigParseError) as info:
         parse(over, "yaml", "alias.yaml")
+    assert info.value.message == f"aliases expand to more than {MAX_EXPANDED_NODES} nodes"
+    assert info.value.source == "alias.yaml"
 
 
-def test_a_deep_document_that_also_runs_out_of_budget_is_refused_for_its_size() -> None:
-    """Nesting of exactly the limit is no reason to refuse: the exact walk must not say it is."""
-    wide = b"[" * (MAX_DEPTH - 1) + flat(MAX_EXPANDED_NODES) + b"]" * (MAX_DEPTH - 1)
-    with pytest.raises(ConfigParseError, match="nodes") as info:
-        parse(wide, "yaml", "deep.yaml")
+def test_a_document_over_the_node_limit_is_refused_for_its_size_not_its_depth() -> None:
+    """Nesting of exactly the limit is no reason to refuse: the exact walk (run once the
+    cheap pass has found too much) must blame the size, however deep the rest goes."""
+    doc = b"[" + flat(MAX_EXPANDED_NODES) + b"," + nested(MAX_DEPTH) + b"]"
+    with pytest.raises(ConfigParseError, match=f"more than {MAX_EXPANDED_NODES} nodes") as info:
+        parse(doc, "yaml", "wide.yaml")
     assert "nesting" not in info.value.message
+    assert info.value.source == "wide.yaml"
 
 
 def test_the_read_is_bounded_at_max_bytes_plus_one(tmp_path: Path) -> None:
