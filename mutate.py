@@ -155,12 +155,23 @@ def main() -> int:
         parser.error(f"unknown module(s): {', '.join(sorted(unknown))}")
     known = equivalents()
     scores: list[Score] = []
+    ran: dict[str, list[tuple[str, str]]] = {}
     for module in args.modules or list(MODULES):
         print(f"mutmut: {module} ...", flush=True)
-        scores += score(module, run(module, args.max_children), known)
+        ran[module] = run(module, args.max_children)
+        scores += score(module, ran[module], known)
     print(f"\n{'module':<28} {'killed':>7} {'total':>6} {'equiv':>6} {'score':>7}")
     for s in scores:
         print(f"{s.unit:<28} {s.killed:>7} {s.total:>6} {s.equivalent:>6} {s.percent:>6.1f}%")
+    seen = {name for module in ran for name, _ in ran[module]}
+    surviving = {name for module in ran for name, status in ran[module] if status == "survived"}
+    stale = sorted(
+        n for n in known if n.split(".x", 1)[0].rsplit(".", 1)[-1] in ran and n not in surviving
+    )
+    if stale:
+        print(f"\n{EQUIVALENTS.name}: {len(stale)} listed but not surviving (stale):")
+        for name in stale:
+            print(f"  {name}{'' if name in seen else ' (no such mutant)'}")
     survivors = [(s.unit, name) for s in scores if "." not in s.unit for name in s.survivors]
     print(f"\nsurvivors not listed in {EQUIVALENTS.name}: {len(survivors)}")
     for unit, name in survivors:
