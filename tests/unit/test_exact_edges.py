@@ -143,9 +143,61 @@ def test_toml_is_read_by_the_toml_parser() -> None:
 
 def test_a_duplicate_key_after_a_merge_key_is_refused() -> None:
     doc = b"base: &b {x: 1}\nm:\n  <<: *b\n  y: 1\n  y: 2\n"
-    with pytest.raises(ConfigParseError, match="found duplicate key 'y'") as info:
+    with pytest.raises(ConfigParseError) as info:
         parse(doc, "yaml", "merge.yaml")
+    assert info.value.message == "while constructing a mapping: found duplicate key 'y'"
     assert (info.value.line, info.value.column) == (5, 3)
+
+
+def test_a_duplicate_key_after_an_unhashable_one_is_still_found() -> None:
+    with pytest.raises(ConfigParseError) as info:
+        parse(b"? [1]\n: x\na: 1\na: 2\n", "yaml", "keys.yaml")
+    err = info.value
+    assert (err.message, err.line, err.column) == (
+        "while constructing a mapping: found duplicate key 'a'",
+        4,
+        1,
+    )
+
+
+def test_an_alias_that_refers_to_itself_is_refused() -> None:
+    with pytest.raises(ConfigParseError) as info:
+        parse(b"a: &a [1, *a]\n", "yaml", "cycle.yaml")
+    err = info.value
+    assert (err.source, err.message) == (
+        "cycle.yaml",
+        "an alias refers to itself (recursive structure)",
+    )
+
+
+class Model(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    model: str = ""
+
+
+class Merged(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    base: dict[str, int] = {}
+    llm: Model = Model()
+
+
+def test_an_unknown_field_brought_in_by_a_merge_key_points_at_the_mapping() -> None:
+    """The key is not written in ``llm`` itself: the error points at the mapping that merged it."""
+    pipeline = Pipeline(
+        Merged,
+        source="m.yaml",
+        fmt="yaml",
+        max_bytes=4096,
+        validators=[],
+        policy=FieldPolicy(Merged),
+    )
+    with pytest.raises(ConfigValidationError) as info:
+        pipeline.load(b"base: &b {extra: 1}\nllm:\n  <<: *b\n  model: x\n")
+    err = info.value
+    assert (err.message, err.field_path, err.line, err.column) == (
+        "Object contains unknown field `extra`",
+        "llm.extra",
+        3,
+        3,
+    )
 
 
 def test_a_key_that_overrides_a_merged_one_is_not_a_duplicate() -> None:
@@ -256,6 +308,7 @@ REFUSALS: list[tuple[bytes, Format, str, int | None, int | None]] = [
     (b"null", "json", "the document is null", 1, 1),
     (b"a: \xff\n", "yaml", "invalid UTF-8 byte 0xff", 1, 4),
     (b"a: 1\nb: \x00\nc: \x00\n", "yaml", "NUL byte in document", 2, 4),
+    (b"\x00a: 1\n", "yaml", "NUL byte in document", 1, 1),
     (b"a: \x07\n", "yaml", "character 7 is not allowed in YAML", 1, 4),
     (b'{"a": }', "json", "Expecting value", 1, 7),
     (b'{"a": 1, "a": 2}', "json", "duplicate key 'a'", None, None),
