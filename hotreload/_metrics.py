@@ -110,6 +110,8 @@ class ReloaderMetrics:
         "active_sessions",
         "config_hash",
         "degraded",
+        "derived_close_errors",
+        "derived_draining",
         "failures",
         "generation",
         "last_ok",
@@ -139,6 +141,8 @@ class ReloaderMetrics:
         self.active_sessions = Value()
         self.pending = Value()
         self.degraded = Value()
+        self.derived_close_errors: Labelled[Value] = Labelled(Value)
+        self.derived_draining: Labelled[Value] = Labelled(Value)
         self.toolsets = FailureMetrics(
             failures=Labelled(Value),
             triggered=Labelled(Value),
@@ -224,6 +228,23 @@ class _Collector(Collector):
             for (reason,), value in m.failures.series.items():
                 failures.add_metric([m.name, reason], value.value)
         yield failures
+        close_errors = CounterMetricFamily(
+            f"{ns}_derived_close_errors_total",
+            "Derived resources (clients, pools) whose close raised; the error is logged.",
+            labels=["config", "resource"],
+        )
+        draining = GaugeMetricFamily(
+            f"{ns}_derived_draining",
+            "Replaced derived resources not closed yet (pinned by requests or closing).",
+            labels=["config", "resource"],
+        )
+        for m in live:
+            for (resource,), value in m.derived_close_errors.series.items():
+                close_errors.add_metric([m.name, resource], value.value)
+            for (resource,), value in m.derived_draining.series.items():
+                draining.add_metric([m.name, resource], value.value)
+        yield close_errors
+        yield draining
         yield gauge(
             "config_last_reload_successful",
             "1 if the latest version seen was valid, else 0.",
