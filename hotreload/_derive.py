@@ -63,6 +63,7 @@ class Derived(Generic[R]):
         "__weakref__",
         "_build",
         "_close",
+        "_drained",
         "_draining",
         "_held",
         "current",
@@ -88,6 +89,7 @@ class Derived(Generic[R]):
         self.on: tuple[str, ...] = tuple(on)
         self._held: _Held[R] | None = None
         self._draining: set[_Held[R]] = set()
+        self._drained: asyncio.Event | None = None
         self.generation = 0
 
     def get(self) -> R:
@@ -103,6 +105,15 @@ class Derived(Generic[R]):
     def draining(self) -> int:
         """Replaced resources not closed yet: still pinned by a request or session, or closing."""
         return len(self._draining)
+
+    async def wait_drained(self, *, timeout: float | None = None) -> None:
+        """Wait until every replaced resource is closed (``draining == 0``); TimeoutError
+        after ``timeout`` s. For tests and orderly shutdowns."""
+        with anyio.fail_after(timeout):
+            while self._draining:
+                if self._drained is None:
+                    self._drained = asyncio.Event()
+                await self._drained.wait()
 
     def _depends_on(self, changed: Sequence[Path]) -> bool:
         if not self.on:
@@ -260,6 +271,9 @@ class DerivedSet:
         finally:
             derived._draining.discard(held)
             self._set_draining(derived)
+            if not derived._draining and derived._drained is not None:
+                derived._drained.set()
+                derived._drained = None
 
     def _set_draining(self, derived: Derived[Any]) -> None:
         if self.metrics is not None:

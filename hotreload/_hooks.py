@@ -54,7 +54,7 @@ class Hooks(LastKnownGood[T]):
                 done.append(hook)
                 continue
             name = _hook_name(hook)
-            message = self._failure_text(f"apply hook {name}", exc, active)
+            message = self._failure_text(f"apply hook {name}", exc, active, self._active)
             self._log.error(
                 "apply_hook_failed",
                 hook=name,
@@ -91,16 +91,16 @@ class Hooks(LastKnownGood[T]):
             error_type=type(exc).__name__,
             config_hash=new.config_hash,
         )
-        message = self._failure_text(f"derived resource {derived.name}", exc, active)
+        message = self._failure_text(f"derived resource {derived.name}", exc, active, self._active)
         return {}, ConfigBuildError(self.path, message, resource=derived.name)
 
-    def _failure_text(self, what: str, exc: BaseException, active: Active[T]) -> str:
-        """``what failed: Type: text``, with the secrets of both configs masked."""
+    def _failure_text(self, what: str, exc: BaseException, *configs: Active[T]) -> str:
+        """``what failed: Type: text``, with the secrets of these configs masked."""
         text = "timed out" if isinstance(exc, TimeoutError) else f"{exc}" or "cancelled"
-        return self.policy.scrub(
-            self.policy.scrub(f"{what} failed: {type(exc).__name__}: {text}", active.builtins),
-            self._active.builtins,
-        )
+        message = f"{what} failed: {type(exc).__name__}: {text}"
+        for config in configs:
+            message = self.policy.scrub(message, config.builtins)
+        return message
 
     async def _call_hook(
         self, hook: ApplyHook[T], new: Snapshot[T], old: Snapshot[T]

@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import msgspec
 from prometheus_client import REGISTRY, CollectorRegistry
@@ -374,6 +374,24 @@ class HotReloader(Sessions[T]):
         """The prometheus registry this reloader's metrics are on."""
         return REGISTRY if self._registry is None else self._registry
 
+    @overload
+    def derive(
+        self,
+        build: Callable[[T], Awaitable[R]],
+        *,
+        on: Sequence[str] = ...,
+        close: Callable[[R], object] | None = ...,
+        name: str | None = ...,
+    ) -> Derived[R]: ...
+    @overload
+    def derive(
+        self,
+        build: Callable[[T], R],
+        *,
+        on: Sequence[str] = ...,
+        close: Callable[[R], object] | None = ...,
+        name: str | None = ...,
+    ) -> Derived[R]: ...
     def derive(
         self,
         build: Callable[[T], R | Awaitable[R]],
