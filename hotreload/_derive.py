@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import contextvars
 import inspect
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
@@ -66,6 +66,7 @@ class Derived(Generic[R]):
         "_drained",
         "_draining",
         "_held",
+        "_patterns",
         "current",
         "generation",
         "name",
@@ -87,6 +88,7 @@ class Derived(Generic[R]):
         self._close = close
         self.name = name
         self.on: tuple[str, ...] = tuple(on)
+        self._patterns: tuple[Path, ...] = tuple(map(_split, self.on))
         self._held: _Held[R] | None = None
         self._draining: set[_Held[R]] = set()
         self._drained: asyncio.Event | None = None
@@ -116,9 +118,9 @@ class Derived(Generic[R]):
                 await self._drained.wait()
 
     def _depends_on(self, changed: Sequence[Path]) -> bool:
-        if not self.on:
+        if not self._patterns:
             return True  # ``on=()``: every change rebuilds
-        for pattern in map(_split, self.on):
+        for pattern in self._patterns:
             for path in changed:
                 n = min(len(pattern), len(path))
                 if all(p in ("*", s) for p, s in zip(pattern[:n], path[:n], strict=True)):
@@ -169,9 +171,9 @@ class DerivedSet:
         try:
             for derived in items:
                 try:
-                    with anyio.fail_after(self.timeout):
-                        resource = derived._build(config)
-                        if inspect.isawaitable(resource):
+                    resource = derived._build(config)
+                    if inspect.isawaitable(resource):  # only an await can be timed out
+                        with anyio.fail_after(self.timeout):
                             resource = await resource
                 except Exception as exc:  # noqa: BLE001 - any build failure refuses the change
                     self.discard(built)
@@ -218,35 +220,21 @@ class DerivedSet:
 
     # -- pins (sessions, requests) ----------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def pinning(self) -> Iterator[None]:
+    def pinning(self) -> contextlib.AbstractContextManager[None]:
         """Pin every resource in force until the block ends; `Derived.get` returns them."""
-        held = {d: d._held for d in self._items if d._held is not None}
-        if not held:
-            yield
-            return
-        for h in held.values():
-            h.pins += 1
-        self._pins += 1
-        token = _pinned.set({**(_pinned.get() or {}), **held})
-        try:
-            yield
-        finally:
-            _pinned.reset(token)
-            self._pins -= 1
-            for derived, h in held.items():
-                h.pins -= 1
-                if h.pins == 0 and h.retired:
-                    self._close_later(derived, h)
-            if self._pins == 0 and self._idle is not None:
-                self._idle.set()
+        return _Pin(self) if self._items else _NO_PIN  # every request pins: keep "none" free
 
     # -- closing -------------------------------------------------------------------------------
 
     def _close_later(self, derived: Derived[Any], held: _Held[Any]) -> None:
+        """Start closing ``held`` (once) right after the current step: a swap only queues it,
+        so neither the close nor making its task is part of the commit."""
         if held.closing:
             return
         held.closing = True
+        asyncio.get_running_loop().call_soon(self._start_close, derived, held)
+
+    def _start_close(self, derived: Derived[Any], held: _Held[Any]) -> None:
         task = asyncio.get_running_loop().create_task(
             self._close(derived, held), name=f"hotreload-derived-close[{derived.name}]"
         )
@@ -294,9 +282,51 @@ class DerivedSet:
                     held.retired = True
                     self._close_later(derived, held)
             derived._held = None
+        await asyncio.sleep(0)  # sleep-ok: the closes queued above start their tasks
         while self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
+            await asyncio.sleep(0)  # sleep-ok: closes queued meanwhile start theirs
         self._idle = None
+
+
+_NO_PIN: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+
+
+class _Pin:
+    """``with derived_set.pinning():`` a class, not a generator: it runs on every request."""
+
+    __slots__ = ("_held", "_set", "_token")
+
+    def __init__(self, owner: DerivedSet) -> None:
+        self._set = owner
+        self._held: dict[Derived[Any], _Held[Any]] = {}
+        self._token: contextvars.Token[Mapping[Derived[Any], _Held[Any]] | None] | None = None
+
+    def __enter__(self) -> None:
+        owner = self._set
+        held = {d: h for d in owner._items if (h := d._held) is not None}
+        if not held:
+            return
+        for h in held.values():
+            h.pins += 1
+        owner._pins += 1
+        self._held = held
+        outer = _pinned.get()
+        self._token = _pinned.set(held if outer is None else {**outer, **held})
+
+    def __exit__(self, *exc_info: object) -> None:
+        token, held = self._token, self._held
+        if token is None:
+            return
+        _pinned.reset(token)
+        owner = self._set
+        owner._pins -= 1
+        for derived, h in held.items():
+            h.pins -= 1
+            if h.pins == 0 and h.retired:
+                owner._close_later(derived, h)
+        if owner._pins == 0 and owner._idle is not None:
+            owner._idle.set()
 
 
 async def _close_resource(resource: Any, close: Callable[[Any], object] | None) -> None:
