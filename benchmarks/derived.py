@@ -15,7 +15,7 @@ Memory: tracemalloc bytes per derived resource for N resources on one running re
 build returning the same shared object (so only the engine's bookkeeping is counted), before
 and after one change that rebuilds and swaps all of them.
 
-    python benchmarks/derived.py [--quick] [--json out.json]
+    python benchmarks/derived.py [--quick] [--samples N] [--memory-n N] [--json out.json]
 """
 
 from __future__ import annotations
@@ -153,10 +153,14 @@ async def run(samples: int, n_memory: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    args = parser(__doc__, "derived").parse_args()
+    p = parser(__doc__, "derived")
+    p.add_argument("--samples", type=int, default=None, help="changes per reloader")
+    p.add_argument("--memory-n", type=int, default=None, help="derived resources for memory")
+    args = p.parse_args()
     quiet_logs()
-    samples = 60 if args.quick else 400
-    results = asyncio.run(run(samples, 200 if args.quick else 1000))
+    samples = args.samples or (60 if args.quick else 400)
+    n_memory = args.memory_n or (200 if args.quick else 1000)
+    results = asyncio.run(run(samples, n_memory))
     write_results("derived", args, results)
     for name, row in results.items():
         print(f"{name:10} {row}")

@@ -165,8 +165,9 @@ class DerivedSet:
     async def build(
         self, items: Sequence[Derived[Any]], config: Any, generation: int
     ) -> tuple[dict[Derived[Any], _Held[Any]], tuple[Derived[Any], BaseException] | None]:
-        """Build ``items`` for ``config``, each bounded by ``timeout``. On the first failure the
-        ones already built are closed (in the background) and the failure is returned."""
+        """Build ``items`` for ``config`` (an async build's await bounded by ``timeout``). On
+        the first failure the ones already built are closed (in the background) and the
+        failure is returned."""
         built: dict[Derived[Any], _Held[Any]] = {}
         try:
             for derived in items:
@@ -175,6 +176,13 @@ class DerivedSet:
                     if inspect.isawaitable(resource):  # only an await can be timed out
                         with anyio.fail_after(self.timeout):
                             resource = await resource
+                except asyncio.CancelledError as exc:
+                    if _cancelled_from_outside():
+                        raise
+                    # A future the build awaited was cancelled by someone else: a build
+                    # failure like any other, as for an apply hook (never a hung caller).
+                    self.discard(built)
+                    return {}, (derived, exc)
                 except Exception as exc:  # noqa: BLE001 - any build failure refuses the change
                     self.discard(built)
                     return {}, (derived, exc)
@@ -327,6 +335,14 @@ class _Pin:
                 owner._close_later(derived, h)
         if owner._pins == 0 and owner._idle is not None:
             owner._idle.set()
+
+
+def _cancelled_from_outside() -> bool:
+    """Whether the running task itself is being cancelled (shutdown), not just a future it
+    awaited. Python < 3.11 cannot tell: it is taken as a shutdown."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return cancelling is None or cancelling() > 0
 
 
 async def _close_resource(resource: Any, close: Callable[[Any], object] | None) -> None:

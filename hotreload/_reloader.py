@@ -402,12 +402,13 @@ class HotReloader(Sessions[T]):
     ) -> Derived[R]:
         """Keep ``build(config)`` (sync or async) in step with the config: built at start and
         again, inside the commit, whenever a key path under ``on`` changes (``on=()``: any
-        change). A build that fails or times out (``hook_timeout``) refuses the change like an
-        apply hook. ``derived.current`` is the resource in force; ``derived.get()`` the one
-        pinned by the session or request being served. A replaced resource is closed once, in
-        the background, when no pin holds it: ``close(r)`` if given, else ``r.aclose()`` or
-        ``r.close()``; errors are logged and counted, never raised. On exit every resource is
-        closed, the pinned ones after their pins end (at most ``max_drain_wait``).
+        change). A build that raises, or an async one that exceeds ``hook_timeout``, refuses
+        the change like an apply hook. ``derived.current`` is the resource in force;
+        ``derived.get()`` the one pinned by the session or request being served. A replaced
+        resource is closed once, in the background, when no pin holds it: ``close(r)`` if
+        given, else ``r.aclose()`` or ``r.close()``; errors are logged and counted, never
+        raised. On exit every resource is closed, the pinned ones after their pins end (at
+        most ``max_drain_wait``).
 
         Derive before ``async with`` (any build), or while running with a sync build.
         """

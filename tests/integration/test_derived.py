@@ -192,6 +192,27 @@ async def test_a_build_that_hangs_times_out_and_a_refused_change_runs_no_hook(
         assert hooks == []  # built before the hooks: a failed build runs none of them
 
 
+async def test_a_build_ending_in_a_foreign_cancelled_error_refuses_and_the_worker_lives(
+    path: Path, registry: CollectorRegistry
+) -> None:
+    async def build(config: Conf) -> Client:
+        if config.llm.endpoint == "http://cancelled":
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            future.cancel()  # someone else's future, cancelled
+            await future
+        return Client(config.llm.endpoint)
+
+    r = reloader(path, registry)
+    llm = r.derive(build, name="llm")
+    async with r:
+        write_in_place(path, conf("http://cancelled"))
+        outcome = await r.wait_for_outcome(ReloadResult.ERROR, timeout=WAIT)
+        assert "derived resource llm failed: CancelledError" in str(outcome.error)
+        write_in_place(path, conf("http://b"))
+        await r.wait_for_generation(2, timeout=WAIT)
+        assert llm.current.endpoint == "http://b"
+
+
 async def test_a_refused_hook_closes_what_was_built_for_the_change(
     path: Path, registry: CollectorRegistry
 ) -> None:
