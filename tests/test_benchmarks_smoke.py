@@ -59,3 +59,16 @@ def test_derived_benchmark_runs(tmp_path: Path) -> None:
     assert results["commit"]["without"]["n"] == 3
     assert results["memory"]["n"] == 5
     assert {"no_derived_ns", "one_derived_ns"} <= results["pin"].keys()
+
+
+def test_polling_row_runs(tmp_path: Path) -> None:
+    out = tmp_path / "latency.json"
+    command = [sys.executable, str(LATENCY), "--quick", "--no-plot", "--json", str(out)]
+    subprocess.run(
+        [*command, "--only", "engine_polling_100_in_place"],
+        check=True,
+        capture_output=True,
+        timeout=20,
+    )
+    polling = json.loads(out.read_text())["results"]["engine_polling_100_in_place"]
+    assert (polling["n"], polling["missed"], polling["commits_per_update"]) == (4, 0, 1.0)
