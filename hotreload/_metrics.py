@@ -228,22 +228,20 @@ class _Collector(Collector):
             for (reason,), value in m.failures.series.items():
                 failures.add_metric([m.name, reason], value.value)
         yield failures
-        close_errors = CounterMetricFamily(
+        yield _labelled_counter(
             f"{ns}_derived_close_errors_total",
             "Derived resources (clients, pools) whose close raised; the error is logged.",
-            labels=["config", "resource"],
+            ["resource"],
+            live,
+            lambda m: m.derived_close_errors,
         )
         draining = GaugeMetricFamily(
             f"{ns}_derived_draining",
             "Replaced derived resources not closed yet (pinned by requests or closing).",
             labels=["config", "resource"],
         )
-        for m in live:
-            for (resource,), value in m.derived_close_errors.series.items():
-                close_errors.add_metric([m.name, resource], value.value)
-            for (resource,), value in m.derived_draining.series.items():
-                draining.add_metric([m.name, resource], value.value)
-        yield close_errors
+        for values, series in _labelled(live, lambda m: m.derived_draining):
+            draining.add_metric(list(values), series.value)
         yield draining
         yield gauge(
             "config_last_reload_successful",
