@@ -287,30 +287,48 @@ async def test_close_errors_are_logged_and_counted_never_raised(
 async def test_exit_closes_pinned_resources_after_their_pins_end(
     path: Path, registry: CollectorRegistry
 ) -> None:
-    r = reloader(path, registry)
-    llm = r.derive(lambda c: Client(c.llm.endpoint), name="llm")
-    done = asyncio.Event()
-    order: list[str] = []
+    """Two requests: one pinned the replaced resource, one the current one. The exit closes
+    neither while its request runs, and each exactly once when it ends."""
+    closed_while_pinned: list[str] = []
+    pinned: set[str] = set()
 
-    async def request() -> None:
+    async def close(client: Client) -> None:
+        if client.endpoint in pinned:
+            closed_while_pinned.append(client.endpoint)
+        await client.aclose()
+
+    r = reloader(path, registry)
+    llm = r.derive(lambda c: Client(c.llm.endpoint), close=close, name="llm")
+    done = asyncio.Event()
+
+    async def request(started: asyncio.Event) -> None:
         with r.pin_resources():
+            endpoint = llm.get().endpoint
+            pinned.add(endpoint)
+            started.set()
             await done.wait()
-            order.append(f"request ends, closes={llm.get().closes}")
+            pinned.discard(endpoint)
 
     async with r:
         first = llm.current
-        task = asyncio.create_task(request())
-        await asyncio.sleep(0)  # sleep-ok: let the request take its pin
+        on_first, on_second = asyncio.Event(), asyncio.Event()
+        requests = [asyncio.create_task(request(on_first))]
+        await on_first.wait()
         write_in_place(path, conf("http://b"))
         await r.wait_for_generation(2, timeout=WAIT)
+        second = llm.current
+        requests.append(asyncio.create_task(request(on_second)))
+        await on_second.wait()
         exiting = asyncio.create_task(r.__aexit__(None, None, None))
-        await asyncio.sleep(0)  # sleep-ok: the exit is now waiting for the pin
-        assert not exiting.done()
+        # Give a wrong exit every chance to close a pinned resource (nothing to wait for: the
+        # event under test is one that must not happen).
+        await asyncio.sleep(0.1)  # sleep-ok: see above
+        assert (first.closes, second.closes, exiting.done()) == (0, 0, False)
         done.set()
-        await task
-        await exiting
-    assert order == ["request ends, closes=0"]
-    assert (first.closes, llm.current.closes) == (1, 1)
+        await asyncio.gather(*requests)
+        await asyncio.wait_for(exiting, WAIT)
+    assert closed_while_pinned == []
+    assert (first.closes, second.closes) == (1, 1)
 
 
 async def test_exit_waits_for_pins_at_most_max_drain_wait(
