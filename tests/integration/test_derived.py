@@ -418,3 +418,25 @@ def test_restart_required_marker_modes() -> None:
     assert repr(RestartRequired("refuse")) == "hotreload.RestartRequired('refuse')"
     with pytest.raises(ValueError, match="'keep' or 'refuse'"):
         RestartRequired("never")
+
+
+async def test_a_sync_close_method_is_used_and_on_empty_rebuilds_on_any_change(
+    path: Path, registry: CollectorRegistry
+) -> None:
+    class Pool:
+        def __init__(self, retries: int) -> None:
+            self.retries = retries
+            self.closes = 0
+
+        def close(self) -> None:  # no aclose: the sync close() is called
+            self.closes += 1
+
+    r = reloader(path, registry)
+    pools = r.derive(lambda c: Pool(c.retries), on=(), name="pool")
+    async with r:
+        first = pools.current
+        write_in_place(path, conf("http://a", retries=7))  # not under llm: on=() still rebuilds
+        await r.wait_for_generation(2, timeout=WAIT)
+        await pools.wait_drained(timeout=WAIT)
+        assert (pools.current.retries, first.closes) == (7, 1)
+    assert pools.current.closes == 1
