@@ -151,9 +151,23 @@ class DerivedSet:
         return tuple(self._items)
 
     def add(self, derived: Derived[Any]) -> None:
+        self._check_name(derived)
+        self._items.append(derived)
+
+    def _check_name(self, derived: Derived[Any]) -> None:
         if any(d.name == derived.name for d in self._items):
             raise ValueError(f"a derived resource named {derived.name!r} exists already")
-        self._items.append(derived)
+
+    def default_name(self, build: Callable[..., object]) -> str:
+        """``build``'s name (``derived`` for a lambda), made unique among these resources."""
+        base = str(getattr(build, "__name__", "derived"))
+        base = "derived" if base == "<lambda>" else base
+        taken = {d.name for d in self._items}
+        name, n = base, 1
+        while name in taken:
+            n += 1
+            name = f"{base}-{n}"
+        return name
 
     def affected(self, changed: Sequence[str]) -> list[Derived[Any]]:
         """The resources a change of these dotted key paths must rebuild."""
@@ -215,6 +229,7 @@ class DerivedSet:
 
     def add_running(self, derived: Derived[Any], config: Any, generation: int) -> None:
         """Build a resource derived while the reloader runs (sync builds only)."""
+        self._check_name(derived)  # before building: nothing to close if it is taken
         resource = derived._build(config)
         if inspect.isawaitable(resource):
             if inspect.iscoroutine(resource):

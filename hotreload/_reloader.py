@@ -427,8 +427,10 @@ class HotReloader(Sessions[T]):
         most ``max_drain_wait``).
 
         Derive before ``async with`` (any build), or while running with a sync build.
+        ``name`` (unique per reloader) labels logs, metrics and ``/-/config``; by default the
+        build's ``__name__`` (``derived`` for a lambda), suffixed ``-2``, ``-3``... if taken.
         """
-        label = name if name is not None else str(getattr(build, "__name__", "derived"))
+        label = name if name is not None else self._derived.default_name(build)
         derived: Derived[R] = Derived(build, on=on, close=close, name=label)
         if self._tasks is None:
             self._derived.add(derived)

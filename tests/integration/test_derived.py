@@ -356,8 +356,12 @@ async def test_derive_while_running_builds_at_once_and_an_initial_failure_fails_
         with pytest.raises(RuntimeError, match="before `async with`"):
             r.derive(build, name="late")
         assert [d.name for d in r.derived_resources] == ["llm"]
+        unnamed = [r.derive(lambda c: Client(c.llm.endpoint)) for _ in range(2)]
+        assert [d.name for d in unnamed] == ["derived", "derived-2"]
+        with pytest.raises(ValueError, match="'llm' exists already"):
+            r.derive(lambda c: Client(c.llm.endpoint), name="llm")
         report = config_report(r)
-        assert report["derived"] == [{"name": "llm", "generation": 1, "draining": 0}]
+        assert report["derived"][0] == {"name": "llm", "generation": 1, "draining": 0}
 
     def broken(config: Conf) -> Client:
         raise ValueError("no endpoint")
