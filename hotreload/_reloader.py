@@ -26,12 +26,15 @@ from ._failures import FailureActor, FailureLedger, Mark, ToolsetFailureRecord
 from ._fields import FieldPolicy
 from ._file_source import Attachment, FileSource
 from ._hooks import ApplyHook
+from ._layers import LayerItem, Layers
 from ._logging import ContextLogger
 from ._loglevel import has_field
 from ._metrics import ReloaderMetrics
 from ._outcome import ReloadOutcome
 from ._parsing import Format, format_for
 from ._pipeline import Pipeline, Validator
+from ._present import Explained, explain, to_builtins
+from ._provenance import Document
 from ._sessions import Sessions
 from ._snapshot import Snapshot
 from ._source import Source
@@ -101,10 +104,11 @@ class HotReloader(Sessions[T]):
 
     def __init__(
         self,
-        path: str | os.PathLike[str] | None = None,
+        path: str | os.PathLike[str] | Sequence[LayerItem] | None = None,
         *,
         schema: type[T],
         source: Source | None = None,
+        env_prefix: str | None = None,
         name: str = "default",
         registry: CollectorRegistry | None = None,
         namespace: str = "hotreload",
@@ -130,7 +134,7 @@ class HotReloader(Sessions[T]):
             raise ValueError("poll_interval must be >= 0; max_bytes, debounce_ms, step_ms > 0")
         if hook_timeout <= 0:
             raise ValueError(f"hook_timeout must be > 0 seconds, got {hook_timeout!r}")
-        source = _source_for(path, source, debounce_ms, step_ms)
+        source = _source_for(path, source, env_prefix, debounce_ms, step_ms)
         self.source: Source = source
         self.path = source.uri
         """The source's ``uri``: the file path for a file."""
@@ -153,6 +157,7 @@ class HotReloader(Sessions[T]):
             max_bytes=max_bytes,
             validators=checks,
             policy=self.policy,
+            decode=source.document if isinstance(source, Layers) else None,
         )
         self._log = ContextLogger("hotreload", config=name, source=self.path)
         self._hooks: list[ApplyHook[T]] = list(on_apply)
@@ -345,6 +350,14 @@ class HotReloader(Sessions[T]):
         """The prometheus registry this reloader's metrics are on."""
         return REGISTRY if self._registry is None else self._registry
 
+    def explain(self) -> list[Explained]:
+        """Every leaf of the config in force with where it came from: a file and line, an
+        environment variable, or None for a schema default. Secret values are ``***``."""
+        document = self._active.document
+        if document is None:  # pragma: no cover - every pipeline version has one
+            document = Document(None, self.path, {}, {})
+        return explain(to_builtins(self.snapshot.config), document, self.policy)
+
     def add_apply_hook(self, hook: ApplyHook[T]) -> ApplyHook[T]:
         """Register an ``on_apply`` hook (usable as a decorator); runs in registration order."""
         self._hooks.append(hook)
@@ -356,12 +369,23 @@ class HotReloader(Sessions[T]):
 
 
 def _source_for(
-    path: str | os.PathLike[str] | None, source: Source | None, debounce_ms: int, step_ms: int
+    path: str | os.PathLike[str] | Sequence[LayerItem] | None,
+    source: Source | None,
+    env_prefix: str | None,
+    debounce_ms: int,
+    step_ms: int,
 ) -> Source:
     if source is None:
-        if path is None:
+        if path is None and not env_prefix:
             raise TypeError("give HotReloader a path or a source=, one of them")
-        return FileSource(path, debounce_ms=debounce_ms, step_ms=step_ms)
+        if isinstance(path, (str, os.PathLike)) and not env_prefix:  # one file: the fast path
+            return FileSource(path, debounce_ms=debounce_ms, step_ms=step_ms)
+        items: Sequence[LayerItem] = (
+            () if path is None else [path] if isinstance(path, (str, os.PathLike)) else path
+        )
+        return Layers(*items, env_prefix=env_prefix, debounce_ms=debounce_ms, step_ms=step_ms)
+    if env_prefix:
+        raise TypeError("env_prefix goes with paths; with source=, give Layers(env_prefix=...)")
     if path is not None:
         raise TypeError("give HotReloader a path or a source=, not both")
     if not isinstance(source, Source):
