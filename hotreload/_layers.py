@@ -398,9 +398,10 @@ def env_layer(items: Iterable[tuple[str, str]], prefix: str) -> Parsed:
         if not all(path):
             continue  # HOLMES___X, HOLMES_A__: no key to put it under
         node = data
-        for key in path[:-1]:
+        for depth, key in enumerate(path[:-1]):
             if not isinstance(node.get(key), dict):
                 node[key] = {}
+                values.pop(path[: depth + 1], None)  # HOLMES_LLM gave way to HOLMES_LLM__X
             node = node[key]
         node[path[-1]] = _scalar(text)
         values[path] = Origin(f"${name}")

@@ -129,12 +129,12 @@ def walk_yaml(data: Any, node: yaml.Node, source: str, prefix: NodePath = ()) ->
         mark = at.start_mark
         values[path] = Origin(source, mark.line + 1, mark.column + 1)
         if isinstance(at, yaml.MappingNode) and isinstance(value, dict):
-            for key_node, value_node in at.value:
-                if key_node.tag == _MERGE_TAG:
-                    continue
+            pairs: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+            for key_node, value_node in at.value:  # a later pair (an own key) wins
                 key = getattr(key_node, "value", None)
-                if not isinstance(key, str) or key not in value:
-                    continue
+                if key_node.tag != _MERGE_TAG and isinstance(key, str) and key in value:
+                    pairs[key] = (key_node, value_node)
+            for key, (key_node, value_node) in pairs.items():
                 sub = (*path, key)
                 km = key_node.start_mark
                 keys[sub] = Origin(source, km.line + 1, km.column + 1)
