@@ -1,0 +1,262 @@
+"""Layered configuration with real files and the real watcher: base + overlay + environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import msgspec
+import pytest
+from prometheus_client import CollectorRegistry
+
+from hotreload import (
+    ConfigReadError,
+    ConfigValidationError,
+    HotReloader,
+    Layer,
+    Layers,
+    Origin,
+    ReloadResult,
+)
+from hotreload.asgi import HotReloadAdmin
+from hotreload.testing import ConfigMapVolume, write_atomic, write_in_place
+
+
+class Llm(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    provider: str = "openai"
+    model: str = "gpt-4o-mini"
+    temperature: float = 0.7
+    api_key: str = ""
+
+
+class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    llm: Llm = Llm()
+    hosts: list[str] = []
+    log_level: str = "INFO"
+    prompt: str | None = "default prompt"
+    port: int = 8080
+
+
+class Tls(msgspec.Struct, frozen=True):
+    cert: str
+    key: str
+
+
+class WithTls(msgspec.Struct, frozen=True):
+    tls: Tls
+
+
+BASE = "llm:\n  provider: openai\n  model: gpt-4o-mini\n  temperature: 0.2\nhosts: [a, b]\n"
+PROD = "llm:\n  model: gpt-4o\nhosts: [c]\n"
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> tuple[Path, Path]:
+    (tmp_path / "conf").mkdir()
+    base, prod = tmp_path / "conf" / "base.yaml", tmp_path / "conf" / "prod.yaml"
+    base.write_text(BASE)
+    prod.write_text(PROD)
+    return base, prod
+
+
+async def test_list_form_merges_in_order_with_the_environment_on_top(
+    files: tuple[Path, Path], registry: CollectorRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, prod = files
+    monkeypatch.setenv("HOLMES_LLM__API_KEY", "sk-from-env-0123")
+    monkeypatch.setenv("HOLMES_PORT", "9090")
+    monkeypatch.setenv("OTHER_PORT", "1")
+    async with HotReloader(
+        [base, prod], env_prefix="HOLMES_", schema=Settings, registry=registry
+    ) as reloader:
+        config = reloader.config
+        assert config.llm == Llm("openai", "gpt-4o", 0.2, "sk-from-env-0123")
+        assert config.hosts == ["c"]  # lists are replaced, not merged
+        assert config.port == 9090  # an env value is read as YAML: a number
+        assert isinstance(reloader.source, Layers)
+        assert reloader.snapshot.source == f"{base} + {prod} + $HOLMES_*"
+
+        origins = {e.path: e.origin for e in reloader.explain()}
+        assert origins["llm.model"] == Origin(str(prod), 2, 10)
+        assert origins["llm.temperature"] == Origin(str(base), 4, 16)
+        assert origins["llm.api_key"] == Origin("$HOLMES_LLM__API_KEY")
+        assert origins["log_level"] is None  # the schema's default
+        shown = {e.path: e.value for e in reloader.explain()}
+        assert shown["llm.api_key"] == "***"
+
+        # The environment is re-read by a forced re-check.
+        monkeypatch.setenv("HOLMES_LLM__MODEL", "o3")
+        outcome = await reloader.reload()
+        assert outcome.result is ReloadResult.CONFIG_CHANGED
+        assert outcome.changed == ("llm.model",)
+        assert reloader.config.llm.model == "o3"
+
+
+async def test_null_in_an_overlay_is_a_value_not_a_deletion(
+    files: tuple[Path, Path], registry: CollectorRegistry
+) -> None:
+    base, prod = files
+    base.write_text(BASE + "prompt: from base\n")
+    prod.write_text(PROD + "prompt: null\n")
+    async with HotReloader([base, prod], schema=Settings, registry=registry) as reloader:
+        assert reloader.config.prompt is None
+
+
+async def test_a_change_in_any_layer_is_one_commit(
+    files: tuple[Path, Path], registry: CollectorRegistry
+) -> None:
+    base, prod = files
+    async with HotReloader([base, prod], schema=Settings, registry=registry) as reloader:
+        changes = reloader.changes()
+        write_in_place(base, BASE.replace("0.2", "0.3"))
+        snap = await anext(changes)
+        assert snap.generation == 2
+        assert snap.config.llm.temperature == 0.3
+        write_atomic(prod, PROD.replace("gpt-4o", "gpt-5"))
+        snap = await anext(changes)
+        assert snap.generation == 3
+        assert snap.config.llm == Llm("openai", "gpt-5", 0.3)
+        # A layer the overlay overrides changes nothing in force: no commit.
+        write_in_place(base, BASE.replace("0.2", "0.3").replace("gpt-4o-mini", "other"))
+        outcome = await reloader.wait_for_outcome(timeout=10)
+        assert outcome.result is ReloadResult.CONFIG_UNCHANGED
+        assert reloader.snapshot.generation == 3
+
+
+async def test_a_bad_value_in_the_overlay_names_its_file_and_line_and_the_merged_config_stays(
+    files: tuple[Path, Path], registry: CollectorRegistry
+) -> None:
+    base, prod = files
+    async with HotReloader([base, prod], schema=Settings, registry=registry) as reloader:
+        before = reloader.snapshot
+        write_in_place(prod, "llm:\n  model: gpt-4o\n  temperature: hot\nhosts: [c]\n")
+        outcome = await reloader.wait_for_outcome(ReloadResult.VALIDATION_FAILED, timeout=10)
+        error = outcome.error
+        assert isinstance(error, ConfigValidationError)
+        assert error.source == str(prod)
+        assert (error.line, error.column) == (3, 16)
+        assert error.field_path == "llm.temperature"
+        assert str(error).startswith(f"{prod}:3:16: ")
+        assert reloader.snapshot is before  # the previous merged config stays in force
+        assert reloader.config.llm == Llm("openai", "gpt-4o", 0.2)
+
+        # An unknown key is pointed at in the layer that has it.
+        write_in_place(prod, "llm:\n  model: gpt-4o\n  modle: typo\n")
+        outcome = await reloader.wait_for_outcome(ReloadResult.VALIDATION_FAILED, timeout=10)
+        assert outcome.error is not None
+        assert (outcome.error.source, getattr(outcome.error, "line", None)) == (str(prod), 3)
+        assert reloader.snapshot is before
+
+
+async def test_a_bad_env_value_names_the_variable(
+    files: tuple[Path, Path], registry: CollectorRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, prod = files
+    monkeypatch.setenv("APP_PORT", "not-a-port")
+    with pytest.raises(ConfigValidationError) as caught:
+        async with HotReloader([base, prod], env_prefix="APP_", schema=Settings):
+            pass
+    assert caught.value.source == "$APP_PORT"
+    assert caught.value.field_path == "port"
+
+
+async def test_optional_layer_is_skipped_until_it_appears_required_one_is_an_error(
+    files: tuple[Path, Path], registry: CollectorRegistry
+) -> None:
+    base, _ = files
+    local = base.parent / "local.yaml"
+    layers = [base, Layer(local, optional=True)]
+    async with HotReloader(layers, schema=Settings, registry=registry) as reloader:
+        assert reloader.config.llm.model == "gpt-4o-mini"
+        write_atomic(local, "llm:\n  model: local-model\n")
+        snap = await reloader.wait_for_generation(2, timeout=10)
+        assert snap.config.llm.model == "local-model"
+        local.unlink()  # gone again: skipped again, the base is back in force
+        snap = await reloader.wait_for_generation(3, timeout=10)
+        assert snap.config.llm.model == "gpt-4o-mini"
+
+    with pytest.raises(ConfigReadError) as caught:
+        async with HotReloader([base, local], schema=Settings, registry=CollectorRegistry()):
+            pass
+    assert caught.value.source == str(local)
+    assert caught.value.reason == "missing"
+
+
+async def test_an_empty_overlay_is_refused_naming_it(
+    files: tuple[Path, Path], registry: CollectorRegistry
+) -> None:
+    base, prod = files
+    async with HotReloader([base, prod], schema=Settings, registry=registry) as reloader:
+        write_in_place(prod, "")
+        outcome = await reloader.reload()
+        assert outcome.result is ReloadResult.VALIDATION_FAILED
+        assert outcome.error is not None
+        assert outcome.error.source == str(prod)
+        assert reloader.config.llm.model == "gpt-4o"
+
+
+async def test_text_layers_mount_a_whole_file_at_a_key(
+    tmp_path: Path, registry: CollectorRegistry
+) -> None:
+    (tmp_path / "tls.crt").write_text("CERT\n")
+    (tmp_path / "tls.key").write_text("KEY\n")
+    layers = [
+        Layer(tmp_path / "tls.crt", format="text", at="tls.cert"),
+        Layer(tmp_path / "tls.key", format="text", at="tls.key"),
+    ]
+    async with HotReloader(layers, schema=WithTls, registry=registry) as reloader:
+        assert reloader.config.tls == Tls("CERT\n", "KEY\n")
+        shown = {e.path: (e.value, str(e.origin)) for e in reloader.explain()}
+        assert shown["tls.key"] == ("***", f"{tmp_path / 'tls.key'}:1")
+
+
+async def test_two_keys_of_one_configmap_update_as_one_commit(
+    tmp_path: Path, registry: CollectorRegistry
+) -> None:
+    volume = ConfigMapVolume(tmp_path / "cm", {"base.yaml": BASE, "prod.yaml": PROD})
+    layers = [volume.path("base.yaml"), volume.path("prod.yaml")]
+    async with HotReloader(layers, schema=Settings, registry=registry) as reloader:
+        outcomes = reloader.outcomes()
+        volume.update(
+            {"base.yaml": BASE.replace("0.2", "0.9"), "prod.yaml": PROD.replace("[c]", "[d]")}
+        )
+        outcome = await anext(outcomes)
+        assert outcome.result is ReloadResult.CONFIG_CHANGED
+        assert outcome.generation == 2
+        assert set(outcome.changed) == {"llm.temperature", "hosts"}
+        assert reloader.config.hosts == ["d"]
+        assert reloader.config.llm.temperature == 0.9
+
+
+async def test_config_endpoint_shows_origins_on_request(
+    files: tuple[Path, Path], registry: CollectorRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, prod = files
+    monkeypatch.setenv("HOLMES_LLM__API_KEY", "sk-from-env-0123")
+    async with HotReloader(
+        [base, prod], env_prefix="HOLMES_", schema=Settings, registry=registry
+    ) as reloader:
+        app = HotReloadAdmin(reloader)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            plain = (await client.get("/-/config")).json()
+            assert "origins" not in plain
+            body = (await client.get("/-/config", params={"origins": "1"})).json()
+    assert body["origins"]["llm.model"] == f"{prod}:2"
+    assert body["origins"]["llm.api_key"] == "$HOLMES_LLM__API_KEY"
+    assert body["origins"]["port"] is None
+    assert body["config"]["llm"]["api_key"] == "***"
+    assert "sk-from-env-0123" not in str(body)
+
+
+async def test_single_file_still_explains_its_origins(
+    config_path: Path, registry: CollectorRegistry
+) -> None:
+    class One(msgspec.Struct, frozen=True):
+        model: str
+        retries: int = 3
+
+    async with HotReloader(config_path, schema=One, registry=registry) as reloader:
+        assert not isinstance(reloader.source, Layers)  # one path keeps the plain file source
+        origins = {e.path: e.origin for e in reloader.explain()}
+    assert origins == {"model": Origin(str(config_path), 1, 8), "retries": None}
