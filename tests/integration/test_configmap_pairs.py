@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 
 import hotreload._layers as layers_module
 from hotreload import HotReloader, Layer, Layers, Snapshot
+from hotreload import _file_source as file_source
 from hotreload.testing import ConfigMapVolume
 
 UPDATES = 300
@@ -77,7 +78,7 @@ async def test_no_commit_pairs_old_and_new_keys_over_300_updates(
     assert all(a == b for a, b in committed)
     assert len(committed) >= 2  # the race really ran: reads landed between updates
     # Generations only move forward: each commit is a newer update than the one before.
-    assert [a for a, _ in committed] == sorted(set(a for a, _ in committed))
+    assert [a for a, _ in committed] == sorted({a for a, _ in committed})
 
 
 def test_a_read_that_straddles_a_swap_starts_again(
@@ -88,7 +89,7 @@ def test_a_read_that_straddles_a_swap_starts_again(
     """
     volume = ConfigMapVolume(tmp_path / "cm", pair_files(1))
     layers = Layers(volume.path("a.yaml"), volume.path("b.yaml"))
-    real_read = layers_module.read_file
+    real_read = file_source.read_file
     swapped: list[str] = []
 
     def read_then_swap(path: str, max_bytes: int, source: str) -> bytes:
@@ -131,12 +132,13 @@ def _self_signed(name: str, directory: Path) -> tuple[str, str]:
         return _with_cryptography(name)
     except ImportError:
         pass
-    if shutil.which("openssl") is None:
+    openssl = shutil.which("openssl")
+    if openssl is None:
         pytest.skip("needs the cryptography package or the openssl CLI")
     key, crt = directory / f"{name}.key", directory / f"{name}.crt"
     subprocess.run(
         [
-            "openssl",
+            openssl,
             "req",
             "-x509",
             "-newkey",
@@ -200,9 +202,7 @@ async def test_an_ssl_context_is_never_built_from_a_mismatched_tls_pair(
     tmp_path: Path, registry: CollectorRegistry
 ) -> None:
     pairs = [_self_signed(name, tmp_path) for name in ("one", "two")]
-    volume = ConfigMapVolume(
-        tmp_path / "cm", {"tls.crt": pairs[0][0], "tls.key": pairs[0][1]}
-    )
+    volume = ConfigMapVolume(tmp_path / "cm", {"tls.crt": pairs[0][0], "tls.key": pairs[0][1]})
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     built: list[str] = []

@@ -165,7 +165,7 @@ async def test_optional_layer_is_skipped_until_it_appears_required_one_is_an_err
 ) -> None:
     base, _ = files
     local = base.parent / "local.yaml"
-    layers = [base, Layer(local, optional=True)]
+    layers: list[Path | Layer] = [base, Layer(local, optional=True)]
     async with HotReloader(layers, schema=Settings, registry=registry) as reloader:
         assert reloader.config.llm.model == "gpt-4o-mini"
         write_atomic(local, "llm:\n  model: local-model\n")
