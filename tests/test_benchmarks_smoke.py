@@ -47,3 +47,18 @@ def test_bench_extra_baselines_run(tmp_path: Path, module: str, row: str) -> Non
     results = run_latency(tmp_path, row)
     assert results[row]["n"] == 3
     assert results[row]["missed"] == 0
+
+
+def test_layers_benchmark_runs(tmp_path: Path) -> None:
+    out = tmp_path / "layers.json"
+    script = LATENCY.parent / "layers.py"
+    subprocess.run(
+        [sys.executable, str(script), "--samples", "3", "--json", str(out)],
+        check=True,
+        capture_output=True,
+        timeout=20,
+    )
+    results = json.loads(out.read_text())["results"]
+    for name in ("one_file", "three_layers"):
+        assert (results[name]["n"], results[name]["missed"]) == (3, 0)
+    assert "p99" in results["ratio"]
