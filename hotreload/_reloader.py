@@ -26,7 +26,7 @@ from ._failures import FailureActor, FailureLedger, Mark, ToolsetFailureRecord
 from ._fields import FieldPolicy
 from ._file_source import Attachment, FileSource
 from ._hooks import ApplyHook
-from ._layers import LayerItem, Layers
+from ._layers import Layer, LayerItem, Layers
 from ._logging import ContextLogger
 from ._loglevel import has_field
 from ._metrics import ReloaderMetrics
@@ -134,7 +134,14 @@ class HotReloader(Sessions[T]):
             raise ValueError("poll_interval must be >= 0; max_bytes, debounce_ms, step_ms > 0")
         if hook_timeout <= 0:
             raise ValueError(f"hook_timeout must be > 0 seconds, got {hook_timeout!r}")
-        source = _source_for(path, source, env_prefix, debounce_ms, step_ms)
+        source = _source_for(
+            path,
+            source,
+            env_prefix=env_prefix,
+            fmt=format,
+            debounce_ms=debounce_ms,
+            step_ms=step_ms,
+        )
         self.source: Source = source
         self.path = source.uri
         """The source's ``uri``: the file path for a file."""
@@ -371,7 +378,9 @@ class HotReloader(Sessions[T]):
 def _source_for(
     path: str | os.PathLike[str] | Sequence[LayerItem] | None,
     source: Source | None,
+    *,
     env_prefix: str | None,
+    fmt: Format | None,
     debounce_ms: int,
     step_ms: int,
 ) -> Source:
@@ -383,6 +392,8 @@ def _source_for(
         items: Sequence[LayerItem] = (
             () if path is None else [path] if isinstance(path, (str, os.PathLike)) else path
         )
+        if fmt is not None:  # format= is every file layer's format unless a Layer says
+            items = [Layer(i, format=fmt) if isinstance(i, str | os.PathLike) else i for i in items]
         return Layers(*items, env_prefix=env_prefix, debounce_ms=debounce_ms, step_ms=step_ms)
     if env_prefix:
         raise TypeError("env_prefix goes with paths; with source=, give Layers(env_prefix=...)")

@@ -260,3 +260,15 @@ async def test_single_file_still_explains_its_origins(
         assert not isinstance(reloader.source, Layers)  # one path keeps the plain file source
         origins = {e.path: e.origin for e in reloader.explain()}
     assert origins == {"model": Origin(str(config_path), 1, 8), "retries": None}
+
+
+async def test_format_applies_to_every_path_of_the_list(
+    tmp_path: Path, registry: CollectorRegistry
+) -> None:
+    (tmp_path / "base.conf").write_text('{"llm": {"model": "from-json"}}')
+    (tmp_path / "prod.conf").write_text('{"hosts": ["x"]}')
+    paths = [tmp_path / "base.conf", tmp_path / "prod.conf"]
+    async with HotReloader(paths, format="json", schema=Settings, registry=registry) as r:
+        assert (r.config.llm.model, r.config.hosts) == ("from-json", ["x"])
+        origins = {e.path: e.origin for e in r.explain()}
+    assert origins["llm.model"] == Origin(str(paths[0]))  # JSON has no positions: the file
