@@ -14,6 +14,7 @@ import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -104,8 +105,7 @@ class Pipeline(Generic[T]):
 
     def load(self, raw: bytes) -> Active[T]:
         """Parse, convert and validate ``raw`` as a first version: raises `ConfigError`."""
-        document = self._document(raw)
-        data = document.data
+        data, document = self._document(raw)
         try:
             config = self._convert(data, raw, document)
             self._validate(config, document)
@@ -114,12 +114,16 @@ class Pipeline(Generic[T]):
         builtins = _to_builtins(config)
         return Active(config, builtins, canonical_hash(builtins), sha256_hex(raw), document)
 
-    def _document(self, raw: bytes) -> Document:
+    def _document(self, raw: bytes) -> tuple[Any, Document]:
+        """The data to convert, and where its values came from. A single file's origins are
+        worked out only if asked for (``explain``), from its bytes: the document kept with the
+        config in force holds those bytes, not a second copy of the parsed data."""
         if self.decode is not None:
-            return self.decode(raw)
+            document = self.decode(raw)
+            return document.data, document
         data = parse(raw, self.fmt, self.source)
-        fmt, source = self.fmt, self.source
-        return Document(data, source, lazy=lambda: _origins_of(raw, fmt, source))
+        lazy = partial(_origins_of, raw, self.fmt, self.source)
+        return data, Document(None, self.source, lazy=lazy)
 
     def evaluate(self, raw: bytes, active: Active[T], sha: str | None = None) -> Evaluation[T]:
         """Compare ``raw`` (whose sha256 the caller may already have) with the active version.
@@ -131,8 +135,7 @@ class Pipeline(Generic[T]):
             return Evaluation(ReloadResult.CONFIG_UNCHANGED, sha)
         data: Any = None
         try:
-            document = self._document(raw)
-            data = document.data
+            data, document = self._document(raw)
             config = self._convert(data, raw, document)
             builtins = _to_builtins(config)
             changed = list(changed_paths(active.builtins, builtins))
