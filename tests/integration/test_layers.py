@@ -272,3 +272,25 @@ async def test_format_applies_to_every_path_of_the_list(
         assert (r.config.llm.model, r.config.hosts) == ("from-json", ["x"])
         origins = {e.path: e.origin for e in r.explain()}
     assert origins["llm.model"] == Origin(str(paths[0]))  # JSON has no positions: the file
+
+
+async def test_last_known_good_keeps_every_layer(
+    files: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, prod = files
+    lkg = tmp_path / "lkg" / "config.json"
+    monkeypatch.setenv("APP_LLM__API_KEY", "sk-from-env-0123")
+    layers = [base, prod]
+    async with HotReloader(
+        layers, env_prefix="APP_", schema=Settings, lkg_path=lkg, registry=CollectorRegistry()
+    ) as reloader:
+        good = reloader.config
+    write_in_place(prod, "llm:\n  temperature: hot\n")  # a bad push, then a restart
+    async with HotReloader(
+        layers, env_prefix="APP_", schema=Settings, lkg_path=lkg, registry=CollectorRegistry()
+    ) as reloader:
+        assert reloader.degraded is not None
+        assert reloader.config == good
+        origins = {e.path: str(e.origin) for e in reloader.explain()}
+        assert origins["llm.model"] == f"{prod}:2"  # where it came from when it was cached
+    assert lkg.stat().st_mode & 0o077 == 0  # it holds the environment's secret: owner only
