@@ -55,6 +55,11 @@ class HotReloader(Sessions[T]):
     the block ends. ``r.config`` is the current config; ``r.snapshot`` adds its generation,
     hashes, load time and source.
 
+    ``path`` may be a list (``["base.yaml", "prod.yaml"]``, `Layer` objects, other sources):
+    the layers are deep-merged in order as one config, later ones winning, and ``env_prefix``
+    adds ``PREFIX_A__B`` environment variables on top (see `Layers`); ``explain()`` says where
+    each value came from. One path without ``env_prefix`` is a plain `FileSource`.
+
     Keywords: ``name`` labels metrics and logs; ``registry`` and ``namespace`` place the metrics;
     ``poll_interval`` (seconds, 0 disables) is the safety re-check that catches anything the
     watcher missed; ``validators`` are called with each candidate config and refuse it by
