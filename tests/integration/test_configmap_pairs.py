@@ -32,6 +32,29 @@ class Pair(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     b: int
 
 
+class Pacer:
+    """Lets the writer thread go on only once the reloader has validated a version since the
+    writer's last update (or after a bound), so kubelet's swaps and the reads interleave all
+    through the run instead of one burst of writes followed by reads."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._count = 0
+
+    def validated(self, _config: object = None) -> None:
+        with self._changed:
+            self._count += 1
+            self._changed.notify_all()
+
+    def mark(self) -> int:
+        with self._changed:
+            return self._count
+
+    def wait_past(self, mark: int) -> None:
+        with self._changed:
+            self._changed.wait_for(lambda: self._count > mark, timeout=2.0)
+
+
 def pair_files(i: int) -> dict[str, str]:
     return {"a.yaml": f"a: {i}\n", "b.yaml": f"b: {i}\n"}
 
@@ -43,8 +66,11 @@ async def test_no_commit_pairs_old_and_new_keys_over_300_updates(
     seen: list[tuple[int, int]] = []  # every version the pipeline validated
     committed: list[tuple[int, int]] = []
 
+    pacer = Pacer()
+
     def record(config: Pair) -> None:
         seen.append((config.a, config.b))
+        pacer.validated()
 
     async def hook(new: Snapshot[Pair], old: Snapshot[Pair]) -> None:
         committed.append((new.config.a, new.config.b))
@@ -54,7 +80,9 @@ async def test_no_commit_pairs_old_and_new_keys_over_300_updates(
     def writer() -> None:
         try:
             for i in range(1, UPDATES + 1):
+                mark = pacer.mark()
                 volume.update(pair_files(i))
+                pacer.wait_past(mark)
         finally:
             done.set()
 
@@ -76,7 +104,7 @@ async def test_no_commit_pairs_old_and_new_keys_over_300_updates(
     mixed = [p for p in seen if p[0] != p[1]]
     assert mixed == []
     assert all(a == b for a, b in committed)
-    assert len(committed) >= 2  # the race really ran: reads landed between updates
+    assert len(committed) >= UPDATES // 10  # the race really ran: reads between updates
     # Generations only move forward: each commit is a newer update than the one before.
     assert [a for a, _ in committed] == sorted({a for a, _ in committed})
 
@@ -230,16 +258,21 @@ async def test_an_ssl_context_is_never_built_from_a_mismatched_tls_pair(
     ]
     updates = 100
     done = threading.Event()
+    pacer = Pacer()
 
     def writer() -> None:
         try:
             for i in range(1, updates + 1):
                 crt, key = pairs[i % 2]
+                mark = pacer.mark()
                 volume.update({"tls.crt": crt, "tls.key": key})
+                pacer.wait_past(mark)
         finally:
             done.set()
 
-    async with HotReloader(layers, schema=WithTls, registry=registry, on_apply=[build]) as r:
+    async with HotReloader(
+        layers, schema=WithTls, registry=registry, on_apply=[build], validators=[pacer.validated]
+    ) as r:
         context_for(r.config.tls)  # the first pair is a real, matching pair
         async with anyio.create_task_group() as group:
             group.start_soon(anyio.to_thread.run_sync, writer)
@@ -248,4 +281,4 @@ async def test_an_ssl_context_is_never_built_from_a_mismatched_tls_pair(
         await r.reload()
         assert r.config.tls.crt == pairs[updates % 2][0]
     assert mismatched == []
-    assert built  # contexts were rebuilt while the pair kept changing
+    assert len(built) >= updates // 10  # contexts were rebuilt while the pair kept changing
