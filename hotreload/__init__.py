@@ -23,6 +23,7 @@ from ._outcome import ReloadOutcome, ReloadResult
 from ._present import Explained
 from ._provenance import Origin
 from ._reloader import ApplyHook, HotReloader, Stream
+from ._sighup import reload_on_sighup
 from ._snapshot import Snapshot
 from ._source import Revision, Source
 
@@ -56,4 +57,5 @@ __all__ = [
     "ToolsetFailureRecord",
     "__version__",
     "filter_by_stdlib_level",
+    "reload_on_sighup",
 ]

@@ -98,7 +98,8 @@ class Layers:
     case, split on ``__``, is the key path (``HOLMES_LLM__MODEL`` -> ``llm.model``) and the
     value is read as YAML (``8080`` is a number, ``true`` a bool, ``[a, b]`` a list, an empty
     value the empty string). The environment is read on every re-check (``reload()``), not
-    watched.
+    watched. ``environ`` replaces ``os.environ`` (tests). The watcher options are those of
+    `FileSource`, for every layer given as a path.
     """
 
     #: An empty file is most often an in-place write caught between truncate and write.
@@ -111,12 +112,20 @@ class Layers:
         environ: Mapping[str, str] | None = None,
         debounce_ms: int = 50,
         step_ms: int = 10,
+        force_polling: bool | None = None,
+        poll_delay_ms: int = 300,
     ) -> None:
         if not layers and not env_prefix:
             raise ValueError("Layers needs at least one layer or an env_prefix")
         self.env_prefix = env_prefix or None
         self._environ = environ
-        self._specs = [_spec(item, debounce_ms, step_ms) for item in layers]
+        options = {
+            "debounce_ms": debounce_ms,
+            "step_ms": step_ms,
+            "force_polling": force_polling,
+            "poll_delay_ms": poll_delay_ms,
+        }
+        self._specs = [_spec(item, options) for item in layers]
         names = [s.source.uri for s in self._specs]
         if self.env_prefix:
             names.append(f"${self.env_prefix}*")
@@ -296,12 +305,12 @@ class _GenerationGone(Exception):
     """The ``..data`` generation a read went through was removed: read everything again."""
 
 
-def _spec(item: LayerItem, debounce_ms: int, step_ms: int) -> _Spec:
+def _spec(item: LayerItem, file_options: dict[str, Any]) -> _Spec:
     layer = item if isinstance(item, Layer) else Layer(item)
     given = layer.source
     source: Source
     if isinstance(given, (str, os.PathLike)):
-        source = FileSource(given, debounce_ms=debounce_ms, step_ms=step_ms)
+        source = FileSource(given, **file_options)
     elif isinstance(given, Source):
         source = given
     else:

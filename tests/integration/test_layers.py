@@ -294,3 +294,18 @@ async def test_last_known_good_keeps_every_layer(
         origins = {e.path: str(e.origin) for e in reloader.explain()}
         assert origins["llm.model"] == f"{prod}:2"  # where it came from when it was cached
     assert lkg.stat().st_mode & 0o077 == 0  # it holds the environment's secret: owner only
+
+
+async def test_polling_options_reach_every_file_layer(
+    files: tuple[Path, Path], registry: CollectorRegistry
+) -> None:
+    base, prod = files
+    async with HotReloader(
+        [base, prod], force_polling=True, poll_delay_ms=50, schema=Settings, registry=registry
+    ) as reloader:
+        assert isinstance(reloader.source, Layers)
+        polled = [getattr(s, "force_polling", None) for s in reloader.source.layers]
+        assert polled == [True, True]
+        write_in_place(prod, PROD.replace("gpt-4o", "polled"))
+        snap = await reloader.wait_for_generation(2, timeout=10)
+        assert snap.config.llm.model == "polled"
