@@ -145,6 +145,7 @@ class Layers:
 
     @property
     def layers(self) -> tuple[Source, ...]:
+        """The layers' sources, in order (a path became a `FileSource`)."""
         return tuple(s.source for s in self._specs)
 
     # -- reading ---------------------------------------------------------------------------------
@@ -156,7 +157,7 @@ class Layers:
         for index, spec in enumerate(self._specs):
             if spec.file is None:
                 entries[index], versions[index] = await _read_source(spec, max_bytes)
-        self.read_files(max_bytes, entries)
+        self._read_files(max_bytes, entries)
         return self._bundle(entries, versions)
 
     def read_now(self, max_bytes: int) -> Revision:
@@ -164,10 +165,10 @@ class Layers:
         if any(s.file is None for s in self._specs):
             raise TypeError("read_now reads files only; use `await read()`")
         entries: list[_Entry | None] = [None] * len(self._specs)
-        self.read_files(max_bytes, entries)
+        self._read_files(max_bytes, entries)
         return self._bundle(entries, [None] * len(self._specs))
 
-    def read_files(self, max_bytes: int, entries: list[_Entry | None]) -> None:
+    def _read_files(self, max_bytes: int, entries: list[_Entry | None]) -> None:
         """Fill in the file layers' entries, every file of one ConfigMap volume from one
         ``..data`` generation: if kubelet removes the generation mid-read, start again."""
         for _ in range(_GENERATION_RETRIES):
