@@ -5,7 +5,8 @@
   file, line/column or field path (like ``nginx -t``); several files are layers merged in
   order; ``--explain`` prints each value with its origin; ``--against`` lists the changed key
   paths, secrets as ``***``.
-* ``hotreload watch FILE --schema ...``: run a reloader and print one line per outcome.
+* ``hotreload watch FILE... --schema ... [--env-prefix P]``: run a reloader (several files:
+  layers) and print one line per outcome.
 * ``hotreload demo``: a Starlette app on 127.0.0.1 serving a Holmes-style config from a temp
   directory, reloaded live as you edit it (needs the ``demo`` extra).
 """
@@ -146,8 +147,12 @@ def _outcome_line(outcome: ReloadOutcome, as_json: bool) -> str:
     return json.dumps(outcome_dict(outcome)) if as_json else outcome_line(outcome)
 
 
-async def _watch(path: str, schema: Any, *, as_json: bool) -> None:
-    async with HotReloader(path, schema=schema, name="cli") as reloader:
+async def _watch(
+    files: list[str], schema: Any, *, as_json: bool, env_prefix: str | None = None
+) -> None:
+    paths: str | list[str] = files[0] if len(files) == 1 else files
+    async with HotReloader(paths, schema=schema, name="cli", env_prefix=env_prefix) as reloader:
+        path = reloader.path
         outcomes = reloader.outcomes()
         snap = reloader.snapshot
         if as_json:
@@ -163,7 +168,8 @@ async def _watch(path: str, schema: Any, *, as_json: bool) -> None:
 def _run_watch(args: argparse.Namespace) -> int:
     schema = _load_schema(args.schema)
     try:
-        asyncio.run(_watch(str(args.file), schema, as_json=args.json))
+        files = [str(f) for f in args.file]
+        asyncio.run(_watch(files, schema, as_json=args.json, env_prefix=args.env_prefix))
     except ConfigError as exc:
         print(f"invalid: {exc}", file=sys.stderr)
         return EXIT_INVALID
@@ -245,8 +251,9 @@ def _parser() -> argparse.ArgumentParser:
     check.set_defaults(run=_check)
 
     watch = sub.add_parser("watch", help="reload a config live and print each outcome")
-    watch.add_argument("file", type=Path)
+    watch.add_argument("file", type=Path, nargs="+", help="the config file, or layers in order")
     watch.add_argument("--schema", required=True, help="'holmes' or 'module:Class'")
+    watch.add_argument("--env-prefix", metavar="PREFIX", help="add PREFIX_A__B variables on top")
     watch.add_argument("--json", action="store_true", help="print JSON lines")
     watch.set_defaults(run=_run_watch)
 

@@ -382,3 +382,29 @@ def test_check_env_prefix_adds_variables_on_top(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert 'llm.model = "o3"' in proc.stdout
     assert "# $HR_TEST_LLM__MODEL" in proc.stdout
+
+
+async def test_watch_takes_layers(tmp_path: Path) -> None:
+    base, prod = tmp_path / "base.yaml", tmp_path / "prod.yaml"
+    base.write_text(HOLMES.format(n=6))
+    prod.write_text("llm:\n  model: gpt-4o\n")
+    proc = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-m", "hotreload.cli", "watch", str(base), str(prod)],
+        *["--schema", "holmes", "--json"],
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    try:
+        assert (await read_json_line(proc.stdout))["result"] == "loaded"
+        prod.write_text("llm:\n  model: gpt-4o\n  temperature: hot\n")
+        while (record := await read_json_line(proc.stdout))["result"] != "validation_failed":
+            pass
+        error = record["error"]
+        assert isinstance(error, dict)
+        assert (error["file"], error["line"]) == (str(prod), 3)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(proc.communicate(), 10)
+    assert proc.returncode == 0, err
+    assert b"PLANTED" not in out + err
