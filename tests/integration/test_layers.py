@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import msgspec
 import pytest
 from prometheus_client import CollectorRegistry
@@ -18,7 +17,6 @@ from hotreload import (
     Origin,
     ReloadResult,
 )
-from hotreload.asgi import HotReloadAdmin
 from hotreload.testing import ConfigMapVolume, write_atomic, write_in_place
 
 
@@ -226,27 +224,6 @@ async def test_two_keys_of_one_configmap_update_as_one_commit(
         assert set(outcome.changed) == {"llm.temperature", "hosts"}
         assert reloader.config.hosts == ["d"]
         assert reloader.config.llm.temperature == 0.9
-
-
-async def test_config_endpoint_shows_origins_on_request(
-    files: tuple[Path, Path], registry: CollectorRegistry, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    base, prod = files
-    monkeypatch.setenv("HOLMES_LLM__API_KEY", "sk-from-env-0123")
-    async with HotReloader(
-        [base, prod], env_prefix="HOLMES_", schema=Settings, registry=registry
-    ) as reloader:
-        app = HotReloadAdmin(reloader)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            plain = (await client.get("/-/config")).json()
-            assert "origins" not in plain
-            body = (await client.get("/-/config", params={"origins": "1"})).json()
-    assert body["origins"]["llm.model"] == f"{prod}:2"
-    assert body["origins"]["llm.api_key"] == "$HOLMES_LLM__API_KEY"
-    assert body["origins"]["port"] is None
-    assert body["config"]["llm"]["api_key"] == "***"
-    assert "sk-from-env-0123" not in str(body)
 
 
 async def test_single_file_still_explains_its_origins(
