@@ -56,7 +56,10 @@ class Active(Generic[T]):
     config_hash: str
     content_sha256: str
     document: Document | None = field(default=None, compare=False)
-    """The parsed document with where each value came from (``explain``, ``/-/config``)."""
+    """A layered source's merged document, with where each value came from."""
+    raw: bytes | None = field(default=None, compare=False, repr=False)
+    """A single file's bytes: its origins are worked out from them only when asked for
+    (``explain``), so the config in force keeps no second, parsed copy of itself."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,18 +115,30 @@ class Pipeline(Generic[T]):
         except ConfigValidationError as exc:
             raise self._redact(exc, data) from None
         builtins = _to_builtins(config)
-        return Active(config, builtins, canonical_hash(builtins), sha256_hex(raw), document)
+        return self._active(config, builtins, sha256_hex(raw), raw, document)
 
-    def _document(self, raw: bytes) -> tuple[Any, Document]:
-        """The data to convert, and where its values came from. A single file's origins are
-        worked out only if asked for (``explain``), from its bytes: the document kept with the
-        config in force holds those bytes, not a second copy of the parsed data."""
+    def _active(
+        self, config: T, builtins: Any, sha: str, raw: bytes, document: Document | None
+    ) -> Active[T]:
+        kept = raw if document is None else None
+        return Active(config, builtins, canonical_hash(builtins), sha, document, kept)
+
+    def _document(self, raw: bytes) -> tuple[Any, Document | None]:
+        """The data to convert, and (a layered source) where its values came from."""
         if self.decode is not None:
             document = self.decode(raw)
             return document.data, document
-        data = parse(raw, self.fmt, self.source)
-        lazy = partial(_origins_of, raw, self.fmt, self.source)
-        return data, Document(None, self.source, lazy=lazy)
+        return parse(raw, self.fmt, self.source), None
+
+    def document_of(self, active: Active[T]) -> Document:
+        """Where each value of ``active`` came from (a single file: worked out now)."""
+        if active.document is not None:
+            return active.document
+        if active.raw is None:
+            return Document(None, self.source, {}, {})
+        return Document(
+            None, self.source, lazy=partial(_origins_of, active.raw, self.fmt, self.source)
+        )
 
     def evaluate(self, raw: bytes, active: Active[T], sha: str | None = None) -> Evaluation[T]:
         """Compare ``raw`` (whose sha256 the caller may already have) with the active version.
@@ -151,7 +166,7 @@ class Pipeline(Generic[T]):
         wanted = tuple((root, _digest(get_path(builtins, root))) for root in roots)
         if not changed:
             return Evaluation(ReloadResult.CONFIG_UNCHANGED, sha, restart_required=wanted)
-        candidate = Active(config, effective, canonical_hash(effective), sha, document)
+        candidate = self._active(config, effective, sha, raw, document)
         return Evaluation(
             ReloadResult.CONFIG_CHANGED,
             sha,
@@ -172,14 +187,14 @@ class Pipeline(Generic[T]):
             error.args = (error.source, message)
         return error
 
-    def _convert(self, data: Any, raw: bytes, document: Document) -> T:
+    def _convert(self, data: Any, raw: bytes, document: Document | None) -> T:
         try:
             return msgspec.convert(data, self.schema, strict=True)
         except msgspec.ValidationError as exc:
             raise self._schema_error(str(exc), raw, data, document) from None
 
     def _schema_error(
-        self, text: str, raw: bytes, data: Any, document: Document
+        self, text: str, raw: bytes, data: Any, document: Document | None
     ) -> ConfigValidationError:
         found = _MSGSPEC_PATH.match(text)
         message = found.group("msg") if found else text
@@ -194,7 +209,7 @@ class Pipeline(Generic[T]):
             shown.append(field.group("f"))
             if field.re is _UNKNOWN:
                 segments, at_key = shown, True
-        if self.decode is not None:  # layered: the layer (and line) that supplied the value
+        if document is not None:  # layered: the layer (and line) that supplied the value
             origin = document.origin(segments, at_key=at_key)
             return ConfigValidationError(
                 origin.source,
@@ -240,7 +255,7 @@ class Pipeline(Generic[T]):
             named.append(str(culprit))
         return named
 
-    def _validate(self, config: T, document: Document) -> None:
+    def _validate(self, config: T, document: Document | None) -> None:
         for validator in self.validators:
             try:
                 validator(config)
@@ -251,7 +266,7 @@ class Pipeline(Generic[T]):
                 detail = str(exc) or type(exc).__name__
                 field_path = getattr(exc, "field_path", "")
                 origin = Origin(self.source)
-                if self.decode is not None and field_path:  # the layer that supplied it
+                if document is not None and field_path:  # the layer that supplied it
                     origin = document.origin(field_path.split("."))
                 raise ConfigValidationError(
                     origin.source,

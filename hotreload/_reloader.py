@@ -35,7 +35,6 @@ from ._outcome import ReloadOutcome
 from ._parsing import Format, format_for
 from ._pipeline import Pipeline, Validator
 from ._present import Explained, explain, to_builtins
-from ._provenance import Document
 from ._sessions import Sessions
 from ._snapshot import Snapshot
 from ._source import Source
@@ -376,9 +375,7 @@ class HotReloader(Sessions[T]):
     def explain(self) -> list[Explained]:
         """Every leaf of the config in force with where it came from: a file and line, an
         environment variable, or None for a schema default. Secret values are ``***``."""
-        document = self._active.document
-        if document is None:  # pragma: no cover - every pipeline version has one
-            document = Document(None, self.path, {}, {})
+        document = self._pipeline.document_of(self._active)
         return explain(to_builtins(self.snapshot.config), document, self.policy)
 
     def add_apply_hook(self, hook: ApplyHook[T]) -> ApplyHook[T]:

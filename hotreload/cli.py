@@ -92,6 +92,7 @@ def _check(args: argparse.Namespace) -> int:
         return pipeline.load(read_file(path, pipeline.max_bytes, path))
 
     files = [str(f) for f in args.file]
+    layers = None
     try:
         if len(files) > 1 or args.env_prefix:
             # Several files (and/or the environment): the layers a reloader would merge.
@@ -118,8 +119,9 @@ def _check(args: argparse.Namespace) -> int:
         report["against"] = str(args.against)
         report["changes"] = diff_records(old.builtins, active.builtins, policy)
     explained = []
-    if args.explain and active.document is not None:
-        explained = explain(to_builtins(active.config), active.document, policy)
+    if args.explain:
+        document = pipeline_for(path, layers).document_of(active)
+        explained = explain(to_builtins(active.config), document, policy)
         report["explain"] = [
             {"path": e.path, "value": e.value, "origin": e.origin and str(e.origin)}
             for e in explained
