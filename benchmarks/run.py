@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-PIECES = ("latency", "readcost", "memory", "storm", "idle", "failure", "derived")
+PIECES = ("latency", "readcost", "memory", "storm", "idle", "failure", "layers", "derived")
 
 
 def table(headers: list[str], rows: list[list[Any]]) -> str:
@@ -270,8 +270,11 @@ def summarise(results: dict[str, dict[str, Any]]) -> str:
                 ],
             )
         )
-    if "derived" in results:
-        parts.append(derived_tables(results["derived"]["results"]))
+    parts.extend(
+        tables(results[name]["results"])
+        for name, tables in (("layers", layers_table), ("derived", derived_tables))
+        if name in results
+    )
     return "\n\n".join(parts) + "\n"
 
 
@@ -293,6 +296,35 @@ def derived_tables(r: dict[str, Any]) -> str:
         f"{pin['one_derived_ns']} ns with one derived resource, {pin['no_derived_ns']} ns with "
         f"none. Memory per derived resource (N={m['n']}): {m['bytes_per_derived']} B, "
         f"{m['bytes_per_derived_after_swap']} B after one swap of all of them."
+    )
+
+
+def layers_table(r: dict[str, Any]) -> str:
+    """Three layers (two files + the environment) against one file, interleaved in one run."""
+    rows = [
+        [
+            name,
+            v.get("n"),
+            v.get("p50_ms"),
+            v.get("p95_ms"),
+            v.get("p99_ms"),
+            v.get("max_ms"),
+            v.get("missed"),
+            v.get("reload_duration", {}).get("p50_ms"),
+        ]
+        for name, v in r.items()
+        if name != "ratio"
+    ]
+    ratio = r.get("ratio", {})
+    return (
+        "### Layers: two files + environment vs one file (write → visible, ms)\n\n"
+        + table(
+            ["contender", "n", "p50", "p95", "p99", "max", "missed", "reload duration p50"],
+            rows,
+        )
+        + f"\n\np99 ratio (three layers / one file): {ratio.get('p99')} (target <= "
+        f"{ratio.get('target_p99')}); p50 ratio {ratio.get('p50')}; worker time per reload, "
+        f"p50 ratio {ratio.get('reload_duration_p50')}."
     )
 
 
