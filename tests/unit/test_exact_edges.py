@@ -361,7 +361,7 @@ class _Raising(yaml.SafeLoader):
 
     error: BaseException = yaml.YAMLError()
 
-    def get_single_data(self) -> Any:
+    def get_single_node(self) -> Any:
         raise self.error
 
 

@@ -9,7 +9,14 @@ from typing import Annotated, Any
 
 import msgspec
 
-from hotreload import ConfigValidationError, ReloadOutcome, ReloadResult, Secret, Snapshot
+from hotreload import (
+    ConfigRefusedError,
+    ConfigValidationError,
+    ReloadOutcome,
+    ReloadResult,
+    Secret,
+    Snapshot,
+)
 from hotreload._failures import ToolsetFailureRecord
 from hotreload._fields import FieldPolicy, RestartRequired
 from hotreload._present import (
@@ -66,6 +73,7 @@ def test_outcome_dict_names_every_field_with_times_in_utc() -> None:
         "config_hash": "abc",
         "changed": ["model"],
         "restart_required": [],
+        "refused": [],
         "duration_ms": 12.5,
         "at": "2023-11-14T22:13:20+00:00",
         "error": error_dict(ERROR),
@@ -85,6 +93,12 @@ def test_outcome_line_says_what_happened_in_one_line() -> None:
     )
     failed = outcome(result=ReloadResult.VALIDATION_FAILED, applied=False, error=ERROR)
     assert outcome_line(failed) == f"[gen 4] validation_failed (watch) - keeping previous: {ERROR}"
+    refusal = ConfigRefusedError("c.yaml", "llm.provider changed", fields=("llm.provider",))
+    refused = outcome(result=ReloadResult.ERROR, applied=False, error=refusal)
+    assert outcome_dict(refused)["refused"] == ["llm.provider"]
+    assert outcome_line(refused).startswith(
+        "[gen 4] error (watch) refused: llm.provider (restart to apply) - keeping previous: "
+    )
 
 
 def test_snapshot_dict() -> None:
