@@ -60,6 +60,14 @@ MODULES: dict[str, list[str]] = {
     ],
 }
 
+#: Tests left out of a module's run: they hold a wall-clock bound that mutmut's instrumentation
+#: (every call goes through a trampoline) breaks on a shared machine, whatever the mutant.
+DESELECT: dict[str, list[str]] = {
+    "_parsing": [
+        "tests/hardening/test_hostile_input.py::test_hostile_input_is_refused_and_contained"
+    ],
+}
+
 #: Reported on their own: the spec's targets differ (FailureActor >= 85 %, the rest >= 90 %).
 _CLASS = re.compile(r"\.x[ǁ](?P<cls>[A-Za-z_]+)[ǁ]")
 _STATUS = re.compile(r"^\s+(?P<name>\S+): (?P<status>.+)$")
@@ -96,13 +104,17 @@ def prepare(module: str) -> Path:
     shutil.copytree(ROOT / "hotreload", work / "hotreload", ignore=ignore)
     shutil.copytree(ROOT / "tests", work / "tests", ignore=ignore)
     tests = ", ".join(f'"{t}"' for t in MODULES[module] if (ROOT / t).exists())
+    args = ["-p", "no:randomly", "-p", "no:cacheprovider"]
+    for test in DESELECT.get(module, []):
+        args += ["--deselect", test]
+    pytest_args = "[" + ", ".join(f'"{a}"' for a in args) + "]"
     pyproject = (ROOT / "pyproject.toml").read_text("utf-8")
     pyproject += (
         "\n[tool.mutmut]\n"
         'source_paths = ["hotreload"]\n'
         f'only_mutate = ["hotreload/{module}.py"]\n'
         f"pytest_add_cli_args_test_selection = [{tests}]\n"
-        'pytest_add_cli_args = ["-p", "no:randomly", "-p", "no:cacheprovider"]\n'
+        f"pytest_add_cli_args = {pytest_args}\n"
     )
     (work / "pyproject.toml").write_text(pyproject, "utf-8")
     return work
@@ -111,20 +123,26 @@ def prepare(module: str) -> Path:
 def run(module: str, max_children: int) -> list[tuple[str, str]]:
     work = prepare(module)
     mutmut = [sys.executable, "-m", "mutmut"]
-    subprocess.run(  # noqa: S603 - our own interpreter and fixed arguments
-        [*mutmut, "run", "--max-children", str(max_children)],
-        cwd=work,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    out = subprocess.run(  # noqa: S603 - as above
+    log = work / "mutmut-run.log"
+    with log.open("wb") as out:
+        done = subprocess.run(  # noqa: S603 - our own interpreter and fixed arguments
+            [*mutmut, "run", "--max-children", str(max_children)],
+            cwd=work,
+            check=False,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    if done.returncode != 0:
+        tail = log.read_text("utf-8", "replace").splitlines()[-30:]
+        sys.exit(f"mutmut failed on {module} (exit {done.returncode}); {log}:\n" + "\n".join(tail))
+    listing = subprocess.run(  # noqa: S603 - as above
         [*mutmut, "results", "--all", "true"],
         cwd=work,
         check=True,
         capture_output=True,
         text=True,
     ).stdout
-    return [(m["name"], m["status"]) for line in out.splitlines() if (m := _STATUS.match(line))]
+    return [(m["name"], m["status"]) for line in listing.splitlines() if (m := _STATUS.match(line))]
 
 
 def score(module: str, results: list[tuple[str, str]], known: set[str]) -> list[Score]:
