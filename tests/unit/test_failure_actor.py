@@ -389,3 +389,26 @@ async def test_a_waiter_is_released_when_the_actor_stops_mid_recheck(h: Harness)
     await h.tasks.aclose()  # shutdown cancels the actor and the re-check
     await asyncio.wait_for(waiter, 5)
     assert h.actor.closed
+
+
+async def test_a_flood_from_the_loop_costs_one_wake_up(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The docstring's promise: one wake-up per batch, not per call (a spy on the real loop
+    counts them; it still schedules each one)."""
+    h.ledger.threshold = 10_000  # no re-check: its report would be a wake-up of its own
+    h.fail()
+    await h.actor.settled()  # the task is running and idle
+    loop = asyncio.get_running_loop()
+    scheduled: list[object] = []
+    real = loop.call_soon_threadsafe
+
+    def counting(callback: Any, *args: Any, **kwargs: Any) -> asyncio.Handle:
+        scheduled.append(callback)
+        return real(callback, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "call_soon_threadsafe", counting)
+    h.fail(n=100)
+    await h.actor.settled()
+    assert len(scheduled) == 1
+    assert h.ledger.view["kubernetes"].total_failures == 101
