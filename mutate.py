@@ -36,11 +36,13 @@ MODULES: dict[str, list[str]] = {
         "tests/unit/test_pipeline.py",
         "tests/unit/test_dict_key_paths.py",
         "tests/unit/test_exact_edges.py",
+        "tests/unit/test_refuse_and_origins.py",
     ],
     "_fields": [
         "tests/unit/test_fields_and_diff.py",
         "tests/unit/test_pipeline.py",
         "tests/unit/test_exact_edges.py",
+        "tests/unit/test_refuse_and_origins.py",
     ],
     "_diff": [
         "tests/unit/test_fields_and_diff.py",
