@@ -7,7 +7,8 @@ listed for it below, so a run never mutates (or runs tests for) more than it nee
 machine is shared. The score is killed / (total - equivalent); a mutant judged equivalent is
 listed with its one-line reason in ``mutation-equivalents.md``, next to this file.
 
-``python mutate.py [module ...] [--max-children N]``; with no module, all of them.
+``python mutate.py [module ...] [--max-children N] [--report]``; with no module, all of them;
+``--report`` scores the last runs again (after editing the equivalents) without running mutmut.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 SCRATCH = ROOT / ".mutmut"
+MUTMUT = [sys.executable, "-m", "mutmut"]
 EQUIVALENTS = ROOT / "mutation-equivalents.md"
 
 #: Module -> the tests that reach it (mutmut runs only those that hit a mutated function).
@@ -124,11 +126,10 @@ def prepare(module: str) -> Path:
 
 def run(module: str, max_children: int) -> list[tuple[str, str]]:
     work = prepare(module)
-    mutmut = [sys.executable, "-m", "mutmut"]
     log = work / "mutmut-run.log"
     with log.open("wb") as out:
         done = subprocess.run(  # noqa: S603 - our own interpreter and fixed arguments
-            [*mutmut, "run", "--max-children", str(max_children)],
+            [*MUTMUT, "run", "--max-children", str(max_children)],
             cwd=work,
             check=False,
             stdout=out,
@@ -137,8 +138,16 @@ def run(module: str, max_children: int) -> list[tuple[str, str]]:
     if done.returncode != 0:
         tail = log.read_text("utf-8", "replace").splitlines()[-30:]
         sys.exit(f"mutmut failed on {module} (exit {done.returncode}); {log}:\n" + "\n".join(tail))
+    return results(module)
+
+
+def results(module: str) -> list[tuple[str, str]]:
+    """Every mutant of the module's last run, with its status."""
+    work = SCRATCH / module
+    if not (work / "mutants").is_dir():
+        sys.exit(f"no mutmut run of {module} yet in {work}")
     listing = subprocess.run(  # noqa: S603 - as above
-        [*mutmut, "results", "--all", "true"],
+        [*MUTMUT, "results", "--all", "true"],
         cwd=work,
         check=True,
         capture_output=True,
@@ -169,6 +178,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", metavar="module", help=", ".join(MODULES))
     parser.add_argument("--max-children", type=int, default=2)
+    parser.add_argument(
+        "--report", action="store_true", help="score the last runs again, without running mutmut"
+    )
     args = parser.parse_args()
     unknown = set(args.modules) - MODULES.keys()
     if unknown:
@@ -178,7 +190,7 @@ def main() -> int:
     ran: dict[str, list[tuple[str, str]]] = {}
     for module in args.modules or list(MODULES):
         print(f"mutmut: {module} ...", flush=True)
-        ran[module] = run(module, args.max_children)
+        ran[module] = results(module) if args.report else run(module, args.max_children)
         scores += score(module, ran[module], known)
     print(f"\n{'module':<28} {'killed':>7} {'total':>6} {'equiv':>6} {'score':>7}")
     for s in scores:

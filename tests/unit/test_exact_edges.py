@@ -20,7 +20,7 @@ from hotreload import ConfigParseError, ConfigReadError, ConfigValidationError, 
 from hotreload._diff import changed_paths, retain
 from hotreload._fields import FieldPolicy, RestartRequired
 from hotreload._file_source import read_file
-from hotreload._parsing import MAX_DEPTH, MAX_EXPANDED_NODES, Format, parse
+from hotreload._parsing import MAX_DEPTH, MAX_EXPANDED_NODES, Format, parse, parse_node
 from hotreload._pipeline import Pipeline
 
 # -- limits -------------------------------------------------------------------------------------
@@ -129,6 +129,13 @@ def test_a_json_null_document_is_called_null() -> None:
     with pytest.raises(ConfigParseError) as info:
         parse(b"null", "yaml", "c.yaml")
     assert info.value.message == "the document is empty (it holds only comments)"
+
+
+def test_only_yaml_comes_with_a_node_tree() -> None:
+    data, node = parse_node(b"a: 1\n", "yaml", "c.yaml")
+    assert (data, node.start_mark.line if node is not None else None) == ({"a": 1}, 0)
+    assert parse_node(b'{"a": 1}', "json", "c.json") == ({"a": 1}, None)
+    assert parse_node(b"a = 1\n", "toml", "c.toml") == ({"a": 1}, None)
 
 
 def test_toml_is_read_by_the_toml_parser() -> None:
