@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -22,6 +22,25 @@ from hotreload._fields import FieldPolicy, RestartRequired
 from hotreload._file_source import read_file
 from hotreload._parsing import MAX_DEPTH, MAX_EXPANDED_NODES, Format, parse, parse_node
 from hotreload._pipeline import Pipeline
+
+
+def pipeline_for(
+    schema: type[Any],
+    source: str,
+    *,
+    fmt: Format = "yaml",
+    validators: Sequence[Any] = (),
+    policy: FieldPolicy | None = None,
+) -> Pipeline[Any]:
+    return Pipeline(
+        schema,
+        source=source,
+        fmt=fmt,
+        max_bytes=4096,
+        validators=validators,
+        policy=policy or FieldPolicy(schema),
+    )
+
 
 # -- limits -------------------------------------------------------------------------------------
 
@@ -188,14 +207,7 @@ class Merged(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 def test_an_unknown_field_brought_in_by_a_merge_key_points_at_the_mapping() -> None:
     """The key is not written in ``llm`` itself: the error points at the mapping that merged it."""
-    pipeline = Pipeline(
-        Merged,
-        source="m.yaml",
-        fmt="yaml",
-        max_bytes=4096,
-        validators=[],
-        policy=FieldPolicy(Merged),
-    )
+    pipeline = pipeline_for(Merged, "m.yaml")
     with pytest.raises(ConfigValidationError) as info:
         pipeline.load(b"base: &b {extra: 1}\nllm:\n  <<: *b\n  model: x\n")
     err = info.value
@@ -242,14 +254,7 @@ def test_a_validator_quoting_a_secret_is_masked_in_the_error_in_place() -> None:
         if c.api_key.startswith("sk-test"):
             raise ValueError(f"{c.api_key} is a test key")
 
-    pipeline = Pipeline(
-        Creds,
-        source="creds.yaml",
-        fmt="yaml",
-        max_bytes=4096,
-        validators=[no_test_keys],
-        policy=FieldPolicy(Creds),
-    )
+    pipeline = pipeline_for(Creds, "creds.yaml", validators=[no_test_keys])
     with pytest.raises(ConfigValidationError) as info:
         pipeline.load(b"api_key: sk-test-9f8e7d\n")
     err = info.value
@@ -264,9 +269,7 @@ class Mode(msgspec.Struct):
 
 
 def test_an_enum_value_quoted_by_msgspec_is_masked_in_place() -> None:
-    pipeline = Pipeline(
-        Mode, source="m.yaml", fmt="yaml", max_bytes=4096, validators=[], policy=FieldPolicy(Mode)
-    )
+    pipeline = pipeline_for(Mode, "m.yaml")
     evaluation = pipeline.evaluate(b"token: hunter22\n", pipeline.load(b"token: fast\n"))
     err = evaluation.error
     assert isinstance(err, ConfigValidationError)
@@ -403,14 +406,7 @@ class Timed(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 def timed(fmt: Format = "yaml", validators: list[Any] | None = None) -> Pipeline[Timed]:
-    return Pipeline(
-        Timed,
-        source="timed.cfg",
-        fmt=fmt,
-        max_bytes=4096,
-        validators=validators or [],
-        policy=FieldPolicy(Timed),
-    )
+    return pipeline_for(Timed, "timed.cfg", fmt=fmt, validators=validators or [])
 
 
 def test_conversion_is_strict_a_quoted_number_is_refused_with_msgspecs_own_words() -> None:
@@ -484,14 +480,8 @@ def test_a_refusing_validator_object_is_named_by_its_type_with_its_field_path() 
 
 
 def test_a_removed_restart_required_entry_has_its_own_stable_digest() -> None:
-    pipeline = Pipeline(
-        Timed,
-        source="timed.cfg",
-        fmt="yaml",
-        max_bytes=4096,
-        validators=[],
-        policy=FieldPolicy(Timed, restart_required=["toolsets.x"]),
-    )
+    policy = FieldPolicy(Timed, restart_required=["toolsets.x"])
+    pipeline = pipeline_for(Timed, "timed.cfg", policy=policy)
     active = pipeline.load(b"toolsets: {x: {b: 1}}\n")
     removed = pipeline.evaluate(b"toolsets: {}\n", active)
     again = pipeline.evaluate(b"toolsets: {}\nzeta: 0\n", active)

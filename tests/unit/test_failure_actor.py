@@ -15,17 +15,10 @@ from hotreload._failures import FailureActor, FailureLedger, Mark
 from hotreload._logging import ContextLogger
 from hotreload._metrics import FailureMetrics, Hist, Labelled, Value
 from hotreload._tasks import TaskSet
+from tests.unit.test_failure_ledger import Clock
 
 Logs = list[MutableMapping[str, Any]]
 SECRET = "sk-live-0123456789"  # noqa: S105 - planted, to be masked
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Harness:
