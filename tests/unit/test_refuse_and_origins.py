@@ -4,15 +4,16 @@ Holmes tests reach them through a running reloader; mutation testing asked for t
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Annotated
 
 import msgspec
 import pytest
 
-from hotreload import ConfigRefusedError, ReloadResult, RestartRequired
+from hotreload import ConfigRefusedError, ConfigValidationError, ReloadResult, RestartRequired
 from hotreload._fields import FieldPolicy
 from hotreload._pipeline import Pipeline, result_for
-from hotreload._provenance import Origin
+from hotreload._provenance import Document, Origin
 
 
 class Llm(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -104,3 +105,103 @@ def test_a_config_without_its_bytes_has_no_origins_but_its_source() -> None:
     document = p.document_of(bare)
     assert dict(document.values) == {}
     assert document.origin(["model"]) == Origin("llm.cfg")
+
+
+# -- a layered source: the pipeline is handed a Document -----------------------------------------
+
+BASE = Origin("base.yaml", 3, 8)
+OVERLAY = Origin("$LLM_MODEL")
+
+
+def layered(data: dict[str, object]) -> Document:
+    """What a layered source decodes to: merged data, and the layer each value came from."""
+    return Document(
+        data,
+        "layers://llm",
+        {(): Origin("base.yaml", 1, 1), ("model",): OVERLAY, ("provider",): BASE},
+        {("model",): Origin("$LLM_MODEL"), ("provider",): Origin("base.yaml", 3, 1)},
+    )
+
+
+def layered_pipeline(validators: list[object] | None = None) -> Pipeline[Llm]:
+    return Pipeline(
+        Llm,
+        source="layers://llm",
+        fmt="yaml",
+        max_bytes=4096,
+        validators=validators or [],  # type: ignore[arg-type]
+        policy=FieldPolicy(Llm),
+        decode=lambda raw: layered(json.loads(raw)),
+    )
+
+
+def test_a_layered_version_keeps_its_document_and_not_its_bytes() -> None:
+    p = layered_pipeline()
+    active = p.load(b'{"model": "gpt-5"}')
+    assert active.raw is None
+    assert active.document is not None
+    assert active.document.data == {"model": "gpt-5"}
+    assert p.document_of(active) is active.document
+    changed = p.evaluate(b'{"model": "gpt-6"}', active)
+    assert changed.candidate is not None
+    assert changed.candidate.config.model == "gpt-6"
+    assert changed.candidate.raw is None
+    assert changed.candidate.document is not None
+    assert changed.candidate.document.data == {"model": "gpt-6"}
+
+
+def test_a_schema_error_in_a_layer_names_that_layer_and_line() -> None:
+    p = layered_pipeline()
+    with pytest.raises(ConfigValidationError) as info:
+        p.load(b'{"provider": 3}')
+    err = info.value
+    assert (err.source, err.message, err.field_path, err.line, err.column) == (
+        "base.yaml",
+        "Expected `str`, got `int`",
+        "provider",
+        3,
+        8,
+    )
+    active = p.load(b'{"model": "gpt-5"}')
+    failed = p.evaluate(b'{"model": 5}', active).error
+    assert isinstance(failed, ConfigValidationError)
+    assert (failed.source, failed.field_path, failed.line) == ("$LLM_MODEL", "model", None)
+
+
+def test_an_unknown_field_in_a_layer_points_at_its_key() -> None:
+    p = layered_pipeline()
+    with pytest.raises(ConfigValidationError) as info:
+        p.load(b'{"provider": "x", "extra": 1}')
+    err = info.value
+    assert (err.source, err.field_path, err.line, err.column) == ("base.yaml", "extra", 1, 1)
+
+
+def test_a_validator_refusal_names_the_layer_of_its_field() -> None:
+    def no_gpt3(c: Llm) -> None:
+        if c.model == "gpt-3":
+            exc = ValueError("too old")
+            exc.field_path = "model"  # type: ignore[attr-defined]
+            raise exc
+        if c.model == "gpt-2":  # blamed on the provider that does not serve it
+            exc = ValueError("unknown provider")
+            exc.field_path = "provider"  # type: ignore[attr-defined]
+            raise exc
+
+    p = layered_pipeline([no_gpt3])
+    with pytest.raises(ConfigValidationError) as info:
+        p.load(b'{"model": "gpt-3"}')
+    err = info.value
+    assert (err.source, err.message, err.line) == (
+        "$LLM_MODEL",
+        "rejected by validator no_gpt3: too old",
+        None,
+    )
+    active = p.load(b'{"model": "gpt-4"}')
+    refused = p.evaluate(b'{"model": "gpt-2"}', active).error
+    assert isinstance(refused, ConfigValidationError)
+    assert (refused.source, refused.field_path, refused.line, refused.column) == (
+        "base.yaml",
+        "provider",
+        3,
+        8,
+    )
