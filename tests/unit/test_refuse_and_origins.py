@@ -10,7 +10,13 @@ from typing import Annotated
 import msgspec
 import pytest
 
-from hotreload import ConfigRefusedError, ConfigValidationError, ReloadResult, RestartRequired
+from hotreload import (
+    ConfigRefusedError,
+    ConfigValidationError,
+    ReloadResult,
+    RestartRequired,
+    Secret,
+)
 from hotreload._fields import FieldPolicy
 from hotreload._pipeline import Pipeline, result_for
 from hotreload._provenance import Document, Origin
@@ -204,4 +210,18 @@ def test_a_validator_refusal_names_the_layer_of_its_field() -> None:
         "provider",
         3,
         8,
+    )
+
+
+class Outer(msgspec.Struct, frozen=True):
+    maybe: Llm | None = None
+    by_name: dict[str, Annotated[str, RestartRequired("refuse")]] = {}
+    hidden: Annotated[Llm, Secret] = Llm()
+
+
+def test_refuse_markers_are_found_through_optionals_mappings_and_annotations() -> None:
+    assert FieldPolicy(Outer).refused == (
+        ("maybe", "provider"),
+        ("by_name", "*"),
+        ("hidden", "provider"),
     )
