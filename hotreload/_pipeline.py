@@ -1,7 +1,8 @@
 """The pure, synchronous part of a reload: bytes in, a verdict and a candidate out.
 
 read (size cap) → sha256 → unchanged shortcut → parse → ``msgspec.convert`` (strict) →
-restart-required retention → validators → canonical hash. No I/O but `Pipeline.read`, no
+unknown keys (named, or refused when ``strict``) → restart-required retention → validators →
+canonical hash. No I/O but `Pipeline.read`, no
 event loop, no clock: every step is testable on its own and the reloader stays the only writer.
 """
 
@@ -25,8 +26,9 @@ from ._diff import changed_paths, get_path, retain
 from ._errors import ConfigError, ConfigReadError, ConfigValidationError
 from ._fields import FieldPolicy, Path, format_path
 from ._outcome import ReloadResult
-from ._parsing import Format, locate, parse
+from ._parsing import Format, locate, locate_all, parse
 from ._snapshot import canonical_hash
+from ._unknown import UnknownKey, describe, dotted, find_unknown
 
 __all__ = [
     "Active",
@@ -57,6 +59,8 @@ class Active(Generic[T]):
     builtins: Any
     config_hash: str
     content_sha256: str
+    unknown: tuple[UnknownKey, ...] = ()
+    """Keys of the document the schema does not declare (only when it allows them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,8 @@ class Evaluation(Generic[T]):
     restart_required: tuple[tuple[Path, str], ...] = ()
     """Restart-required fields the file wants changed, each with a digest of the wanted value."""
     error: ConfigError | None = None
+    unknown: tuple[UnknownKey, ...] | None = None
+    """The version's unknown keys; None when it was not parsed (same bytes, or unreadable)."""
 
 
 def result_for(error: ConfigError) -> ReloadResult:
@@ -91,6 +97,7 @@ class Pipeline(Generic[T]):
         max_bytes: int,
         validators: Sequence[Validator[T]],
         policy: FieldPolicy,
+        strict: bool = False,
     ) -> None:
         self.schema = schema
         self.source = source
@@ -98,6 +105,7 @@ class Pipeline(Generic[T]):
         self.max_bytes = max_bytes
         self.validators = tuple(validators)
         self.policy = policy
+        self.strict = strict
 
     def read(self, path: str) -> bytes:
         """The file's bytes, at most ``max_bytes``; never blocks on a FIFO, never follows a loop."""
@@ -108,11 +116,12 @@ class Pipeline(Generic[T]):
         data = parse(raw, self.fmt, self.source)
         try:
             config = self._convert(data, raw)
+            unknown = self._unknown(data, raw)
             self._validate(config)
         except ConfigValidationError as exc:
             raise self._redact(exc, data) from None
         builtins = _to_builtins(config)
-        return Active(config, builtins, canonical_hash(builtins), sha256_hex(raw))
+        return Active(config, builtins, canonical_hash(builtins), sha256_hex(raw), unknown)
 
     def evaluate(self, raw: bytes, active: Active[T], sha: str | None = None) -> Evaluation[T]:
         """Compare ``raw`` (whose sha256 the caller may already have) with the active version.
@@ -123,9 +132,11 @@ class Pipeline(Generic[T]):
         if sha == active.content_sha256:
             return Evaluation(ReloadResult.CONFIG_UNCHANGED, sha)
         data: Any = None
+        unknown: tuple[UnknownKey, ...] | None = None
         try:
             data = parse(raw, self.fmt, self.source)
             config = self._convert(data, raw)
+            unknown = self._unknown(data, raw)
             builtins = _to_builtins(config)
             changed = list(changed_paths(active.builtins, builtins))
             effective, roots = retain(active.builtins, builtins, changed, self.policy)
@@ -139,15 +150,44 @@ class Pipeline(Generic[T]):
             return Evaluation(result_for(exc), sha, error=exc)
         wanted = tuple((root, _digest(get_path(builtins, root))) for root in roots)
         if not changed:
-            return Evaluation(ReloadResult.CONFIG_UNCHANGED, sha, restart_required=wanted)
-        candidate = Active(config, effective, canonical_hash(effective), sha)
+            return Evaluation(
+                ReloadResult.CONFIG_UNCHANGED, sha, restart_required=wanted, unknown=unknown
+            )
+        candidate = Active(config, effective, canonical_hash(effective), sha, unknown)
         return Evaluation(
             ReloadResult.CONFIG_CHANGED,
             sha,
             candidate=candidate,
             changed=tuple(format_path(p) for p in changed),
             restart_required=wanted,
+            unknown=unknown,
         )
+
+    def _unknown(self, data: Any, raw: bytes) -> tuple[UnknownKey, ...]:
+        """The document's unknown keys with their positions; with ``strict``, an error."""
+        found = find_unknown(self.schema, data)
+        if not found:
+            return ()
+        positions = locate_all(raw, self.fmt, [list(k.path) for k in found], at_key=True)
+        keys = tuple(
+            UnknownKey(k.path, k.suggestion, *(at or (None, None)))
+            for k, at in zip(found, positions, strict=True)
+        )
+        if self.strict:
+            first, *more = keys
+            hint = "" if first.suggestion is None else f" (did you mean `{first.suggestion}`?)"
+            message = f"unknown field `{first.path[-1]}`{hint}"
+            if more:
+                message += f", and {len(more)} more: {describe(more)}"
+            raise ConfigValidationError(
+                self.source,
+                message,
+                field_path=first.dotted,
+                line=first.line,
+                column=first.column,
+                reason="unknown_key",
+            )
+        return keys
 
     def _redact(self, error: ConfigValidationError, data: Any) -> ConfigValidationError:
         """``error`` with every secret value of the document masked in its message.
@@ -184,7 +224,7 @@ class Pipeline(Generic[T]):
         position = locate(raw, self.fmt, segments, at_key=at_key)
         line, column = position if position else (None, None)
         return ConfigValidationError(
-            self.source, message, field_path=_dotted(shown), line=line, column=column
+            self.source, message, field_path=dotted(tuple(shown)), line=line, column=column
         )
 
     def _name_dict_keys(
@@ -299,13 +339,6 @@ def _replace(data: Any, path: list[str | int], value: Any) -> Any:
     copy = dict(data) if isinstance(data, dict) else list(data)
     copy[path[0]] = _replace(data[path[0]], path[1:], value)  # type: ignore[index]
     return copy
-
-
-def _dotted(segments: list[str | int]) -> str:
-    out = ""
-    for seg in segments:
-        out += f"[{seg}]" if isinstance(seg, int) else (f".{seg}" if out else seg)
-    return out
 
 
 def _describe(exc: OSError) -> str:

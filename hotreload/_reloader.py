@@ -41,6 +41,7 @@ from ._pipeline import Active, Evaluation, Pipeline, Validator, result_for, sha2
 from ._snapshot import Snapshot
 from ._source import Source
 from ._tasks import TaskSet
+from ._unknown import UnknownKey
 from ._watch import Subscription, WatchHub, hub_for
 
 __all__ = ["ApplyHook", "HotReloader", "Stream"]
@@ -147,6 +148,9 @@ class HotReloader(Generic[T]):
     ``toml``); ``restart_required`` and ``secrets`` add dotted path patterns to what the schema
     marks with `RestartRequired` and `Secret`; ``log_level_field`` names the field whose value
     is applied to the stdlib ``loggers`` (root by default) on load and on every change.
+    ``watch=False`` loads once and changes only on ``reload()`` (no watcher, no poll).
+    Keys the schema does not declare (when it allows them) are named in ``unknown_keys`` and
+    logged once per new set; ``strict=True`` refuses a version that has any.
 
     Failures (BR-HAPI-190): ``record_failure(toolset, ...)`` counts; ``failure_threshold``
     consecutive failures force a re-check, at most once per ``failure_cooldown`` seconds per
@@ -208,6 +212,8 @@ class HotReloader(Generic[T]):
         "snapshot",
         "source",
         "step_ms",
+        "unknown_keys",
+        "watch",
     )
 
     config: T
@@ -238,6 +244,8 @@ class HotReloader(Generic[T]):
         on_apply: Sequence[ApplyHook[T]] = (),
         hook_timeout: float = 30.0,
         lkg_path: str | os.PathLike[str] | None = None,
+        watch: bool = True,
+        strict: bool = False,
     ) -> None:
         _require_frozen(schema)
         if poll_interval < 0 or max_bytes <= 0 or debounce_ms <= 0 or step_ms <= 0:
@@ -250,6 +258,8 @@ class HotReloader(Generic[T]):
         """The source's ``uri``: the file path for a file."""
         self.name = name
         self.poll_interval = poll_interval
+        self.watch = watch
+        """False: load once, then change only on ``reload()`` (no watcher, no safety poll)."""
         self.debounce_ms = debounce_ms
         self.step_ms = step_ms
         self._registry = registry
@@ -267,6 +277,7 @@ class HotReloader(Generic[T]):
             max_bytes=max_bytes,
             validators=checks,
             policy=self.policy,
+            strict=strict,
         )
         self._log = ContextLogger("hotreload", config=name, source=self.path)
         self._hooks: list[ApplyHook[T]] = list(on_apply)
@@ -288,6 +299,8 @@ class HotReloader(Generic[T]):
         self.last_outcome: ReloadOutcome | None = None
         self.restart_required: tuple[str, ...] = ()
         """Restart-required fields whose new value in the file is not in force yet."""
+        self.unknown_keys: tuple[str, ...] = ()
+        """Keys of the source's latest valid version that the schema does not declare."""
 
     def _init_state(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -329,6 +342,7 @@ class HotReloader(Generic[T]):
             active, raw = self._last_known_good(exc)  # or raises exc
             self._version = None
         self._seen_key = active.content_sha256
+        self._note_unknown(active.unknown)
         if isinstance(self.source, FileSource) and is_file_mount(self.path):
             self._log.warning(
                 "config_file_is_a_subpath_mount",
@@ -361,16 +375,18 @@ class HotReloader(Generic[T]):
                     name=f"hotreload-failures[{self.name}]",
                 ),
             )
-            if self.poll_interval > 0:  # a timer, not a task: a few hundred bytes, not KBs
+            if self.poll_interval > 0 and self.watch:  # a timer, not a task: a few hundred bytes
                 self._poll_timer = self._loop.call_later(self.poll_interval, self._poll)
             source = self.source
-            if isinstance(source, FileSource):  # the hub's subscription: no task needed
+            # A file: the hub's subscription, no task. watch=False: only reload() and the
+            # failure actor's re-check read the source.
+            if self.watch and isinstance(source, FileSource):
                 self._hub = hub_for(source.debounce_ms, source.step_ms)
                 self._sub = Subscription(self.path, self._notify, self._metrics.watch_restarts.inc)
                 self._hub.subscribe(self._sub)
                 assert self._sub.ready is not None  # noqa: S101 - set by subscribe
                 await self._watching(self._sub.ready)
-            else:
+            elif self.watch:
                 watching: asyncio.Future[None] = self._loop.create_future()
                 tasks.spawn(lambda: self._watch(watching), name=f"hotreload-watch[{self.name}]")
                 await self._watching(watching)
@@ -727,6 +743,8 @@ class HotReloader(Generic[T]):
             self._metrics.missed.inc()
             self._log.warning("watch_missed_event", detected_by="poll")
         self._seen_key = key
+        if evaluation.error is None and evaluation.unknown is not None:
+            self._note_unknown(evaluation.unknown)
         kinds = [t.kind for t in batch]
         trigger = next((k for k in ("manual", "auto_reload") if k in kinds), kinds[0])
         seen_at = min(t.seen_at for t in batch)
@@ -1035,6 +1053,18 @@ class HotReloader(Generic[T]):
                 )
         for path in [p for p in self._warned_restart if p not in dict(wanted)]:
             del self._warned_restart[path]
+
+    def _note_unknown(self, keys: tuple[UnknownKey, ...]) -> None:
+        """Log a version's unknown keys once per new set (not on every re-check)."""
+        names = tuple(key.dotted for key in keys)
+        if names != self.unknown_keys:
+            self.unknown_keys = names
+            if keys:
+                self._log.warning(
+                    "config_unknown_keys",
+                    keys=[str(key) for key in keys],
+                    detail="ignored: not in the schema (strict=True refuses them)",
+                )
 
     # -- last known good -----------------------------------------------------------------------
 

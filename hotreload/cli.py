@@ -1,8 +1,10 @@
 """The ``hotreload`` command: vet a config before it ships, watch one live, or try the demo.
 
-* ``hotreload check FILE --schema holmes|module:Class [--against OLD] [--json]``: exit 0 if
-  valid, 1 if not, 2 on a usage error; errors carry the line/column or field path (like
-  ``nginx -t``); ``--against`` lists the changed key paths, secrets as ``***``.
+* ``hotreload check FILE --schema PRESET|module:Class [--strict] [--against OLD] [--json]``:
+  exit 0 if valid, 1 if not, 2 on a usage error; errors carry the line/column or field path
+  (like ``nginx -t``); keys the schema does not know are listed with their line and a "did
+  you mean" (``--strict``: they make the file invalid); ``--against`` lists the changed key
+  paths, secrets as ``***``. The presets are the `PRESETS` table.
 * ``hotreload watch FILE --schema ...``: run a reloader and print one line per outcome.
 * ``hotreload demo``: a Starlette app on 127.0.0.1 serving a Holmes-style config from a temp
   directory, reloaded live as you edit it (needs the ``demo`` extra).
@@ -25,6 +27,7 @@ from typing import Any
 
 import structlog
 
+from . import __version__
 from ._errors import ConfigError
 from ._fields import FieldPolicy
 from ._logging import filter_by_stdlib_level
@@ -33,11 +36,26 @@ from ._parsing import format_for
 from ._pipeline import Active, Pipeline
 from ._present import diff_records, error_dict, outcome_dict, outcome_line
 from ._reloader import HotReloader
-from .holmes import ApiConfig
+from ._unknown import UnknownKey
 
-__all__ = ["main"]
+__all__ = ["PRESETS", "main"]
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+#: How to install an extra until the distribution is on the package index.
+INSTALL_HINT = 'pip install -e ".[{extra}]"  (from a checkout of hotreload)'
+
+#: ``--schema`` presets: name -> "module:attr", imported only when used.
+PRESETS: dict[str, str] = {
+    "holmes": "hotreload.holmes:ApiConfig",
+    "holmes-toolsets": "hotreload.holmes:ToolsetCatalog",
+}
+
+_SCHEMA_HELP = (
+    "the schema to check against: a preset ("
+    + ", ".join(PRESETS)
+    + ") or module:Class for your own (imported from the current directory)"
+)
 
 
 class _UsageError(Exception):
@@ -45,12 +63,14 @@ class _UsageError(Exception):
 
 
 def _load_schema(spec: str) -> Any:
-    if spec == "holmes":
-        return ApiConfig
-    module_name, _, attr = spec.partition(":")
+    from_preset = spec in PRESETS
+    target = PRESETS.get(spec, spec)
+    module_name, _, attr = target.partition(":")
     if not module_name or not attr:
-        raise _UsageError(f"--schema must be 'holmes' or 'module:Class', not {spec!r}")
-    sys.path.insert(0, str(Path.cwd()))
+        presets = ", ".join(PRESETS)
+        raise _UsageError(f"--schema must be a preset ({presets}) or module:Class, not {spec!r}")
+    if not from_preset:
+        sys.path.insert(0, str(Path.cwd()))
     try:
         module = importlib.import_module(module_name)
         return getattr(module, attr)
@@ -70,6 +90,7 @@ def _check(args: argparse.Namespace) -> int:
             max_bytes=args.max_bytes,
             validators=(),
             policy=policy,
+            strict=args.strict,
         )
         return pipeline.load(pipeline.read(path))
 
@@ -82,7 +103,12 @@ def _check(args: argparse.Namespace) -> int:
         else:
             print(f"invalid: {exc}", file=sys.stderr)
         return EXIT_INVALID
-    report: dict[str, Any] = {"valid": True, "file": path, "config_hash": active.config_hash}
+    report: dict[str, Any] = {
+        "valid": True,
+        "file": path,
+        "config_hash": active.config_hash,
+        "unknown": [_unknown_dict(key) for key in active.unknown],
+    }
     if args.against is not None:
         try:
             old = load(str(args.against))
@@ -94,6 +120,13 @@ def _check(args: argparse.Namespace) -> int:
         print(json.dumps(report))
         return EXIT_OK
     print(f"ok: {path} (config_hash {active.config_hash[:12]})")
+    for key in active.unknown:
+        print(f"warning: {_unknown_line(path, key)}", file=sys.stderr)
+    if active.unknown:
+        print(
+            f"{len(active.unknown)} unknown key(s) ignored; --strict makes them an error",
+            file=sys.stderr,
+        )
     if args.against is not None:
         changes = report["changes"]
         print(f"{len(changes)} changed against {args.against}" + (":" if changes else ""))
@@ -101,6 +134,21 @@ def _check(args: argparse.Namespace) -> int:
             flag = "  [restart required]" if change["restart_required"] else ""
             print(f"  {change['path']}: {_shown(change['old'])} -> {_shown(change['new'])}{flag}")
     return EXIT_OK
+
+
+def _unknown_dict(key: UnknownKey) -> dict[str, Any]:
+    return {
+        "path": key.dotted,
+        "line": key.line,
+        "column": key.column,
+        "did_you_mean": key.suggestion,
+    }
+
+
+def _unknown_line(path: str, key: UnknownKey) -> str:
+    where = path if key.line is None else f"{path}:{key.line}:{key.column}"
+    hint = "" if key.suggestion is None else f" (did you mean `{key.suggestion}`?)"
+    return f"{where}: unknown key `{key.dotted}`{hint}"
 
 
 def _shown(value: Any) -> str:
@@ -111,8 +159,8 @@ def _outcome_line(outcome: ReloadOutcome, as_json: bool) -> str:
     return json.dumps(outcome_dict(outcome)) if as_json else outcome_line(outcome)
 
 
-async def _watch(path: str, schema: Any, *, as_json: bool) -> None:
-    async with HotReloader(path, schema=schema, name="cli") as reloader:
+async def _watch(path: str, schema: Any, *, as_json: bool, strict: bool) -> None:
+    async with HotReloader(path, schema=schema, name="cli", strict=strict) as reloader:
         outcomes = reloader.outcomes()
         snap = reloader.snapshot
         if as_json:
@@ -128,7 +176,7 @@ async def _watch(path: str, schema: Any, *, as_json: bool) -> None:
 def _run_watch(args: argparse.Namespace) -> int:
     schema = _load_schema(args.schema)
     try:
-        asyncio.run(_watch(str(args.file), schema, as_json=args.json))
+        asyncio.run(_watch(str(args.file), schema, as_json=args.json, strict=args.strict))
     except ConfigError as exc:
         print(f"invalid: {exc}", file=sys.stderr)
         return EXIT_INVALID
@@ -142,7 +190,7 @@ def _run_demo(args: argparse.Namespace) -> int:
         from . import _demo  # noqa: PLC0415 - needs the `demo` extra, only here
     except ImportError as exc:
         print(f"hotreload demo needs the demo extra ({exc.name} is missing):", file=sys.stderr)
-        print('  pip install "hotreload-engine[demo]"', file=sys.stderr)
+        print(f"  {INSTALL_HINT.format(extra='demo')}", file=sys.stderr)
         return EXIT_INVALID
     owned = args.config_dir is None
     directory = Path(tempfile.mkdtemp(prefix="hotreload-demo-")) if owned else args.config_dir
@@ -171,14 +219,39 @@ def _port(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hotreload", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="hotreload",
+        description="Vet a config before it ships, watch one live, or try the demo.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}", help="print the version"
+    )
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="one of the commands below"
+    )
 
-    check = sub.add_parser("check", help="validate a config file and exit 0 (valid) or 1")
-    check.add_argument("file", type=Path)
-    check.add_argument("--schema", required=True, help="'holmes' or 'module:Class'")
-    check.add_argument("--format", choices=("yaml", "json", "toml"))
-    check.add_argument("--max-bytes", type=int, default=1 << 20)
+    check = sub.add_parser(
+        "check",
+        help="validate a config file and exit 0 (valid) or 1",
+        description="Validate FILE: exit 0 if valid, 1 if not, 2 on a usage error.",
+    )
+    check.add_argument("file", type=Path, metavar="FILE", help="the config file to check")
+    check.add_argument("--schema", required=True, help=_SCHEMA_HELP)
+    check.add_argument(
+        "--strict", action="store_true", help="keys the schema does not know make FILE invalid"
+    )
+    check.add_argument(
+        "--format",
+        choices=("yaml", "json", "toml"),
+        help="the file's format (default: by suffix; anything but .json and .toml is YAML)",
+    )
+    check.add_argument(
+        "--max-bytes",
+        type=int,
+        default=1 << 20,
+        metavar="N",
+        help="refuse a file larger than N bytes (default: 1 MiB, as the reloader)",
+    )
     check.add_argument(
         "--against",
         type=Path,
@@ -187,15 +260,26 @@ def _parser() -> argparse.ArgumentParser:
         "secrets as ***)",
     )
     check.add_argument("--json", action="store_true", help="print one JSON object")
-    check.set_defaults(run=_check)
+    check.set_defaults(run=_check, parser=check)
 
-    watch = sub.add_parser("watch", help="reload a config live and print each outcome")
-    watch.add_argument("file", type=Path)
-    watch.add_argument("--schema", required=True, help="'holmes' or 'module:Class'")
+    watch = sub.add_parser(
+        "watch",
+        help="reload a config live and print each outcome",
+        description="Run a reloader on FILE and print one line per outcome until Ctrl-C.",
+    )
+    watch.add_argument("file", type=Path, metavar="FILE", help="the config file to watch")
+    watch.add_argument("--schema", required=True, help=_SCHEMA_HELP)
+    watch.add_argument(
+        "--strict", action="store_true", help="refuse a version with keys the schema does not know"
+    )
     watch.add_argument("--json", action="store_true", help="print JSON lines")
-    watch.set_defaults(run=_run_watch)
+    watch.set_defaults(run=_run_watch, parser=watch)
 
-    demo = sub.add_parser("demo", help="try it: edit a Holmes-style config and see it reload")
+    demo = sub.add_parser(
+        "demo",
+        help="try it: edit a HolmesGPT API config and see it reload",
+        description="Serve a HolmesGPT API config on 127.0.0.1 and reload it as you edit it.",
+    )
     demo.add_argument(
         "--config-dir",
         type=Path,
@@ -208,7 +292,7 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("HOTRELOAD_DEMO_PORT", "8000"),
         help="port on 127.0.0.1 (default $HOTRELOAD_DEMO_PORT or 8000; 0: any free port)",
     )
-    demo.set_defaults(run=_run_demo)
+    demo.set_defaults(run=_run_demo, parser=demo)
     return parser
 
 
@@ -235,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.run(args)
     except _UsageError as exc:
-        parser.print_usage(sys.stderr)
+        args.parser.print_usage(sys.stderr)  # the subcommand's usage, not the top level's
         print(f"hotreload: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return code
