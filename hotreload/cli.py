@@ -19,10 +19,12 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import structlog
@@ -200,15 +202,27 @@ def _run_demo(args: argparse.Namespace) -> int:
         path.write_text(_demo.DEMO_CONFIG)
     print(f"hotreload demo: edit {path}", flush=True)
     code = EXIT_OK
+    # SIGTERM (timeout, docker stop, Kubernetes) stops the demo like Ctrl-C: uvicorn shuts
+    # down gracefully, then re-raises the signal it caught, which lands here as _Terminated.
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         code = _demo.serve(path, args.port)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Terminated):
         pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if owned:
             shutil.rmtree(directory, ignore_errors=True)
     print("stopped", flush=True)
     return code
+
+
+class _Terminated(Exception):
+    """SIGTERM arrived: stop as on Ctrl-C."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated
 
 
 def _port(text: str) -> int:

@@ -12,7 +12,7 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from hotreload import ConfigParseError, ReloadResult, filter_by_stdlib_level
-from hotreload.holmes import ApiConfig, create_reloader
+from hotreload.holmes import create_reloader
 from hotreload.testing import ConfigMapVolume
 from tests.conftest import MetricReader
 
@@ -205,19 +205,28 @@ async def test_restart_required_fields_keep_running_value(
 async def test_restart_required_subtree(
     volume: ConfigMapVolume, registry: CollectorRegistry, restore_root_level: None
 ) -> None:
-    text = BASE + "kubernetes:\n  namespace: holmes\n"
+    text = BASE + "kubernetes:\n  service_host: kubernetes.default.svc\n"
     volume.update({"config.yaml": text})
     async with create_reloader(volume.path("config.yaml"), registry=registry) as r:
-        volume.update({"config.yaml": edit(text, "namespace: holmes", "namespace: other")})
+        volume.update({"config.yaml": edit(text, "host: kubernetes.default", "host: other")})
         outcome = await r.wait_for_outcome(
             lambda o: o.restart_required == ("kubernetes",), timeout=5
         )
         assert outcome.result is ReloadResult.CONFIG_UNCHANGED
-        assert r.config.kubernetes == {"namespace": "holmes"}
+        assert r.config.kubernetes.service_host == "kubernetes.default.svc"
 
 
-def test_holmes_schema_defaults() -> None:
-    import msgspec
-
-    config = msgspec.convert({"llm": {"provider": "openai", "model": "gpt-4"}}, ApiConfig)
-    assert (config.log_level, config.api_port, config.auth_enabled) == ("INFO", 8080, True)
+async def test_data_storage_url_is_restart_required_its_timeout_is_live(
+    volume: ConfigMapVolume, registry: CollectorRegistry, restore_root_level: None
+) -> None:
+    text = BASE + "data_storage:\n  url: http://ds:8080\n  timeout: 60\n"
+    volume.update({"config.yaml": text})
+    async with create_reloader(volume.path("config.yaml"), registry=registry) as r:
+        changed = edit(edit(text, "http://ds:8080", "http://ds2:8080"), "timeout: 60", "timeout: 5")
+        volume.update({"config.yaml": changed})
+        snap = await r.wait_for_generation(2, timeout=5)
+        assert (snap.config.data_storage.url, snap.config.data_storage.timeout) == (
+            "http://ds:8080",
+            5.0,
+        )
+        assert r.restart_required == ("data_storage.url",)
