@@ -321,7 +321,7 @@ async def test_a_reload_logs_a_new_set_of_unknown_keys_once(
 ) -> None:
     config_file.write_text("llm:\n  model: gpt-4\n")
     async with create_reloader(config_file, registry=registry) as reloader:
-        assert reloader.unknown_keys == ()
+        assert not reloader.unknown_keys
         # The typo changes nothing in the config (temperature keeps its default), so this
         # version is config_unchanged: the unknown key is the only sign of it.
         config_file.write_text("llm:\n  model: gpt-4\n  temprature: 0.2\n")
