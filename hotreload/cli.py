@@ -35,7 +35,7 @@ from ._fields import FieldPolicy
 from ._logging import filter_by_stdlib_level
 from ._outcome import ReloadOutcome
 from ._parsing import format_for
-from ._pipeline import Active, Pipeline
+from ._pipeline import Active, Pipeline, Validator
 from ._present import diff_records, error_dict, outcome_dict, outcome_line
 from ._reloader import HotReloader
 from ._unknown import UnknownKey
@@ -47,10 +47,11 @@ EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 #: How to install an extra until the distribution is on the package index.
 INSTALL_HINT = 'pip install -e ".[{extra}]"  (from a checkout of hotreload)'
 
-#: ``--schema`` presets: name -> "module:attr", imported only when used.
-PRESETS: dict[str, str] = {
-    "holmes": "hotreload.holmes:ApiConfig",
-    "holmes-toolsets": "hotreload.holmes:ToolsetCatalog",
+#: ``--schema`` presets: name -> ("module:Schema", "module:validator", ...), imported only when
+#: used; ``check`` and ``watch`` run the validators after the schema.
+PRESETS: dict[str, tuple[str, ...]] = {
+    "holmes": ("hotreload.holmes:ApiConfig",),
+    "holmes-toolsets": ("hotreload.holmes:ToolsetCatalog",),
 }
 
 _SCHEMA_HELP = (
@@ -64,24 +65,29 @@ class _UsageError(Exception):
     pass
 
 
-def _load_schema(spec: str) -> Any:
-    from_preset = spec in PRESETS
-    target = PRESETS.get(spec, spec)
-    module_name, _, attr = target.partition(":")
-    if not module_name or not attr:
+def _load_schema(spec: str) -> tuple[Any, tuple[Validator[Any], ...]]:
+    """The schema ``--schema`` names, and the validators its preset runs (none for
+    ``module:Class``)."""
+    if spec in PRESETS:
+        schema, *validators = (_import(target, spec) for target in PRESETS[spec])
+        return schema, tuple(validators)
+    if ":" not in spec.strip(":"):
         presets = ", ".join(PRESETS)
         raise _UsageError(f"--schema must be a preset ({presets}) or module:Class, not {spec!r}")
-    if not from_preset:
-        sys.path.insert(0, str(Path.cwd()))
+    sys.path.insert(0, str(Path.cwd()))
+    return _import(spec, spec), ()
+
+
+def _import(target: str, spec: str) -> Any:
+    module_name, _, attr = target.partition(":")
     try:
-        module = importlib.import_module(module_name)
-        return getattr(module, attr)
+        return getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
         raise _UsageError(f"cannot load schema {spec!r}: {exc}") from None
 
 
 def _check(args: argparse.Namespace) -> int:
-    schema = _load_schema(args.schema)
+    schema, validators = _load_schema(args.schema)
     policy = FieldPolicy(schema)
 
     def load(path: str) -> Active[Any]:
@@ -90,7 +96,7 @@ def _check(args: argparse.Namespace) -> int:
             source=path,
             fmt=args.format or format_for(path),
             max_bytes=args.max_bytes,
-            validators=(),
+            validators=validators,
             policy=policy,
             strict=args.strict,
         )
@@ -161,8 +167,17 @@ def _outcome_line(outcome: ReloadOutcome, as_json: bool) -> str:
     return json.dumps(outcome_dict(outcome)) if as_json else outcome_line(outcome)
 
 
-async def _watch(path: str, schema: Any, *, as_json: bool, strict: bool) -> None:
-    async with HotReloader(path, schema=schema, name="cli", strict=strict) as reloader:
+async def _watch(
+    path: str,
+    schema: Any,
+    validators: tuple[Validator[Any], ...],
+    *,
+    as_json: bool,
+    strict: bool,
+) -> None:
+    async with HotReloader(
+        path, schema=schema, name="cli", validators=validators, strict=strict
+    ) as reloader:
         outcomes = reloader.outcomes()
         snap = reloader.snapshot
         if as_json:
@@ -176,9 +191,11 @@ async def _watch(path: str, schema: Any, *, as_json: bool, strict: bool) -> None
 
 
 def _run_watch(args: argparse.Namespace) -> int:
-    schema = _load_schema(args.schema)
+    schema, validators = _load_schema(args.schema)
     try:
-        asyncio.run(_watch(str(args.file), schema, as_json=args.json, strict=args.strict))
+        asyncio.run(
+            _watch(str(args.file), schema, validators, as_json=args.json, strict=args.strict)
+        )
     except ConfigError as exc:
         print(f"invalid: {exc}", file=sys.stderr)
         return EXIT_INVALID
