@@ -136,9 +136,8 @@ async def read_until(stream: asyncio.StreamReader, needle: str) -> str:
             return line
 
 
-async def test_demo_serves_the_config_and_an_edit_shows_at_once(tmp_path: Path) -> None:
-    """The installed console script: ``/`` answers the model in use, an edit of the printed
-    file shows there within a second, Ctrl-C exits 0 and removes the temp directory."""
+async def start_demo() -> tuple[asyncio.subprocess.Process, Path]:
+    """The installed console script's demo on any free port, and the config file it prints."""
     assert SCRIPT.exists(), "the console script is installed with the package"
     proc = await asyncio.create_subprocess_exec(
         str(SCRIPT),
@@ -149,10 +148,17 @@ async def test_demo_serves_the_config_and_an_edit_shows_at_once(tmp_path: Path) 
         stderr=asyncio.subprocess.PIPE,
     )
     assert proc.stdout is not None
+    first = (await asyncio.wait_for(proc.stdout.readline(), 10)).decode()
+    assert first.startswith("hotreload demo: edit ")
+    return proc, Path(first.removeprefix("hotreload demo: edit ").strip())
+
+
+async def test_demo_serves_the_config_and_an_edit_shows_at_once(tmp_path: Path) -> None:
+    """The installed console script: ``/`` answers the model in use, an edit of the printed
+    file shows there within a second, Ctrl-C exits 0 and removes the temp directory."""
+    proc, config = await start_demo()
+    assert proc.stdout is not None
     try:
-        first = (await asyncio.wait_for(proc.stdout.readline(), 10)).decode()
-        assert first.startswith("hotreload demo: edit ")
-        config = Path(first.removeprefix("hotreload demo: edit ").strip())
         serving = await read_until(proc.stdout, "serving http://127.0.0.1:")
         url = serving.split()[3]
         await read_until(proc.stdout, "[gen 1] loaded")
@@ -321,18 +327,9 @@ def test_core_and_asgi_import_without_web_dependencies(tmp_path: Path) -> None:
 
 async def test_demo_on_sigterm_cleans_up_and_exits_0() -> None:
     """As timeout, docker stop and Kubernetes stop it: a real SIGTERM to a real process."""
-    proc = await asyncio.create_subprocess_exec(
-        str(SCRIPT),
-        "demo",
-        "--port",
-        "0",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc, config = await start_demo()
     assert proc.stdout is not None
     try:
-        first = (await asyncio.wait_for(proc.stdout.readline(), 10)).decode()
-        config = Path(first.removeprefix("hotreload demo: edit ").strip())
         await read_until(proc.stdout, "[gen 1] loaded")
         assert config.parent.name.startswith("hotreload-demo-")
         assert config.exists()

@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, MutableMapping
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
-import structlog
 from prometheus_client import CollectorRegistry
 
-from hotreload import HotReloader, ReloadResult, filter_by_stdlib_level
+from hotreload import HotReloader, ReloadResult
 from hotreload._watch import hub_for
 from hotreload.holmes import ApiConfig, create_reloader
-from hotreload.testing import ConfigMapVolume
 from tests.conftest import MetricReader
 
 NAME = "holmesgpt-api"
@@ -36,11 +34,8 @@ def config_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def restore_root_level() -> Iterator[None]:
-    root = logging.getLogger()
-    level = root.level
-    yield
-    root.setLevel(level)
+def _root_level(restore_root_level: None) -> None:
+    """Every test here may set the root logger's level through the config."""
 
 
 async def test_loads_initial_config_with_toolset_names(
@@ -281,39 +276,6 @@ async def test_preset_honours_the_services_env_switch(
 def test_an_invalid_env_switch_stops_start_up(config_file: Path) -> None:
     with pytest.raises(ValueError, match="HOT_RELOAD_ENABLED must be true or false"):
         create_reloader(config_file, environ={"HOT_RELOAD_ENABLED": "nope"})
-
-
-async def test_logging_level_switches_the_root_logger_live_like_log_level(
-    tmp_path: Path, registry: CollectorRegistry
-) -> None:
-    """FR-4 through ``logging: {level: ...}`` (the real files' form), on a ConfigMap volume."""
-    captured: list[str] = []
-
-    def keep(_: Any, __: str, event_dict: Any) -> str:
-        captured.append(event_dict["event"])
-        raise structlog.DropEvent
-
-    base = "logging:\n  level: INFO\nllm:\n  model: gpt-4\n"
-    volume = ConfigMapVolume(tmp_path / "holmesgpt", {"config.yaml": base})
-    structlog.configure(processors=[filter_by_stdlib_level(), keep])
-    try:
-        app_log = structlog.get_logger("holmes")
-        async with create_reloader(volume.path("config.yaml"), registry=registry) as reloader:
-            assert logging.getLogger().level == logging.INFO
-            app_log.debug("probe-before")
-            volume.update({"config.yaml": base.replace("level: INFO", "level: DEBUG")})
-            await reloader.wait_for_generation(2, timeout=5)
-            assert logging.getLogger().level == logging.DEBUG
-            app_log.debug("probe-after")
-            # Back through the other spelling: the same setting.
-            volume.update({"config.yaml": "log_level: WARNING\nllm:\n  model: gpt-4\n"})
-            await reloader.wait_for_generation(3, timeout=5)
-            assert logging.getLogger().level == logging.WARNING
-            assert reloader.config.logging.level == "WARNING"
-    finally:
-        structlog.reset_defaults()
-    assert "probe-before" not in captured
-    assert "probe-after" in captured
 
 
 async def test_a_reload_logs_a_new_set_of_unknown_keys_once(
