@@ -1,7 +1,7 @@
 """The ``hotreload`` command: vet a config before it ships, watch one live, or try the demo.
 
-* ``hotreload check FILE --schema PRESET|module:Class [--strict] [--against OLD] [--json]``:
-  exit 0 if valid, 1 if not, 2 on a usage error; errors carry the line/column or field path
+* ``hotreload check FILE... --schema PRESET|module:Class [--strict] [--against OLD] [--json]``:
+  exit 0 if all are valid, 1 if not, 2 on a usage error; errors carry the line/column or field path
   (like ``nginx -t``); keys the schema does not know are listed with their line and a "did
   you mean" (``--strict``: they make the file invalid); ``--against`` lists the changed key
   paths, secrets as ``***``. The presets are the `PRESETS` table.
@@ -22,7 +22,7 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -89,6 +89,8 @@ def _import(target: str, spec: str) -> Any:
 def _check(args: argparse.Namespace) -> int:
     schema, validators = _load_schema(args.schema)
     policy = FieldPolicy(schema)
+    if args.against is not None and len(args.files) > 1:
+        raise _UsageError("--against compares one FILE with OLD: give one FILE")
 
     def load(path: str) -> Active[Any]:
         pipeline: Pipeline[Any] = Pipeline(
@@ -102,7 +104,24 @@ def _check(args: argparse.Namespace) -> int:
         )
         return pipeline.load(pipeline.read(path))
 
-    path = str(args.file)
+    old = None
+    if args.against is not None:
+        try:
+            old = load(str(args.against))
+        except ConfigError as exc:
+            raise _UsageError(f"cannot compare --against {args.against}: {exc}") from None
+    codes = [_check_one(str(path), load, old, policy, args) for path in args.files]
+    return max(codes)
+
+
+def _check_one(
+    path: str,
+    load: Callable[[str], Active[Any]],
+    old: Active[Any] | None,
+    policy: FieldPolicy,
+    args: argparse.Namespace,
+) -> int:
+    """Check one file and print its verdict (one JSON object per file with ``--json``)."""
     try:
         active = load(path)
     except ConfigError as exc:
@@ -117,11 +136,7 @@ def _check(args: argparse.Namespace) -> int:
         "config_hash": active.config_hash,
         "unknown": [_unknown_dict(key) for key in active.unknown],
     }
-    if args.against is not None:
-        try:
-            old = load(str(args.against))
-        except ConfigError as exc:
-            raise _UsageError(f"cannot compare --against {args.against}: {exc}") from None
+    if old is not None:
         report["against"] = str(args.against)
         report["changes"] = diff_records(old.builtins, active.builtins, policy)
     if args.json:
@@ -135,7 +150,7 @@ def _check(args: argparse.Namespace) -> int:
             f"{len(active.unknown)} unknown key(s) ignored; --strict makes them an error",
             file=sys.stderr,
         )
-    if args.against is not None:
+    if old is not None:
         changes = report["changes"]
         print(f"{len(changes)} changed against {args.against}" + (":" if changes else ""))
         for change in changes:
@@ -264,12 +279,18 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser(
         "check",
         help="validate a config file and exit 0 (valid) or 1",
-        description="Validate FILE: exit 0 if valid, 1 if not, 2 on a usage error.",
+        description="Validate each FILE: exit 0 if all are valid, 1 if not, 2 on a usage error.",
     )
-    check.add_argument("file", type=Path, metavar="FILE", help="the config file to check")
+    check.add_argument(
+        "files",
+        type=Path,
+        nargs="+",
+        metavar="FILE",
+        help="the config file(s) to check; exit 1 if any is invalid",
+    )
     check.add_argument("--schema", required=True, help=_SCHEMA_HELP)
     check.add_argument(
-        "--strict", action="store_true", help="keys the schema does not know make FILE invalid"
+        "--strict", action="store_true", help="keys the schema does not know make a file invalid"
     )
     check.add_argument(
         "--format",

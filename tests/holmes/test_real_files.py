@@ -31,6 +31,32 @@ def test_all_four_real_files_are_here() -> None:
     ]
 
 
+def test_all_four_in_one_check_exit_0() -> None:
+    """What the issue's operators ran, once for all four files."""
+    proc = check("--schema", "holmes", *REAL_FILES)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        line for path in REAL_FILES for line in proc.stdout.splitlines() if str(path) in line
+    ]
+    assert len(proc.stdout.splitlines()) == 4
+    assert all(line.startswith("ok: ") for line in proc.stdout.splitlines())
+    assert proc.stderr == ""  # no unknown key, no warning
+
+
+def test_one_bad_file_among_several_is_exit_1_and_named(tmp_path: Path) -> None:
+    bad = tmp_path / "config.yaml"
+    bad.write_text("llm:\n  temperature: 3\n")
+    proc = check("--schema", "holmes", REAL_FILES[0], bad, "--json")
+    assert proc.returncode == 1
+    first, second = map(json.loads, proc.stdout.splitlines())
+    assert (first["valid"], second["valid"], second["field_path"]) == (
+        True,
+        False,
+        "llm.temperature",
+    )
+    assert check("--schema", "holmes", REAL_FILES[0], bad, "--against", bad).returncode == 2
+
+
 @pytest.mark.parametrize("path", REAL_FILES, ids=lambda p: p.name)
 def test_real_file_passes_check_even_with_strict(path: Path) -> None:
     for extra in ((), ("--strict",)):
