@@ -31,6 +31,7 @@ from ._reloader import HotReloader
 
 __all__ = [
     "CONFIG_FILE_ENV",
+    "DEFAULT_PATH",
     "DEV_MODE_ENV",
     "HOT_RELOAD_ENV",
     "NAMESPACE",
