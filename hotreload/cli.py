@@ -32,6 +32,7 @@ import structlog
 from . import __version__
 from ._errors import ConfigError
 from ._fields import FieldPolicy
+from ._file_source import read_file
 from ._logging import filter_by_stdlib_level
 from ._outcome import ReloadOutcome
 from ._parsing import format_for
@@ -102,7 +103,7 @@ def _check(args: argparse.Namespace) -> int:
             policy=policy,
             strict=args.strict,
         )
-        return pipeline.load(pipeline.read(path))
+        return pipeline.load(read_file(path, pipeline.max_bytes, path))
 
     old = None
     if args.against is not None:
