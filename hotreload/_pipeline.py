@@ -2,8 +2,8 @@
 
 read (size cap) → sha256 → unchanged shortcut → parse → ``msgspec.convert`` (strict) →
 unknown keys (named, or refused when ``strict``) → restart-required retention → validators →
-canonical hash. No I/O but `Pipeline.read`, no
-event loop, no clock: every step is testable on its own and the reloader stays the only writer.
+canonical hash. No I/O but `Pipeline.read`, no event loop, no clock: every step is testable on
+its own and the reloader stays the only writer.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import hashlib
 import re
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -23,9 +24,10 @@ from ._diff import changed_paths, get_path, retain
 from ._errors import ConfigError, ConfigReadError, ConfigValidationError
 from ._fields import FieldPolicy, Path, format_path
 from ._outcome import ReloadResult
-from ._parsing import Format, locate, locate_all, parse
+from ._parsing import Format, locate, locate_all, parse, parse_node
+from ._provenance import Document, Origin, Parsed, dotted, walk_yaml, whole
 from ._snapshot import canonical_hash
-from ._unknown import UnknownKey, describe, dotted, find_unknown
+from ._unknown import UnknownKey, describe, find_unknown
 
 __all__ = [
     "Active",
@@ -55,7 +57,12 @@ class Active(Generic[T]):
     builtins: Any
     config_hash: str
     content_sha256: str
-    unknown: tuple[UnknownKey, ...] = ()
+    document: Document | None = field(default=None, compare=False)
+    """A layered source's merged document, with where each value came from."""
+    raw: bytes | None = field(default=None, compare=False, repr=False)
+    """A single file's bytes: its origins are worked out from them only when asked for
+    (``explain``), so the config in force keeps no second, parsed copy of itself."""
+    unknown: tuple[UnknownKey, ...] = field(default=(), compare=False)
     """Keys of the document the schema does not declare (only when it allows them)."""
 
 
@@ -93,9 +100,13 @@ class Pipeline(Generic[T]):
         max_bytes: int,
         validators: Sequence[Validator[T]],
         policy: FieldPolicy,
+        decode: Callable[[bytes], Document] | None = None,
         strict: bool = False,
     ) -> None:
         self.schema = schema
+        self.decode = decode
+        """Bytes to a `Document` for a layered source (parse, merge, origins); None: one
+        document in ``fmt``, its origins worked out only when asked for."""
         self.source = source
         self.fmt = fmt
         self.max_bytes = max_bytes
@@ -105,15 +116,45 @@ class Pipeline(Generic[T]):
 
     def load(self, raw: bytes) -> Active[T]:
         """Parse, convert and validate ``raw`` as a first version: raises `ConfigError`."""
-        data = parse(raw, self.fmt, self.source)
+        data, document = self._document(raw)
         try:
-            config = self._convert(data, raw)
-            unknown = self._unknown(data, raw)
-            self._validate(config)
+            config = self._convert(data, raw, document)
+            unknown = self._unknown(data, raw, document)
+            self._validate(config, document)
         except ConfigValidationError as exc:
             raise self._redact(exc, data) from None
         builtins = _to_builtins(config)
-        return Active(config, builtins, canonical_hash(builtins), sha256_hex(raw), unknown)
+        return self._active(config, builtins, sha256_hex(raw), raw, document, unknown=unknown)
+
+    def _active(
+        self,
+        config: T,
+        builtins: Any,
+        sha: str,
+        raw: bytes,
+        document: Document | None,
+        *,
+        unknown: tuple[UnknownKey, ...],
+    ) -> Active[T]:
+        kept = raw if document is None else None
+        return Active(config, builtins, canonical_hash(builtins), sha, document, kept, unknown)
+
+    def _document(self, raw: bytes) -> tuple[Any, Document | None]:
+        """The data to convert, and (a layered source) where its values came from."""
+        if self.decode is not None:
+            document = self.decode(raw)
+            return document.data, document
+        return parse(raw, self.fmt, self.source), None
+
+    def document_of(self, active: Active[T]) -> Document:
+        """Where each value of ``active`` came from (a single file: worked out now)."""
+        if active.document is not None:
+            return active.document
+        if active.raw is None:
+            return Document(None, self.source, {}, {})
+        return Document(
+            None, self.source, lazy=partial(_origins_of, active.raw, self.fmt, self.source)
+        )
 
     def evaluate(self, raw: bytes, active: Active[T], sha: str | None = None) -> Evaluation[T]:
         """Compare ``raw`` (whose sha256 the caller may already have) with the active version.
@@ -124,18 +165,18 @@ class Pipeline(Generic[T]):
         if sha == active.content_sha256:
             return Evaluation(ReloadResult.CONFIG_UNCHANGED, sha)
         data: Any = None
-        unknown: tuple[UnknownKey, ...] | None = None
+        unknown: tuple[UnknownKey, ...] = ()
         try:
-            data = parse(raw, self.fmt, self.source)
-            config = self._convert(data, raw)
-            unknown = self._unknown(data, raw)
+            data, document = self._document(raw)
+            config = self._convert(data, raw, document)
+            unknown = self._unknown(data, raw, document)
             builtins = _to_builtins(config)
             changed = list(changed_paths(active.builtins, builtins))
             effective, roots = retain(active.builtins, builtins, changed, self.policy)
             if roots:
-                config = self._convert(effective, raw)
+                config = self._convert(effective, raw, document)
                 changed = [p for p in changed if self.policy.restart_root(p) is None]
-            self._validate(config)
+            self._validate(config, document)
         except ConfigError as exc:
             if isinstance(exc, ConfigValidationError):
                 exc = self._redact(exc, data)
@@ -145,7 +186,7 @@ class Pipeline(Generic[T]):
             return Evaluation(
                 ReloadResult.CONFIG_UNCHANGED, sha, restart_required=wanted, unknown=unknown
             )
-        candidate = Active(config, effective, canonical_hash(effective), sha, unknown)
+        candidate = self._active(config, effective, sha, raw, document, unknown=unknown)
         return Evaluation(
             ReloadResult.CONFIG_CHANGED,
             sha,
@@ -155,15 +196,21 @@ class Pipeline(Generic[T]):
             unknown=unknown,
         )
 
-    def _unknown(self, data: Any, raw: bytes) -> tuple[UnknownKey, ...]:
-        """The document's unknown keys with their positions; with ``strict``, an error."""
+    def _unknown(self, data: Any, raw: bytes, document: Document | None) -> tuple[UnknownKey, ...]:
+        """The document's unknown keys with where they are (a layered source: the layer that
+        has them); with ``strict``, an error naming them all at the first one's position."""
         found = find_unknown(self.schema, data)
         if not found:
             return ()
-        positions = locate_all(raw, self.fmt, [list(k.path) for k in found], at_key=True)
+        if document is not None:
+            origins = [document.origin(list(k.path), at_key=True) for k in found]
+            where = [(o.source, o.line, o.column) for o in origins]
+        else:
+            positions = locate_all(raw, self.fmt, [list(k.path) for k in found], at_key=True)
+            where = [(self.source, *(at or (None, None))) for at in positions]
         keys = tuple(
-            UnknownKey(k.path, k.suggestion, *(at or (None, None)))
-            for k, at in zip(found, positions, strict=True)
+            UnknownKey(k.path, k.suggestion, line, column, source)
+            for k, (source, line, column) in zip(found, where, strict=True)
         )
         if self.strict:
             first, *more = keys
@@ -172,7 +219,7 @@ class Pipeline(Generic[T]):
             if more:
                 message += f", and {len(more)} more: {describe(more)}"
             raise ConfigValidationError(
-                self.source,
+                first.source or self.source,
                 message,
                 field_path=first.dotted,
                 line=first.line,
@@ -193,13 +240,15 @@ class Pipeline(Generic[T]):
             error.args = (error.source, message)
         return error
 
-    def _convert(self, data: Any, raw: bytes) -> T:
+    def _convert(self, data: Any, raw: bytes, document: Document | None) -> T:
         try:
             return msgspec.convert(data, self.schema, strict=True)
         except msgspec.ValidationError as exc:
-            raise self._schema_error(str(exc), raw, data) from None
+            raise self._schema_error(str(exc), raw, data, document) from None
 
-    def _schema_error(self, text: str, raw: bytes, data: Any) -> ConfigValidationError:
+    def _schema_error(
+        self, text: str, raw: bytes, data: Any, document: Document | None
+    ) -> ConfigValidationError:
         found = _MSGSPEC_PATH.match(text)
         message = found.group("msg") if found else text
         tokens: list[str | int | None] = []
@@ -213,10 +262,19 @@ class Pipeline(Generic[T]):
             shown.append(field.group("f"))
             if field.re is _UNKNOWN:
                 segments, at_key = shown, True
+        if document is not None:  # layered: the layer (and line) that supplied the value
+            origin = document.origin(segments, at_key=at_key)
+            return ConfigValidationError(
+                origin.source,
+                message,
+                field_path=dotted(shown),
+                line=origin.line,
+                column=origin.column,
+            )
         position = locate(raw, self.fmt, segments, at_key=at_key)
         line, column = position if position else (None, None)
         return ConfigValidationError(
-            self.source, message, field_path=dotted(tuple(shown)), line=line, column=column
+            self.source, message, field_path=dotted(shown), line=line, column=column
         )
 
     def _name_dict_keys(
@@ -250,7 +308,7 @@ class Pipeline(Generic[T]):
             named.append(str(culprit))
         return named
 
-    def _validate(self, config: T) -> None:
+    def _validate(self, config: T, document: Document | None) -> None:
         for validator in self.validators:
             try:
                 validator(config)
@@ -259,12 +317,24 @@ class Pipeline(Generic[T]):
             except Exception as exc:  # noqa: BLE001 - a validator's refusal, whatever it raises
                 name = getattr(validator, "__name__", type(validator).__name__)
                 detail = str(exc) or type(exc).__name__
+                field_path = getattr(exc, "field_path", "")
+                origin = Origin(self.source)
+                if document is not None and field_path:  # the layer that supplied it
+                    origin = document.origin(field_path.split("."))
                 raise ConfigValidationError(
-                    self.source,
+                    origin.source,
                     f"rejected by validator {name}: {detail}",
-                    field_path=getattr(exc, "field_path", ""),
+                    field_path=field_path,
+                    line=origin.line,
+                    column=origin.column,
                     reason="validator",
                 ) from None
+
+
+def _origins_of(raw: bytes, fmt: Format, source: str) -> Parsed:
+    """A single file's origins, worked out again from its bytes (only when asked for)."""
+    data, node = parse_node(raw, fmt, source)
+    return whole(data, Origin(source)) if node is None else walk_yaml(data, node, source)
 
 
 def sha256_hex(raw: bytes) -> str:

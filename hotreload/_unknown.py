@@ -21,7 +21,9 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["KeyPath", "UnknownKey", "describe", "dotted", "find_unknown"]
+from ._provenance import dotted
+
+__all__ = ["KeyPath", "UnknownKey", "describe", "find_unknown"]
 
 _NONE = type(None)
 
@@ -29,22 +31,16 @@ KeyPath = tuple[str | int, ...]
 """Mapping keys and list indexes from the document's root."""
 
 
-def dotted(path: KeyPath) -> str:
-    """``llm.temperature``, ``toolsets[2].name``."""
-    out = ""
-    for seg in path:
-        out += f"[{seg}]" if isinstance(seg, int) else (f".{seg}" if out else seg)
-    return out
-
-
 @dataclass(frozen=True, slots=True)
 class UnknownKey:
-    """A key the schema does not declare. ``suggestion`` is the full path of a close known key."""
+    """A key the schema does not declare. ``suggestion`` is the full path of a close known key;
+    ``source`` the file (or layer) that has it."""
 
     path: KeyPath
     suggestion: str | None = None
     line: int | None = None
     column: int | None = None
+    source: str | None = None
 
     @property
     def dotted(self) -> str:

@@ -1,13 +1,17 @@
 """The ``hotreload`` command: vet a config before it ships, watch one live, or try the demo.
 
-* ``hotreload check FILE... --schema PRESET|module:Class [--strict] [--against OLD] [--json]``:
-  exit 0 if all are valid, 1 if not, 2 on a usage error; errors carry the line/column or field path
-  (like ``nginx -t``); keys the schema does not know are listed with their line and a "did
-  you mean" (``--strict``: they make the file invalid); ``--against`` lists the changed key
-  paths, secrets as ``***``. The presets are the `PRESETS` table.
-* ``hotreload watch FILE --schema ...``: run a reloader and print one line per outcome.
-* ``hotreload demo``: a Starlette app on 127.0.0.1 serving a Holmes-style config from a temp
-  directory, reloaded live as you edit it (needs the ``demo`` extra).
+* ``hotreload check FILE... --schema PRESET|module:Class [--strict] [--env-prefix P]
+  [--explain] [--against OLD] [--json]``: exit 0 if valid, 1 if not, 2 on a usage error; errors
+  carry the file, line/column or field path (like ``nginx -t``); several files are layers
+  merged in order; keys the schema does not know are listed with their line and a "did you
+  mean" (``--strict``: they make the config invalid); ``--explain`` prints each value with its
+  origin; ``--against`` lists the changed key paths, secrets as ``***``. The presets are the
+  `PRESETS` table.
+* ``hotreload watch FILE... --schema ... [--strict] [--env-prefix P]``: run a reloader (several
+  files: layers) and print one line per outcome.
+* ``hotreload demo``: a Starlette app on 127.0.0.1 serving a HolmesGPT API config from a temp
+  directory, reloaded live as you edit it (needs the ``demo`` extra); SIGTERM stops it like
+  Ctrl-C.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -33,11 +37,20 @@ from . import __version__
 from ._errors import ConfigError
 from ._fields import FieldPolicy
 from ._file_source import read_file
+from ._layers import Layer, Layers
 from ._logging import filter_by_stdlib_level
 from ._outcome import ReloadOutcome
 from ._parsing import format_for
 from ._pipeline import Active, Pipeline, Validator
-from ._present import diff_records, error_dict, outcome_dict, outcome_line
+from ._present import (
+    diff_records,
+    error_dict,
+    explain,
+    explain_lines,
+    outcome_dict,
+    outcome_line,
+    to_builtins,
+)
 from ._reloader import HotReloader
 from ._unknown import UnknownKey
 
@@ -90,41 +103,36 @@ def _import(target: str, spec: str) -> Any:
 def _check(args: argparse.Namespace) -> int:
     schema, validators = _load_schema(args.schema)
     policy = FieldPolicy(schema)
-    if args.against is not None and len(args.files) > 1:
-        raise _UsageError("--against compares one FILE with OLD: give one FILE")
 
-    def load(path: str) -> Active[Any]:
-        pipeline: Pipeline[Any] = Pipeline(
+    def pipeline_for(path: str, layers: Layers | None = None) -> Pipeline[Any]:
+        return Pipeline(
             schema,
             source=path,
             fmt=args.format or format_for(path),
             max_bytes=args.max_bytes,
             validators=validators,
             policy=policy,
+            decode=None if layers is None else layers.document,
             strict=args.strict,
         )
+
+    def load(path: str) -> Active[Any]:
+        pipeline = pipeline_for(path)
         return pipeline.load(read_file(path, pipeline.max_bytes, path))
 
-    old = None
-    if args.against is not None:
-        try:
-            old = load(str(args.against))
-        except ConfigError as exc:
-            raise _UsageError(f"cannot compare --against {args.against}: {exc}") from None
-    codes = [_check_one(str(path), load, old, policy, args) for path in args.files]
-    return max(codes)
-
-
-def _check_one(
-    path: str,
-    load: Callable[[str], Active[Any]],
-    old: Active[Any] | None,
-    policy: FieldPolicy,
-    args: argparse.Namespace,
-) -> int:
-    """Check one file and print its verdict (one JSON object per file with ``--json``)."""
+    files = [str(f) for f in args.file]
+    layers = None
     try:
-        active = load(path)
+        if len(files) > 1 or args.env_prefix:
+            # Several files (and/or the environment): the layers a reloader would merge.
+            items = [Layer(f, format=args.format) for f in files]
+            layers = Layers(*items, env_prefix=args.env_prefix)
+            pipeline = pipeline_for(layers.uri, layers)
+            active = pipeline.load(layers.read_now(args.max_bytes).content)
+            path = layers.uri
+        else:
+            path = files[0]
+            active = load(path)
     except ConfigError as exc:
         if args.json:
             print(json.dumps({"valid": False, **error_dict(exc)}))
@@ -137,9 +145,21 @@ def _check_one(
         "config_hash": active.config_hash,
         "unknown": [_unknown_dict(key) for key in active.unknown],
     }
-    if old is not None:
+    if args.against is not None:
+        try:
+            old = load(str(args.against))
+        except ConfigError as exc:
+            raise _UsageError(f"cannot compare --against {args.against}: {exc}") from None
         report["against"] = str(args.against)
         report["changes"] = diff_records(old.builtins, active.builtins, policy)
+    explained = []
+    if args.explain:
+        document = pipeline_for(path, layers).document_of(active)
+        explained = explain(to_builtins(active.config), document, policy)
+        report["explain"] = [
+            {"path": e.path, "value": e.value, "origin": e.origin and str(e.origin)}
+            for e in explained
+        ]
     if args.json:
         print(json.dumps(report))
         return EXIT_OK
@@ -151,18 +171,21 @@ def _check_one(
             f"{len(active.unknown)} unknown key(s) ignored; --strict makes them an error",
             file=sys.stderr,
         )
-    if old is not None:
+    if args.against is not None:
         changes = report["changes"]
         print(f"{len(changes)} changed against {args.against}" + (":" if changes else ""))
         for change in changes:
             flag = "  [restart required]" if change["restart_required"] else ""
             print(f"  {change['path']}: {_shown(change['old'])} -> {_shown(change['new'])}{flag}")
+    for line in explain_lines(explained):
+        print(line)
     return EXIT_OK
 
 
 def _unknown_dict(key: UnknownKey) -> dict[str, Any]:
     return {
         "path": key.dotted,
+        "file": key.source,
         "line": key.line,
         "column": key.column,
         "did_you_mean": key.suggestion,
@@ -170,7 +193,9 @@ def _unknown_dict(key: UnknownKey) -> dict[str, Any]:
 
 
 def _unknown_line(path: str, key: UnknownKey) -> str:
-    where = path if key.line is None else f"{path}:{key.line}:{key.column}"
+    where = key.source or path
+    if key.line is not None:
+        where = f"{where}:{key.line}:{key.column}"
     hint = "" if key.suggestion is None else f" (did you mean `{key.suggestion}`?)"
     return f"{where}: unknown key `{key.dotted}`{hint}"
 
@@ -184,16 +209,24 @@ def _outcome_line(outcome: ReloadOutcome, as_json: bool) -> str:
 
 
 async def _watch(
-    path: str,
+    files: list[str],
     schema: Any,
-    validators: tuple[Validator[Any], ...],
+    validators: tuple[Validator[Any], ...] = (),
     *,
     as_json: bool,
-    strict: bool,
+    env_prefix: str | None = None,
+    strict: bool = False,
 ) -> None:
+    paths: str | list[str] = files[0] if len(files) == 1 else files
     async with HotReloader(
-        path, schema=schema, name="cli", validators=validators, strict=strict
+        paths,
+        schema=schema,
+        name="cli",
+        env_prefix=env_prefix,
+        validators=validators,
+        strict=strict,
     ) as reloader:
+        path = reloader.path
         outcomes = reloader.outcomes()
         snap = reloader.snapshot
         if as_json:
@@ -209,8 +242,16 @@ async def _watch(
 def _run_watch(args: argparse.Namespace) -> int:
     schema, validators = _load_schema(args.schema)
     try:
+        files = [str(f) for f in args.file]
         asyncio.run(
-            _watch(str(args.file), schema, validators, as_json=args.json, strict=args.strict)
+            _watch(
+                files,
+                schema,
+                validators,
+                as_json=args.json,
+                env_prefix=args.env_prefix,
+                strict=args.strict,
+            )
         )
     except ConfigError as exc:
         print(f"invalid: {exc}", file=sys.stderr)
@@ -279,24 +320,37 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser(
         "check",
-        help="validate a config file and exit 0 (valid) or 1",
-        description="Validate each FILE: exit 0 if all are valid, 1 if not, 2 on a usage error.",
+        help="validate a config file (or layers: base, overlays, environment) and exit 0 or 1",
+        description="Validate a config (several files: layers, merged in order): exit 0 if "
+        "valid, 1 if not, 2 on a usage error.",
     )
     check.add_argument(
-        "files",
+        "file",
         type=Path,
         nargs="+",
         metavar="FILE",
-        help="the config file(s) to check; exit 1 if any is invalid",
+        help="the config file; several are layers, merged in order (later wins)",
     )
     check.add_argument("--schema", required=True, help=_SCHEMA_HELP)
     check.add_argument(
-        "--strict", action="store_true", help="keys the schema does not know make a file invalid"
+        "--strict", action="store_true", help="keys the schema does not know make it invalid"
+    )
+    check.add_argument(
+        "--env-prefix",
+        metavar="PREFIX",
+        help="add environment variables PREFIX_A__B=value on top (as a reloader with "
+        "env_prefix= would)",
+    )
+    check.add_argument(
+        "--explain",
+        action="store_true",
+        help="print the effective config, each value with its origin (file:line, $VARIABLE "
+        "or (default)); secrets as ***",
     )
     check.add_argument(
         "--format",
         choices=("yaml", "json", "toml"),
-        help="the file's format (default: by suffix; anything but .json and .toml is YAML)",
+        help="the files' format (default: by suffix; anything but .json and .toml is YAML)",
     )
     check.add_argument(
         "--max-bytes",
@@ -318,13 +372,16 @@ def _parser() -> argparse.ArgumentParser:
     watch = sub.add_parser(
         "watch",
         help="reload a config live and print each outcome",
-        description="Run a reloader on FILE and print one line per outcome until Ctrl-C.",
+        description="Run a reloader on the config and print one line per outcome until Ctrl-C.",
     )
-    watch.add_argument("file", type=Path, metavar="FILE", help="the config file to watch")
+    watch.add_argument(
+        "file", type=Path, nargs="+", metavar="FILE", help="the config file, or layers in order"
+    )
     watch.add_argument("--schema", required=True, help=_SCHEMA_HELP)
     watch.add_argument(
         "--strict", action="store_true", help="refuse a version with keys the schema does not know"
     )
+    watch.add_argument("--env-prefix", metavar="PREFIX", help="add PREFIX_A__B variables on top")
     watch.add_argument("--json", action="store_true", help="print JSON lines")
     watch.set_defaults(run=_run_watch, parser=watch)
 

