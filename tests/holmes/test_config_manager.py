@@ -159,12 +159,13 @@ async def test_concurrent_reads_from_threads_see_whole_versions(
     config_file: Path, registry: CollectorRegistry
 ) -> None:
     """test_concurrent_reads_are_safe, made harder: five threads read while the config changes
-    under them, and every read is one whole version (model and provider belong together)."""
-    versions = [(f"model-{n}", f"provider-{n}") for n in range(6)]
+    under them, and every read is one whole version (model and endpoint belong together).
+    The provider stays: the preset refuses a change of it (`hotreload.holmes.REFUSED`)."""
+    versions = [(f"model-{n}", f"http://llm-{n}:8080") for n in range(6)]
 
     def text(n: int) -> str:
-        model, provider = versions[n]
-        return f"llm:\n  model: {model}\n  provider: {provider}\n"
+        model, endpoint = versions[n]
+        return f"llm:\n  model: {model}\n  provider: openai\n  endpoint: {endpoint}\n"
 
     config_file.write_text(text(0))
     async with create_reloader(config_file, registry=registry) as reloader:
@@ -177,7 +178,7 @@ async def test_concurrent_reads_from_threads_see_whole_versions(
                 while True:
                     stopping = stop.is_set()
                     llm = reloader.config.llm  # one reference read: one version
-                    mine.append((llm.model, llm.provider))
+                    mine.append((llm.model, llm.endpoint or ""))
                     if stopping:
                         return
                     stop.wait(0.0005)  # sleep-ok: pace the reader, not a synchronisation
