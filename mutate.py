@@ -39,6 +39,7 @@ MODULES: dict[str, list[str]] = {
         "tests/unit/test_dict_key_paths.py",
         "tests/unit/test_exact_edges.py",
         "tests/unit/test_refuse_and_origins.py",
+        "tests/unit/test_unknown.py",
     ],
     "_fields": [
         "tests/unit/test_fields_and_diff.py",
