@@ -101,7 +101,9 @@ def test_a_single_files_origins_are_worked_out_from_its_bytes_when_asked() -> No
 def test_json_origins_name_the_file_without_a_position() -> None:
     p = pipeline("json")
     active = p.load(b'{"model": "gpt-5"}')
-    assert p.document_of(active).origin(["model"]) == Origin("llm.cfg")
+    document = p.document_of(active)
+    assert document.origin(["model"]) == Origin("llm.cfg")
+    assert document.values[("model",)] == Origin("llm.cfg")
 
 
 def test_a_config_without_its_bytes_has_no_origins_but_its_source() -> None:
@@ -124,8 +126,17 @@ def layered(data: dict[str, object]) -> Document:
     return Document(
         data,
         "layers://llm",
-        {(): Origin("base.yaml", 1, 1), ("model",): OVERLAY, ("provider",): BASE},
-        {("model",): Origin("$LLM_MODEL"), ("provider",): Origin("base.yaml", 3, 1)},
+        {
+            (): Origin("base.yaml", 1, 1),
+            ("model",): OVERLAY,
+            ("provider",): BASE,
+            ("extra",): Origin("base.yaml", 4, 8),
+        },
+        {
+            ("model",): Origin("$LLM_MODEL"),
+            ("provider",): Origin("base.yaml", 3, 1),
+            ("extra",): Origin("base.yaml", 4, 1),
+        },
     )
 
 
@@ -179,7 +190,7 @@ def test_an_unknown_field_in_a_layer_points_at_its_key() -> None:
     with pytest.raises(ConfigValidationError) as info:
         p.load(b'{"provider": "x", "extra": 1}')
     err = info.value
-    assert (err.source, err.field_path, err.line, err.column) == ("base.yaml", "extra", 1, 1)
+    assert (err.source, err.field_path, err.line, err.column) == ("base.yaml", "extra", 4, 1)
 
 
 def test_a_validator_refusal_names_the_layer_of_its_field() -> None:
@@ -188,9 +199,9 @@ def test_a_validator_refusal_names_the_layer_of_its_field() -> None:
             exc = ValueError("too old")
             exc.field_path = "model"  # type: ignore[attr-defined]
             raise exc
-        if c.model == "gpt-2":  # blamed on the provider that does not serve it
+        if c.model == "gpt-2":  # blamed on the provider's name, which has no origin of its own
             exc = ValueError("unknown provider")
-            exc.field_path = "provider"  # type: ignore[attr-defined]
+            exc.field_path = "provider.name"  # type: ignore[attr-defined]
             raise exc
 
     p = layered_pipeline([no_gpt3])
@@ -207,7 +218,7 @@ def test_a_validator_refusal_names_the_layer_of_its_field() -> None:
     assert isinstance(refused, ConfigValidationError)
     assert (refused.source, refused.field_path, refused.line, refused.column) == (
         "base.yaml",
-        "provider",
+        "provider.name",
         3,
         8,
     )
@@ -225,3 +236,45 @@ def test_refuse_markers_are_found_through_optionals_mappings_and_annotations() -
         ("by_name", "*"),
         ("hidden", "provider"),
     )
+
+
+class Loose(msgspec.Struct, frozen=True):
+    model: str = "gpt-4"
+
+
+def test_unknown_keys_of_a_layered_version_name_their_layer_and_are_kept_with_it() -> None:
+    extra = Origin("overlay.yaml", 4, 1)
+    document = Document(
+        {"model": "gpt-5", "modle": "x"},
+        "layers://llm",
+        {(): Origin("base.yaml", 1, 1), ("modle",): Origin("overlay.yaml", 4, 8)},
+        {("modle",): extra},
+    )
+    p: Pipeline[Loose] = Pipeline(
+        Loose,
+        source="layers://llm",
+        fmt="yaml",
+        max_bytes=4096,
+        validators=[],
+        policy=FieldPolicy(Loose),
+        decode=lambda raw: document if raw == b"typo" else Document({}, "layers://llm", {}, {}),
+    )
+    assert p.strict is False  # unknown keys are named, not refused, unless asked
+    [key] = p.load(b"typo").unknown
+    assert (key.path, key.suggestion, key.source, key.line, key.column) == (
+        ("modle",),
+        "model",
+        "overlay.yaml",
+        4,
+        1,
+    )
+    active = p.load(b"clean")
+    assert active.unknown == ()
+    changed = p.evaluate(b"typo", active)
+    assert changed.candidate is not None
+    assert [k.path for k in changed.candidate.unknown] == [("modle",)]
+    assert changed.unknown is not None
+    assert [k.path for k in changed.unknown] == [("modle",)]
+    same = p.evaluate(b"typo", p.load(b"typo"))
+    assert same.result is ReloadResult.CONFIG_UNCHANGED
+    assert same.unknown is None  # the same bytes are not parsed again
