@@ -20,7 +20,14 @@ from hotreload import ConfigParseError, ConfigReadError, ConfigValidationError, 
 from hotreload._diff import changed_paths, retain
 from hotreload._fields import FieldPolicy, RestartRequired
 from hotreload._file_source import read_file
-from hotreload._parsing import MAX_DEPTH, MAX_EXPANDED_NODES, Format, parse, parse_node
+from hotreload._parsing import (
+    MAX_DEPTH,
+    MAX_EXPANDED_NODES,
+    Format,
+    locate,
+    parse,
+    parse_node,
+)
 from hotreload._pipeline import Pipeline
 
 
@@ -217,6 +224,13 @@ def test_an_unknown_field_brought_in_by_a_merge_key_points_at_the_mapping() -> N
         3,
         3,
     )
+
+
+def test_a_position_is_the_keys_or_the_values() -> None:
+    raw = b"llm:\n  extra: 1\n"
+    assert locate(raw, "yaml", ["llm", "extra"], at_key=True) == (2, 3)
+    assert locate(raw, "yaml", ["llm", "extra"]) == (2, 10)
+    assert locate(raw, "json", ["llm"]) is None
 
 
 def test_a_key_that_overrides_a_merged_one_is_not_a_duplicate() -> None:
