@@ -96,6 +96,10 @@ def test_a_single_files_origins_are_worked_out_from_its_bytes_when_asked() -> No
     assert document.origin(["model"]) == Origin("llm.cfg", 3, 8)
     assert document.origin(["model"], at_key=True) == Origin("llm.cfg", 3, 1)
     assert document.origin(["provider"]) == Origin("llm.cfg", 2, 11)
+    newer = p.evaluate(b"provider: openai\nmodel: gpt-5\n", active).candidate
+    assert newer is not None
+    assert newer.raw == b"provider: openai\nmodel: gpt-5\n"  # kept for its origins
+    assert p.document_of(newer).origin(["model"]) == Origin("llm.cfg", 2, 8)
 
 
 def test_json_origins_name_the_file_without_a_position() -> None:
@@ -274,7 +278,44 @@ def test_unknown_keys_of_a_layered_version_name_their_layer_and_are_kept_with_it
     assert changed.candidate is not None
     assert [k.path for k in changed.candidate.unknown] == [("modle",)]
     assert changed.unknown is not None
-    assert [k.path for k in changed.unknown] == [("modle",)]
+    assert [(k.path, k.source, k.line) for k in changed.unknown] == [
+        (("modle",), "overlay.yaml", 4)
+    ]
     same = p.evaluate(b"typo", p.load(b"typo"))
     assert same.result is ReloadResult.CONFIG_UNCHANGED
     assert same.unknown is None  # the same bytes are not parsed again
+
+
+def test_strict_refuses_an_unknown_key_at_its_layer_with_or_without_a_suggestion() -> None:
+    def decode(raw: bytes) -> Document:
+        key = raw.decode()
+        return Document(
+            {key: 1},
+            "layers://llm",
+            {(): Origin("base.yaml", 1, 1)},
+            {(key,): Origin("overlay.yaml", 2, 1)},
+        )
+
+    p: Pipeline[Loose] = Pipeline(
+        Loose,
+        source="layers://llm",
+        fmt="yaml",
+        max_bytes=4096,
+        validators=[],
+        policy=FieldPolicy(Loose),
+        decode=decode,
+        strict=True,
+    )
+    with pytest.raises(ConfigValidationError) as info:
+        p.load(b"zzzzzz")
+    err = info.value
+    assert (err.source, err.message, err.field_path, err.line, err.column) == (
+        "overlay.yaml",
+        "unknown field `zzzzzz`",
+        "zzzzzz",
+        2,
+        1,
+    )
+    with pytest.raises(ConfigValidationError) as info:
+        p.load(b"modle")
+    assert info.value.message == "unknown field `modle` (did you mean `model`?)"
