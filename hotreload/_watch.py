@@ -30,14 +30,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import structlog
+from watchfiles import Change
 from watchfiles._rust_notify import RustNotify
+
+from ._logging import ContextLogger
 
 __all__ = ["Subscription", "WatchHub", "hub_for"]
 
-_log = structlog.get_logger("hotreload.watch")
+_log = ContextLogger("hotreload.watch")
 
-_MODIFIED = 2  # watchfiles.Change.modified; added (1) and deleted (3) are the others
 _BACKOFF_FIRST = 0.05
 _BACKOFF_MAX = 5.0
 
@@ -119,10 +120,22 @@ class _Watcher:
         loop = hub.loop
         error: BaseException | None = None
         try:
-            with RustNotify(sorted(self.roots), False, False, 300, False, True) as notify:
+            with RustNotify(
+                watch_paths=sorted(self.roots),
+                debug=False,
+                force_polling=False,
+                poll_delay_ms=300,  # only used when polling, which the hub never asks for
+                recursive=False,
+                ignore_permission_denied=True,
+            ) as notify:
                 _call(loop, hub._ready, self)
                 while not self.stop.is_set():
-                    batch = notify.watch(hub.debounce_ms, hub.step_ms, 0, self.stop)
+                    batch = notify.watch(
+                        debounce_ms=hub.debounce_ms,
+                        step_ms=hub.step_ms,
+                        timeout_ms=0,
+                        stop_event=self.stop,
+                    )
                     if isinstance(batch, set) and batch:
                         _call(loop, hub._dispatch, self, batch)
         except BaseException as exc:  # noqa: BLE001 - reported to the loop, then restarted
@@ -239,7 +252,7 @@ class WatchHub:
             # took its name, and maybe its inode number), so a new watcher must start.
             subs = self._by_path.get(path, ())
             moved.update(subs)
-            if subs and change != _MODIFIED:
+            if subs and change != Change.modified:
                 self._force_new_watcher = True
         hit |= moved
         # A link may now point somewhere else: follow it.
