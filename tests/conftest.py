@@ -1,4 +1,5 @@
-"""Shared fixtures: a fresh metrics registry per test, captured structlog events, metric reads."""
+"""Shared fixtures: a fresh metrics registry per test, captured structlog events, metric reads,
+structlog's global configuration put back after each test, and a steerable RustNotify."""
 
 from __future__ import annotations
 
@@ -27,6 +28,25 @@ def metric(registry: CollectorRegistry) -> MetricReader:
         return registry.get_sample_value(name, labels)
 
     return read
+
+
+@pytest.fixture(autouse=True)
+def structlog_restored() -> Iterator[None]:
+    """structlog's configuration is process-global, and whether it is configured decides where
+    the library logs: every test starts from and leaves the configuration it found.
+
+    (``capture_logs`` and the CLI's ``main`` call ``structlog.configure``, which marks structlog
+    configured for good; without this, one test's capture would switch every later test's
+    logging from the stdlib logger to structlog.)
+    """
+    configured = structlog.is_configured()
+    saved = structlog.get_config()
+    processors = list(saved["processors"])
+    yield
+    if configured:
+        structlog.configure(**{**saved, "processors": processors})
+    else:
+        structlog.reset_defaults()
 
 
 @pytest.fixture
