@@ -3,13 +3,19 @@ structlog's global configuration put back after each test, and a steerable RustN
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, MutableMapping
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog
 from prometheus_client import CollectorRegistry
+from watchfiles._rust_notify import RustNotify
+
+import hotreload._watch
 
 MetricReader = Callable[..., float | None]
 
@@ -64,3 +70,102 @@ def config_path(tmp_path: Path) -> Path:
     path = directory / "config.yaml"
     path.write_text("model: gpt-4\n")
     return path
+
+
+# -- a steerable RustNotify ---------------------------------------------------------------------
+
+
+@dataclass
+class RustNotifyControls:
+    """What a test holds to steer the watcher hub's `RustNotify` instances (`rust_notify`).
+
+    Every instance wraps a real RustNotify, so events still come from the real file system.
+    The hub's first instance is the running watcher; every later one is a restart.
+    """
+
+    crash: threading.Event = field(default_factory=threading.Event)
+    """Once set, the first instance's ``watch()`` raises at its next step (or event)."""
+    restarts_open: threading.Event = field(default_factory=threading.Event)
+    """A restart's construction waits until this is set (it is, unless the test clears it)."""
+    restarts_fail: threading.Event = field(default_factory=threading.Event)
+    """While set, a restart's construction raises, as an exhausted inotify limit would."""
+    restarting: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    """Resolved when the first restart begins its construction."""
+    created: int = 0
+    """Constructions begun, failed ones included."""
+
+    def __post_init__(self) -> None:
+        self.restarts_open.set()
+
+    def release(self) -> None:
+        """Let every waiting or later restart through, and succeed."""
+        self.restarts_fail.clear()
+        self.restarts_open.set()
+
+
+class _Either:
+    """A stop event for RustNotify (anything with ``is_set``): set when either one is."""
+
+    def __init__(self, first: Any, second: threading.Event) -> None:
+        self.first, self.second = first, second
+
+    def is_set(self) -> bool:
+        return bool(self.first.is_set()) or self.second.is_set()
+
+
+def _steerable(controls: RustNotifyControls) -> type:
+    loop = controls.restarting.get_loop()
+
+    class SteerableRustNotify:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self.index = controls.created
+            controls.created += 1
+            if self.index > 0:
+                if not controls.restarting.done():
+                    loop.call_soon_threadsafe(_resolve, controls.restarting)
+                controls.restarts_open.wait(timeout=10)
+                if controls.restarts_fail.is_set():
+                    raise RuntimeError("inotify watch limit reached (simulated)")
+            self.inner = RustNotify(*args, **kwargs)
+
+        def __enter__(self) -> SteerableRustNotify:
+            self.inner.__enter__()
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.inner.__exit__(*exc)
+
+        def watch(self, debounce_ms: int, step_ms: int, timeout_ms: int, stop_event: Any) -> Any:
+            if self.index == 0:
+                stop_event = _Either(stop_event, controls.crash)
+            result = self.inner.watch(
+                debounce_ms=debounce_ms,
+                step_ms=step_ms,
+                timeout_ms=timeout_ms,
+                stop_event=stop_event,
+            )
+            if self.index == 0 and controls.crash.is_set():
+                raise RuntimeError("simulated watcher crash")
+            return result
+
+    return SteerableRustNotify
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+@pytest.fixture
+async def rust_notify(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[RustNotifyControls]:
+    """The watcher hub's `RustNotify`, steerable: crash the running watcher, hold back or
+    fail its restarts (in the style of watchfiles' own ``mock_rust_notify`` fixture, with
+    the real watcher inside). At the end every held restart is let through."""
+    controls = RustNotifyControls()
+    monkeypatch.setattr(hotreload._watch, "RustNotify", _steerable(controls))
+    try:
+        yield controls
+    finally:
+        controls.release()
