@@ -5,6 +5,7 @@ reference, and keep the previous version whenever a new one is bad.
 """
 
 from importlib.metadata import PackageNotFoundError, version
+from types import FunctionType as _FunctionType
 
 from ._errors import (
     ConfigApplyError,
@@ -50,3 +51,12 @@ __all__ = [
     "__version__",
     "filter_by_stdlib_level",
 ]
+
+# Public names say where users import them from: `hotreload.ConfigParseError: ...` in a
+# traceback, `<class 'hotreload.HotReloader'>` in a repr (httpx's fix-up). Pickle finds each
+# by that name too. Classes and functions only: an alias or a marker instance has no home.
+__locals = locals()
+for __name in __all__:
+    if isinstance(__locals[__name], (type, _FunctionType)):
+        setattr(__locals[__name], "__module__", "hotreload")  # noqa: B010
+del __locals, __name, _FunctionType
