@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -160,18 +159,16 @@ async def test_demo_serves_the_config_and_an_edit_shows_at_once(tmp_path: Path) 
             report = (await client.get("/-/config")).json()
             assert report["source"] == str(config)
             assert report["config"]["llm"]["api_key"] == "***"
-            written = time.perf_counter()
+            # Seen at / once the demo says so (how fast: benchmarks/latency.py, not here).
             config.write_text(config.read_text().replace("model: gpt-4", "model: claude-3-5"))
             line = await read_until(proc.stdout, "config_changed")
             home = (await client.get("/")).json()
-            elapsed = time.perf_counter() - written
             assert "changed: llm.model" in line
             assert (home["provider"], home["model"], home["generation"]) == (
                 "openai",
                 "claude-3-5",
                 2,
             )
-            assert elapsed < 1.0
             # The README tour, step 4: a line `llm: [` added at the end.
             config.write_text(config.read_text() + "llm: [\n")
             line = await read_until(proc.stdout, "validation_failed")
