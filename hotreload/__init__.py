@@ -6,6 +6,7 @@ reference, and keep the previous version whenever a new one is bad.
 
 from importlib.metadata import PackageNotFoundError, version
 from types import FunctionType as _FunctionType
+from types import GenericAlias as _GenericAlias
 
 from ._errors import (
     ConfigApplyError,
@@ -54,9 +55,11 @@ __all__ = [
 
 # Public names say where users import them from: `hotreload.ConfigParseError: ...` in a
 # traceback, `<class 'hotreload.HotReloader'>` in a repr (httpx's fix-up). Pickle finds each
-# by that name too. Classes and functions only: an alias or a marker instance has no home.
+# by that name too. Classes and functions only: an alias (which Python 3.10 still calls a
+# type) or a marker instance has no home of its own.
 __locals = locals()
 for __name in __all__:
-    if isinstance(__locals[__name], (type, _FunctionType)):
-        setattr(__locals[__name], "__module__", "hotreload")  # noqa: B010
-del __locals, __name, _FunctionType
+    __obj = __locals[__name]
+    if isinstance(__obj, (type, _FunctionType)) and not isinstance(__obj, _GenericAlias):
+        setattr(__obj, "__module__", "hotreload")  # noqa: B010
+del __locals, __name, __obj, _FunctionType, _GenericAlias
