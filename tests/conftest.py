@@ -4,6 +4,7 @@ structlog's global configuration put back after each test, and a steerable RustN
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
@@ -53,6 +54,23 @@ def structlog_restored() -> Iterator[None]:
         structlog.configure(**{**saved, "processors": processors})
     else:
         structlog.reset_defaults()
+
+
+@pytest.fixture
+def structlog_unconfigured() -> None:
+    """structlog as an application that never configured it has it (the library then logs
+    to the stdlib logger ``hotreload``); `structlog_restored` puts the session's back."""
+    structlog.reset_defaults()
+    assert not structlog.is_configured()
+
+
+@pytest.fixture
+def restore_root_level() -> Iterator[None]:
+    """The stdlib root logger's level back as it was (a config's ``log_level`` sets it)."""
+    root = logging.getLogger()
+    level = root.level
+    yield
+    root.setLevel(level)
 
 
 @pytest.fixture

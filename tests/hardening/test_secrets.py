@@ -117,7 +117,7 @@ def logs_either_way(
     if request.param == "structlog":
         logs: list[MutableMapping[str, Any]] = request.getfixturevalue("logs")
         return logs
-    structlog.reset_defaults()  # the autouse `structlog_restored` puts it back
+    request.getfixturevalue("structlog_unconfigured")
     caplog.set_level(logging.DEBUG)
     return []
 

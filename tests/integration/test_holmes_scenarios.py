@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, MutableMapping
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +39,6 @@ def edit(text: str, old: str, new: str) -> str:
 @pytest.fixture
 def volume(tmp_path: Path) -> ConfigMapVolume:
     return ConfigMapVolume(tmp_path / "holmes", {"config.yaml": BASE})
-
-
-@pytest.fixture
-def restore_root_level() -> Iterator[None]:
-    root = logging.getLogger()
-    level = root.level
-    yield
-    root.setLevel(level)
 
 
 async def test_scenario_1_model_switch_without_restart(

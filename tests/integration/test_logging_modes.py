@@ -5,13 +5,12 @@ the application configured it; the config's ``log_level`` switch steers both."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, MutableMapping
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
-import structlog
 from prometheus_client import CollectorRegistry
 
 from hotreload import HotReloader
@@ -25,24 +24,11 @@ class Leveled(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
     log_level: str = "WARNING"
 
 
-@pytest.fixture
-def unconfigured() -> None:
-    structlog.reset_defaults()  # `structlog_restored` (tests/conftest.py) puts it back
-
-
-@pytest.fixture
-def root_level() -> Iterator[None]:
-    root = logging.getLogger()
-    level = root.level
-    yield
-    root.setLevel(level)
-
-
 def hotreload_records(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str]]:
     return [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "hotreload"]
 
 
-@pytest.mark.usefixtures("unconfigured", "root_level")
+@pytest.mark.usefixtures("structlog_unconfigured", "restore_root_level")
 async def test_unconfigured_reloader_is_quiet_below_the_stdlib_level(
     config_path: Path,
     registry: CollectorRegistry,
@@ -64,7 +50,7 @@ async def test_unconfigured_reloader_is_quiet_below_the_stdlib_level(
     assert capsys.readouterr().out == ""
 
 
-@pytest.mark.usefixtures("unconfigured", "root_level")
+@pytest.mark.usefixtures("structlog_unconfigured", "restore_root_level")
 async def test_unconfigured_reloader_follows_its_log_level_switch(
     config_path: Path, registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
 ) -> None:

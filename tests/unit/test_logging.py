@@ -259,17 +259,8 @@ def test_holmes_field_policy_matches_its_documentation() -> None:
 
 # --- ContextLogger: stdlib when nobody configured structlog, structlog when someone did ------
 
-# The autouse `structlog_restored` fixture (tests/conftest.py) starts each test with the
-# configuration the session had: reset it here so "unconfigured" is what these tests see.
 
-
-@pytest.fixture
-def unconfigured() -> None:
-    structlog.reset_defaults()
-    assert not structlog.is_configured()
-
-
-@pytest.mark.usefixtures("unconfigured")
+@pytest.mark.usefixtures("structlog_unconfigured")
 def test_unconfigured_events_go_to_the_stdlib_logger(
     caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -288,7 +279,7 @@ def test_unconfigured_events_go_to_the_stdlib_logger(
     assert capsys.readouterr().out == ""  # structlog's default would have printed both here
 
 
-@pytest.mark.usefixtures("unconfigured", "restore_levels")
+@pytest.mark.usefixtures("structlog_unconfigured", "restore_levels")
 def test_unconfigured_events_below_the_stdlib_level_are_dropped(
     caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -306,7 +297,7 @@ def test_unconfigured_events_below_the_stdlib_level_are_dropped(
     assert capsys.readouterr() == ("", "")
 
 
-@pytest.mark.usefixtures("unconfigured", "restore_levels")
+@pytest.mark.usefixtures("structlog_unconfigured", "restore_levels")
 def test_unconfigured_events_follow_a_level_set_later(caplog: pytest.LogCaptureFixture) -> None:
     """The log-level switch (FR-4) sets the root level: the library's events obey it."""
     log = ContextLogger("hotreload.test.b")
@@ -318,7 +309,7 @@ def test_unconfigured_events_follow_a_level_set_later(caplog: pytest.LogCaptureF
     assert [r.getMessage() for r in caplog.records if r.name == "hotreload.test.b"] == ["after"]
 
 
-@pytest.mark.usefixtures("unconfigured")
+@pytest.mark.usefixtures("structlog_unconfigured")
 def test_unconfigured_exception_carries_the_traceback(caplog: pytest.LogCaptureFixture) -> None:
     log = ContextLogger("hotreload.test.a")
     with caplog.at_level(logging.DEBUG, logger="hotreload"):
