@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from watchfiles import Change
 from watchfiles._rust_notify import RustNotify
 
+from ._backoff import backoff_delay
 from ._logging import ContextLogger
 
 __all__ = ["Subscription", "WatchHub", "hub_for"]
@@ -324,7 +325,7 @@ class WatchHub:
         if watcher is self._starting:
             self._starting = None
         self._failures += 1
-        delay = min(_BACKOFF_FIRST * 2 ** (self._failures - 1), _BACKOFF_MAX)
+        delay = backoff_delay(self._failures, _BACKOFF_FIRST, _BACKOFF_MAX)
         _log.warning(
             "watcher_restarting",
             error=f"{type(error).__name__}: {error}" if error else "stopped",
