@@ -111,6 +111,10 @@ class RustNotifyControls:
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
     """Resolved when the first restart begins its construction."""
+    restarted: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    """Resolved when a restart's construction first succeeds: a real watcher runs again."""
     created: int = 0
     """Constructions begun, failed ones included."""
 
@@ -147,6 +151,8 @@ def _steerable(controls: RustNotifyControls) -> type:
                 if controls.restarts_fail.is_set():
                     raise RuntimeError("inotify watch limit reached (simulated)")
             self.inner = RustNotify(*args, **kwargs)
+            if self.index > 0 and not controls.restarted.done():
+                loop.call_soon_threadsafe(_resolve, controls.restarted)
 
         def __enter__(self) -> SteerableRustNotify:
             self.inner.__enter__()
