@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
@@ -19,6 +20,20 @@ from watchfiles._rust_notify import RustNotify
 import hotreload._watch
 
 MetricReader = Callable[..., float | None]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def sigint_not_ignored() -> Iterator[None]:
+    """Tests stop the CLI's processes with SIGINT, as Ctrl-C would. A shell without job control
+    starts a background job (``pytest &``, a CI step) with SIGINT ignored, and an ignored signal
+    stays ignored across ``exec``: every child would ignore its Ctrl-C and the test would hang.
+    Python's own handler for the session lets children start with the default."""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    if previous is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture
