@@ -20,18 +20,21 @@ from typing import Any, TypeVar
 import msgspec
 from prometheus_client import REGISTRY, CollectorRegistry
 
+from . import _sighup
 from ._drain import DrainGate
 from ._errors import ConfigError
 from ._failures import FailureActor, FailureLedger, Mark, ToolsetFailureRecord
 from ._fields import FieldPolicy
 from ._file_source import Attachment, FileSource
 from ._hooks import ApplyHook
+from ._layers import Layer, LayerItem, Layers
 from ._logging import ContextLogger
 from ._loglevel import has_field
 from ._metrics import ReloaderMetrics
 from ._outcome import ReloadOutcome
 from ._parsing import Format, format_for
 from ._pipeline import Pipeline, Validator
+from ._present import Explained, explain, to_builtins
 from ._sessions import Sessions
 from ._snapshot import Snapshot
 from ._source import Source
@@ -52,12 +55,19 @@ class HotReloader(Sessions[T]):
     the block ends. ``r.config`` is the current config; ``r.snapshot`` adds its generation,
     hashes, load time and source.
 
+    ``path`` may be a list (``["base.yaml", "prod.yaml"]``, `Layer` objects, other sources):
+    the layers are deep-merged in order as one config, later ones winning, and ``env_prefix``
+    adds ``PREFIX_A__B`` environment variables on top (see `Layers`); ``explain()`` says where
+    each value came from. One path without ``env_prefix`` is a plain `FileSource`.
+
     Keywords: ``name`` labels metrics and logs; ``registry`` and ``namespace`` place the metrics;
     ``poll_interval`` (seconds, 0 disables) is the safety re-check that catches anything the
     watcher missed; ``validators`` are called with each candidate config and refuse it by
     raising; ``max_bytes`` caps the file size; ``debounce_ms`` and ``step_ms`` are passed to the
     Rust watcher (a change is seen one to two ``step_ms`` after it happens, a burst is grouped
-    for at most ``debounce_ms``); ``format`` overrides the suffix (``yaml``, ``json``,
+    for at most ``debounce_ms``); ``force_polling`` polls every ``poll_delay_ms`` instead of
+    relying on inotify (NFS, CIFS, FUSE; ``None`` follows ``WATCHFILES_FORCE_POLLING``);
+    ``format`` overrides the suffix (``yaml``, ``json``,
     ``toml``); ``restart_required`` and ``secrets`` add dotted path patterns to what the schema
     marks with `RestartRequired` and `Secret`; ``log_level_field`` names the field whose value
     is applied to the stdlib ``loggers`` (root by default) on load and on every change.
@@ -101,10 +111,11 @@ class HotReloader(Sessions[T]):
 
     def __init__(
         self,
-        path: str | os.PathLike[str] | None = None,
+        path: str | os.PathLike[str] | Sequence[LayerItem] | None = None,
         *,
         schema: type[T],
         source: Source | None = None,
+        env_prefix: str | None = None,
         name: str = "default",
         registry: CollectorRegistry | None = None,
         namespace: str = "hotreload",
@@ -124,13 +135,26 @@ class HotReloader(Sessions[T]):
         on_apply: Sequence[ApplyHook[T]] = (),
         hook_timeout: float = 30.0,
         lkg_path: str | os.PathLike[str] | None = None,
+        force_polling: bool | None = None,
+        poll_delay_ms: int = 300,
     ) -> None:
         _require_frozen(schema)
         if poll_interval < 0 or max_bytes <= 0 or debounce_ms <= 0 or step_ms <= 0:
             raise ValueError("poll_interval must be >= 0; max_bytes, debounce_ms, step_ms > 0")
         if hook_timeout <= 0:
             raise ValueError(f"hook_timeout must be > 0 seconds, got {hook_timeout!r}")
-        source = _source_for(path, source, debounce_ms, step_ms)
+        source = _source_for(
+            path,
+            source,
+            {
+                "debounce_ms": debounce_ms,
+                "step_ms": step_ms,
+                "force_polling": force_polling,
+                "poll_delay_ms": poll_delay_ms,
+            },
+            env_prefix=env_prefix,
+            fmt=format,
+        )
         self.source: Source = source
         self.path = source.uri
         """The source's ``uri``: the file path for a file."""
@@ -153,6 +177,7 @@ class HotReloader(Sessions[T]):
             max_bytes=max_bytes,
             validators=checks,
             policy=self.policy,
+            decode=source.document if isinstance(source, Layers) else None,
         )
         self._log = ContextLogger("hotreload", config=name, source=self.path)
         self._hooks: list[ApplyHook[T]] = list(on_apply)
@@ -208,6 +233,7 @@ class HotReloader(Sessions[T]):
         self._metrics.degraded.set(0 if self.degraded is None else 1)
         tasks = self._tasks = TaskSet(self._log)
         self._closed = False
+        _sighup.track(self)
         try:
             # Tasks exist only while there is work: the worker starts with a burst of triggers
             # and ends when it is drained, the failure actor starts with the first failure.
@@ -270,6 +296,7 @@ class HotReloader(Sessions[T]):
 
     async def _shutdown(self) -> None:
         self._closed = True
+        _sighup.untrack(self)
         self._gate.take()
         attached, self._attached = self._attached, None
         try:
@@ -345,6 +372,12 @@ class HotReloader(Sessions[T]):
         """The prometheus registry this reloader's metrics are on."""
         return REGISTRY if self._registry is None else self._registry
 
+    def explain(self) -> list[Explained]:
+        """Every leaf of the config in force with where it came from: a file and line, an
+        environment variable, or None for a schema default. Secret values are ``***``."""
+        document = self._pipeline.document_of(self._active)
+        return explain(to_builtins(self.snapshot.config), document, self.policy)
+
     def add_apply_hook(self, hook: ApplyHook[T]) -> ApplyHook[T]:
         """Register an ``on_apply`` hook (usable as a decorator); runs in registration order."""
         self._hooks.append(hook)
@@ -356,12 +389,26 @@ class HotReloader(Sessions[T]):
 
 
 def _source_for(
-    path: str | os.PathLike[str] | None, source: Source | None, debounce_ms: int, step_ms: int
+    path: str | os.PathLike[str] | Sequence[LayerItem] | None,
+    source: Source | None,
+    file_options: dict[str, Any],
+    *,
+    env_prefix: str | None,
+    fmt: Format | None,
 ) -> Source:
     if source is None:
-        if path is None:
+        if path is None and not env_prefix:
             raise TypeError("give HotReloader a path or a source=, one of them")
-        return FileSource(path, debounce_ms=debounce_ms, step_ms=step_ms)
+        if isinstance(path, (str, os.PathLike)) and not env_prefix:  # one file: the fast path
+            return FileSource(path, **file_options)
+        items: Sequence[LayerItem] = (
+            () if path is None else [path] if isinstance(path, (str, os.PathLike)) else path
+        )
+        if fmt is not None:  # format= is every file layer's format unless a Layer says
+            items = [Layer(i, format=fmt) if isinstance(i, str | os.PathLike) else i for i in items]
+        return Layers(*items, env_prefix=env_prefix, **file_options)
+    if env_prefix:
+        raise TypeError("env_prefix goes with paths; with source=, give Layers(env_prefix=...)")
     if path is not None:
         raise TypeError("give HotReloader a path or a source=, not both")
     if not isinstance(source, Source):

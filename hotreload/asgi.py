@@ -19,8 +19,10 @@ import contextlib
 import contextvars
 import hmac
 import inspect
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from typing import Any, TypeVar, overload
+from urllib.parse import parse_qs
 
 import msgspec
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -35,6 +37,7 @@ from ._present import (
     to_builtins,
 )
 from ._reloader import HotReloader
+from ._sighup import reload_on_sighup_if_possible
 from ._snapshot import Snapshot
 
 __all__ = [
@@ -74,19 +77,26 @@ def hotreload_lifespan(
     reloader: HotReloader[Any] | Callable[[], HotReloader[Any]],
     *,
     state_key: str = STATE_KEY,
+    reload_on_sighup: bool = False,
 ) -> Callable[[Any], contextlib.AbstractAsyncContextManager[dict[str, Any]]]:
     """A ``lifespan=`` for Starlette or FastAPI that runs ``reloader`` while the app runs.
 
     ``reloader`` may be a factory, so the app can be built before the file exists. Inside,
     the reloader is ``app.state.<state_key>`` and is in the lifespan state (copied into every
     request's ``request.state``). An invalid file at start fails the start-up: fail fast.
+    ``reload_on_sighup=True`` makes SIGHUP re-check every reloader of the process while the
+    app runs (`hotreload.reload_on_sighup`; a handler installed before is chained); where it
+    cannot be installed (the app runs off the main thread, as under a test client) start-up
+    goes on and ``sighup_reload_not_installed`` is logged.
     To combine it with your own lifespan, ``async with hotreload_lifespan(r)(app) as state:``.
     """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[dict[str, Any]]:
         running = reloader if isinstance(reloader, HotReloader) else reloader()
-        async with running:
+        async with running, contextlib.AsyncExitStack() as stack:
+            if reload_on_sighup:
+                stack.callback(reload_on_sighup_if_possible())
             app_state = getattr(app, "state", None)
             if app_state is not None:
                 setattr(app_state, state_key, running)
@@ -229,15 +239,20 @@ def gated(endpoint: Callable[..., Any], *, state_key: str = STATE_KEY) -> ASGIAp
 # -- admin endpoints ----------------------------------------------------------------------------
 
 
-def config_report(reloader: HotReloader[Any], *, include_config: bool = True) -> dict[str, Any]:
-    """What ``GET /-/config`` answers: the version in force, the last outcome and its error,
-    the pending change, restart-required fields and failure records. Never a secret value.
+def config_report(
+    reloader: HotReloader[Any], *, include_config: bool = True, origins: bool = False
+) -> dict[str, Any]:
+    """What ``GET /-/config`` answers: the process id, the version in force, the last outcome
+    and its error, the pending change, restart-required fields and failure records. Never a
+    secret value. ``origins`` (``?origins=1``) adds where each value came from, dotted path ->
+    ``file:line`` or ``$VARIABLE`` (null: the schema's default).
     """
     snapshot = reloader.snapshot
     last = reloader.last_outcome
     pending = reloader.pending
     report: dict[str, Any] = {
         "name": reloader.name,
+        "pid": os.getpid(),  # which worker answered: each worker process has its own reloader
         **snapshot_dict(snapshot),
         "status": "degraded"
         if reloader.degraded is not None or (last is not None and last.error is not None)
@@ -257,6 +272,10 @@ def config_report(reloader: HotReloader[Any], *, include_config: bool = True) ->
     }
     if include_config:
         report["config"] = redacted(to_builtins(snapshot.config), reloader.policy)
+        if origins:
+            report["origins"] = {
+                e.path: None if e.origin is None else str(e.origin) for e in reloader.explain()
+            }
     scrubbed: dict[str, Any] = _scrub(
         report, _secret_values(to_builtins(snapshot.config), reloader.policy)
     )
@@ -305,11 +324,18 @@ def _scrub(value: Any, secrets: set[str]) -> Any:
 _GET = ("GET", "HEAD")
 
 
+def _wants_origins(scope: Scope) -> bool:
+    """``?origins=1`` (or ``true``/``yes``) on ``GET /-/config``."""
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    return query.get("origins", [""])[-1].lower() in ("1", "true", "yes")
+
+
 class HotReloadAdmin:
     """Admin endpoints as one ASGI app; mount it (``Mount("/", app=admin)`` last, or under a
     prefix) or use `admin_routes` to add them to a Starlette/FastAPI router.
 
-    * ``GET /-/config``: JSON report (`config_report`); secrets are ``***``.
+    * ``GET /-/config``: JSON report (`config_report`); secrets are ``***``; ``?origins=1``
+      adds where each value came from (file:line, ``$VARIABLE``).
     * ``POST /-/reload``: a forced re-check, answering its outcome. Off (404) unless
       ``reload_token`` is set; ``Authorization: Bearer <token>`` is compared in constant time:
       none → 401, wrong → 403.
@@ -363,7 +389,10 @@ class HotReloadAdmin:
         if reloader is None:
             await _json(send, 503, {"status": "starting", "reason": "no config loaded yet"})
         elif path == "/-/config":
-            await _json(send, 200, config_report(reloader, include_config=self.include_config))
+            report = config_report(
+                reloader, include_config=self.include_config, origins=_wants_origins(scope)
+            )
+            await _json(send, 200, report)
         elif path == "/-/readyz":
             await self._ready(reloader, send)
         elif path == "/metrics":
