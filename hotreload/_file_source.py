@@ -7,8 +7,7 @@ watch is up and after a watcher restart, so nothing between the first read and t
 is missed. Reading a file (bounded, never blocking on a FIFO) lives here too.
 """
 
-# No `from __future__ import annotations`: `FileSource` is re-homed to `hotreload` (see
-# __init__.py), where `typing.get_type_hints` would look `ClassVar` up and not find it.
+from __future__ import annotations
 
 import asyncio
 import errno

@@ -1,8 +1,6 @@
 """The unit that is swapped: a validated config together with where and when it came from."""
 
-# No `from __future__ import annotations` here: `Snapshot` is re-homed to `hotreload` (see
-# __init__.py), and msgspec and `typing.get_type_hints` would then look its string annotations
-# (`T`, `datetime`) up in the wrong module. Evaluated now, they need no lookup.
+from __future__ import annotations
 
 import hashlib
 from datetime import datetime

@@ -150,10 +150,9 @@ def test_enum_snapshot_and_record_still_pickle_and_decode() -> None:
             marks=[
                 pytest.mark.xfail(
                     strict=True,
-                    raises=(NameError, TypeError),
-                    reason="HotReloader's class-level annotations ('T') are strings resolved in "
-                    "hotreload, and _hooks' list[ApplyHook[T]] subscripts a Callable alias "
-                    "(a TypeError on main already): evaluate them where they are defined",
+                    raises=TypeError,
+                    reason="the Hooks mixin's `list[ApplyHook[T]]` subscripts a Callable "
+                    "alias with string arguments (_hooks.py; not from the move)",
                 )
             ]
             if o is hotreload.HotReloader
