@@ -9,11 +9,14 @@ from importlib.metadata import PackageNotFoundError, version
 from types import FunctionType as _FunctionType
 from types import GenericAlias as _GenericAlias
 
+from ._derive import Derived
 from ._errors import (
     ConfigApplyError,
+    ConfigBuildError,
     ConfigError,
     ConfigParseError,
     ConfigReadError,
+    ConfigRefusedError,
     ConfigValidationError,
 )
 from ._etcd import EtcdSource
@@ -38,10 +41,13 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 __all__ = [
     "ApplyHook",
     "ConfigApplyError",
+    "ConfigBuildError",
     "ConfigError",
     "ConfigParseError",
     "ConfigReadError",
+    "ConfigRefusedError",
     "ConfigValidationError",
+    "Derived",
     "EtcdSource",
     "Explained",
     "FileSource",
