@@ -1,6 +1,7 @@
 """The ``hotreload`` command: vet a config before it ships, watch one live, or try the demo.
 
-* ``hotreload check FILE --schema holmes|module:Class [--against OLD] [--json]``: exit 0 if
+* ``hotreload check FILE --schema holmes|holmesgpt|holmesgpt-models|module:Class [--against OLD]
+  [--json]``: exit 0 if
   valid, 1 if not, 2 on a usage error; errors carry the line/column or field path (like
   ``nginx -t``); ``--against`` lists the changed key paths, secrets as ``***``.
 * ``hotreload watch FILE --schema ...``: run a reloader and print one line per outcome.
@@ -30,7 +31,7 @@ from ._fields import FieldPolicy
 from ._logging import filter_by_stdlib_level
 from ._outcome import ReloadOutcome
 from ._parsing import format_for
-from ._pipeline import Active, Pipeline
+from ._pipeline import Active, Pipeline, Validator
 from ._present import diff_records, error_dict, outcome_dict, outcome_line
 from ._reloader import HotReloader
 from .holmes import ApiConfig
@@ -44,12 +45,32 @@ class _UsageError(Exception):
     pass
 
 
+def _holmesgpt_preset(spec: str) -> tuple[Any, tuple[Validator[Any], ...]]:
+    from . import holmesgpt  # noqa: PLC0415 - imported only when asked for
+
+    if spec == "holmesgpt":
+        return holmesgpt.HolmesGPTConfig, ()
+    return holmesgpt.ModelList, (holmesgpt.validate_model_list,)
+
+
+_PRESETS = ("holmes", "holmesgpt", "holmesgpt-models")
+
+
+def _load_preset(spec: str) -> tuple[Any, tuple[Validator[Any], ...]]:
+    """A schema and the validators that go with it: a preset's, or ``module:Class``'s (none)."""
+    if spec in ("holmesgpt", "holmesgpt-models"):
+        return _holmesgpt_preset(spec)
+    return _load_schema(spec), ()
+
+
 def _load_schema(spec: str) -> Any:
     if spec == "holmes":
         return ApiConfig
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
-        raise _UsageError(f"--schema must be 'holmes' or 'module:Class', not {spec!r}")
+        raise _UsageError(
+            f"--schema must be one of {', '.join(_PRESETS)} or 'module:Class', not {spec!r}"
+        )
     sys.path.insert(0, str(Path.cwd()))
     try:
         module = importlib.import_module(module_name)
@@ -59,7 +80,7 @@ def _load_schema(spec: str) -> Any:
 
 
 def _check(args: argparse.Namespace) -> int:
-    schema = _load_schema(args.schema)
+    schema, validators = _load_preset(args.schema)
     policy = FieldPolicy(schema)
 
     def load(path: str) -> Active[Any]:
@@ -68,7 +89,7 @@ def _check(args: argparse.Namespace) -> int:
             source=path,
             fmt=args.format or format_for(path),
             max_bytes=args.max_bytes,
-            validators=(),
+            validators=validators,
             policy=policy,
         )
         return pipeline.load(pipeline.read(path))
@@ -111,8 +132,10 @@ def _outcome_line(outcome: ReloadOutcome, as_json: bool) -> str:
     return json.dumps(outcome_dict(outcome)) if as_json else outcome_line(outcome)
 
 
-async def _watch(path: str, schema: Any, *, as_json: bool) -> None:
-    async with HotReloader(path, schema=schema, name="cli") as reloader:
+async def _watch(
+    path: str, schema: Any, validators: Sequence[Validator[Any]], *, as_json: bool
+) -> None:
+    async with HotReloader(path, schema=schema, name="cli", validators=validators) as reloader:
         outcomes = reloader.outcomes()
         snap = reloader.snapshot
         if as_json:
@@ -126,9 +149,9 @@ async def _watch(path: str, schema: Any, *, as_json: bool) -> None:
 
 
 def _run_watch(args: argparse.Namespace) -> int:
-    schema = _load_schema(args.schema)
+    schema, validators = _load_preset(args.schema)
     try:
-        asyncio.run(_watch(str(args.file), schema, as_json=args.json))
+        asyncio.run(_watch(str(args.file), schema, validators, as_json=args.json))
     except ConfigError as exc:
         print(f"invalid: {exc}", file=sys.stderr)
         return EXIT_INVALID
@@ -170,13 +193,19 @@ def _port(text: str) -> int:
     return port
 
 
+_SCHEMA_HELP = (
+    "a preset: 'holmes' (HolmesGPT API config.yaml), 'holmesgpt' (HolmesGPT's config.yaml "
+    "or custom_toolset.yaml), 'holmesgpt-models' (its model_list.yaml); or 'module:Class'"
+)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hotreload", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     check = sub.add_parser("check", help="validate a config file and exit 0 (valid) or 1")
     check.add_argument("file", type=Path)
-    check.add_argument("--schema", required=True, help="'holmes' or 'module:Class'")
+    check.add_argument("--schema", required=True, help=_SCHEMA_HELP)
     check.add_argument("--format", choices=("yaml", "json", "toml"))
     check.add_argument("--max-bytes", type=int, default=1 << 20)
     check.add_argument(
@@ -191,7 +220,7 @@ def _parser() -> argparse.ArgumentParser:
 
     watch = sub.add_parser("watch", help="reload a config live and print each outcome")
     watch.add_argument("file", type=Path)
-    watch.add_argument("--schema", required=True, help="'holmes' or 'module:Class'")
+    watch.add_argument("--schema", required=True, help=_SCHEMA_HELP)
     watch.add_argument("--json", action="store_true", help="print JSON lines")
     watch.set_defaults(run=_run_watch)
 
