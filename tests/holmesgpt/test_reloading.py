@@ -62,11 +62,10 @@ async def test_a_typo_is_refused_and_the_running_toolsets_stay(tmp_path: Path) -
         volume.path("custom_toolset.yaml"), poll_interval=0
     ) as reloader:
         before = reloader.snapshot
-        refused = reloader.wait_for_outcome(ReloadResult.VALIDATION_FAILED, timeout=10)
         volume.update(
             {"custom_toolset.yaml": TOOLSETS.replace("enabled: true", "enabeld: true", 1)}
         )
-        outcome = await refused
+        outcome = await reloader.wait_for_outcome(ReloadResult.VALIDATION_FAILED, timeout=10)
         assert outcome.error is not None
         assert getattr(outcome.error, "field_path", None) == "toolsets.internet.enabeld"
         assert getattr(outcome.error, "line", None) == 3
@@ -83,8 +82,7 @@ async def test_a_model_entry_without_model_is_refused(tmp_path: Path) -> None:
     volume = ConfigMapVolume(tmp_path / "config", {"model_list.yaml": MODELS})
     async with create_model_list_reloader(volume.path("model_list.yaml"), poll_interval=0) as r:
         before = r.snapshot
-        refused = r.wait_for_outcome(ReloadResult.VALIDATION_FAILED, timeout=10)
         volume.update({"model_list.yaml": MODELS + "broken:\n  temperature: 1\n"})
-        outcome = await refused
+        outcome = await r.wait_for_outcome(ReloadResult.VALIDATION_FAILED, timeout=10)
         assert getattr(outcome.error, "field_path", None) == "broken.model"
         assert r.snapshot is before
