@@ -246,7 +246,8 @@ class HolmesGPTConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
 
 ModelList = dict[str, dict[str, Any]]
 """``model_list.yaml`` as loaded: name -> the entry's keys, the unknown ones included (they
-are LiteLLM arguments). `validate_model_list` checks the keys HolmesGPT itself reads."""
+are LiteLLM arguments). `validate_model_list` checks the keys HolmesGPT itself reads. Being
+plain dicts, readers share them: copy an entry before changing it."""
 
 
 class ModelEntry(msgspec.Struct, frozen=True, kw_only=True):

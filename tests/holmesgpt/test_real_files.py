@@ -131,3 +131,23 @@ def test_the_installed_command_runs_the_presets(path: Path, schema: str) -> None
         timeout=60,
     )
     assert proc.returncode == (1 if path.parent.name == "refused" else 0), proc.stderr
+
+
+def test_the_cli_imports_the_preset_only_when_asked(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("llm: {provider: openai, model: gpt-4}\n")
+    code = (
+        "import sys; from hotreload.cli import main; "
+        "assert main(['check', sys.argv[1], '--schema', 'holmes']) == 0; "
+        "assert 'hotreload.holmesgpt' not in sys.modules; "
+        "assert main(['check', sys.argv[2], '--schema', 'holmesgpt']) == 0; "
+        "assert 'hotreload.holmesgpt' in sys.modules"
+    )
+    chart = DATA / "chart" / "default-custom_toolset.yaml"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(config), str(chart)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
