@@ -182,10 +182,18 @@ _McpServers = dict[_NonEmpty, McpServer]
 
 
 class ToolsetFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """The server's ``custom_toolset.yaml``: what the Helm chart's ConfigMap holds."""
+    """The server's ``custom_toolset.yaml``: what the Helm chart's ConfigMap holds.
+
+    Upstream's server fails to list its toolsets when this file has neither (the chart only
+    renders it with one of them), so an empty one is refused.
+    """
 
     toolsets: _Toolsets | None = None
     mcp_servers: _McpServers | None = None
+
+    def __post_init__(self) -> None:
+        if not self.toolsets and not self.mcp_servers:
+            raise ValueError("custom_toolset.yaml needs a toolset or an MCP server")
 
 
 class HolmesGPTConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -164,3 +164,11 @@ def test_model_entries_keep_the_keys_litellm_gets() -> None:
     with pytest.raises(ValueError, match=r"Expected `bool \| null`") as caught:
         validate_model_list({"fast": {"model": "m", "is_robusta_model": "yes"}})
     assert getattr(caught.value, "field_path", None) == "fast.is_robusta_model"
+
+
+@pytest.mark.parametrize("doc", [{}, {"toolsets": {}, "mcp_servers": {}}, {"toolsets": None}])
+def test_a_custom_toolset_file_without_toolsets_is_refused(doc: dict[str, Any]) -> None:
+    """Upstream's server raises "No 'toolsets' or 'mcp_servers' key found" for such a file."""
+    with pytest.raises(msgspec.ValidationError, match="needs a toolset or an MCP server"):
+        msgspec.convert(doc, ToolsetFile, strict=True)
+    msgspec.convert(doc, HolmesGPTConfig, strict=True)  # the CLI's config may have neither
