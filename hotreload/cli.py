@@ -28,13 +28,13 @@ import structlog
 
 from ._errors import ConfigError
 from ._fields import FieldPolicy
+from ._file_source import read_file
 from ._logging import filter_by_stdlib_level
 from ._outcome import ReloadOutcome
 from ._parsing import format_for
 from ._pipeline import Active, Pipeline, Validator
 from ._present import diff_records, error_dict, outcome_dict, outcome_line
 from ._reloader import HotReloader
-from .holmes import ApiConfig
 
 __all__ = ["main"]
 
@@ -65,6 +65,8 @@ def _load_preset(spec: str) -> tuple[Any, tuple[Validator[Any], ...]]:
 
 def _load_schema(spec: str) -> Any:
     if spec == "holmes":
+        from .holmes import ApiConfig  # noqa: PLC0415 - the generic CLI needs no preset
+
         return ApiConfig
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
@@ -92,7 +94,7 @@ def _check(args: argparse.Namespace) -> int:
             validators=validators,
             policy=policy,
         )
-        return pipeline.load(pipeline.read(path))
+        return pipeline.load(read_file(path, pipeline.max_bytes, path))
 
     path = str(args.file)
     try:
