@@ -66,6 +66,12 @@ INSTALL_HINT = 'pip install -e ".[{extra}]"  (from a checkout of hotreload)'
 PRESETS: dict[str, tuple[str, ...]] = {
     "holmes": ("hotreload.holmes:ApiConfig",),
     "holmes-toolsets": ("hotreload.holmes:ToolsetCatalog",),
+    # upstream HolmesGPT: ~/.holmes/config.yaml or the server's custom_toolset.yaml
+    "holmesgpt": ("hotreload.holmesgpt:HolmesGPTConfig",),
+    "holmesgpt-models": (
+        "hotreload.holmesgpt:ModelList",
+        "hotreload.holmesgpt:validate_model_list",
+    ),
 }
 
 _SCHEMA_HELP = (
@@ -432,6 +438,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.parser.print_usage(sys.stderr)  # the subcommand's usage, not the top level's
         print(f"hotreload: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # `hotreload check --explain | head`: the reader left; say nothing more, as cat does.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     return code
 
 
