@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from typing import Annotated
 
 import msgspec
@@ -246,6 +247,19 @@ class Loose(msgspec.Struct, frozen=True):
     model: str = "gpt-4"
 
 
+def loose_pipeline(decode: Callable[[bytes], Document], *, strict: bool = False) -> Pipeline[Loose]:
+    return Pipeline(
+        Loose,
+        source="layers://llm",
+        fmt="yaml",
+        max_bytes=4096,
+        validators=[],
+        policy=FieldPolicy(Loose),
+        decode=decode,
+        strict=strict,
+    )
+
+
 def test_unknown_keys_of_a_layered_version_name_their_layer_and_are_kept_with_it() -> None:
     extra = Origin("overlay.yaml", 4, 1)
     document = Document(
@@ -254,14 +268,8 @@ def test_unknown_keys_of_a_layered_version_name_their_layer_and_are_kept_with_it
         {(): Origin("base.yaml", 1, 1), ("modle",): Origin("overlay.yaml", 4, 8)},
         {("modle",): extra},
     )
-    p: Pipeline[Loose] = Pipeline(
-        Loose,
-        source="layers://llm",
-        fmt="yaml",
-        max_bytes=4096,
-        validators=[],
-        policy=FieldPolicy(Loose),
-        decode=lambda raw: document if raw == b"typo" else Document({}, "layers://llm", {}, {}),
+    p = loose_pipeline(
+        lambda raw: document if raw == b"typo" else Document({}, "layers://llm", {}, {})
     )
     assert p.strict is False  # unknown keys are named, not refused, unless asked
     [key] = p.load(b"typo").unknown
@@ -296,16 +304,7 @@ def test_strict_refuses_an_unknown_key_at_its_layer_with_or_without_a_suggestion
             {(key,): Origin("overlay.yaml", 2, 1)},
         )
 
-    p: Pipeline[Loose] = Pipeline(
-        Loose,
-        source="layers://llm",
-        fmt="yaml",
-        max_bytes=4096,
-        validators=[],
-        policy=FieldPolicy(Loose),
-        decode=decode,
-        strict=True,
-    )
+    p = loose_pipeline(decode, strict=True)
     with pytest.raises(ConfigValidationError) as info:
         p.load(b"zzzzzz")
     err = info.value
