@@ -8,26 +8,17 @@ pattern covers everything below it.
 
 from __future__ import annotations
 
-import re
 import typing
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import msgspec
 
+from . import _redact
+
 __all__ = ["FieldPolicy", "Path", "RestartRequired", "Secret", "format_path"]
 
 Path = tuple[str, ...]
-
-#: A field is secret when its name contains one of these (DESIGN's ``*key*``, ``*token*``,
-#: ...): over-redacting is safer than missing ``slackwebhooktoken``. One exception: the word
-#: ``tokens`` is a count of LLM tokens (``max_tokens_per_request``), not a credential.
-_SECRET_NAME = re.compile(r"key|token|password|passwd|secret|credential", re.IGNORECASE)
-_NOT_SECRET = re.compile(r"tokens", re.IGNORECASE)
-
-
-def _is_secret_name(segment: str) -> bool:
-    return _SECRET_NAME.search(_NOT_SECRET.sub("", segment)) is not None
 
 
 class _Marker:
@@ -94,34 +85,23 @@ class FieldPolicy:
         return None
 
     def is_secret(self, path: Path) -> bool:
-        """Declared secret, or any segment named like a key, token, password or secret."""
-        if any(_is_secret_name(seg) for seg in path):
+        """Declared secret, or any segment named like a secret (see `hotreload._redact`)."""
+        if any(_redact.is_secret_name(seg) for seg in path):
             return True
         return any(_prefix_matches(pattern, path) for pattern in self.secrets)
 
     def redact(self, path: Path, value: Any) -> Any:
-        return "***" if self.is_secret(path) else value
+        """``value`` (builtins) as it may be shown, found at ``path``."""
+        return _redact.redact(value, self.is_secret, path)
 
     def secret_values(self, builtins: Any) -> set[str]:
-        """The string values held in secret fields of a config (as builtins), to scrub them
-        out of text the engine did not write itself, such as an apply hook's error."""
-        found: set[str] = set()
-        stack: list[tuple[Path, Any]] = [((), builtins)]
-        while stack:
-            path, value = stack.pop()
-            if isinstance(value, dict):
-                stack.extend(((*path, str(k)), v) for k, v in value.items())
-            elif isinstance(value, list | tuple):
-                stack.extend((path, v) for v in value)
-            elif isinstance(value, str) and len(value) >= 4 and self.is_secret(path):
-                found.add(value)
-        return found
+        """The secret strings of a config (as builtins), to scrub them out of text the engine
+        did not write itself, such as an apply hook's error."""
+        return _redact.secret_values(builtins, self.is_secret)
 
     def scrub(self, text: str, builtins: Any) -> str:
-        """``text`` with every secret value of the config replaced by ``***``."""
-        for value in sorted(self.secret_values(builtins), key=len, reverse=True):
-            text = text.replace(value, "***")
-        return text
+        """``text`` with every secret value of the config, and every secret shape, masked."""
+        return _redact.scrub(text, self.secret_values(builtins))
 
 
 def _collect(

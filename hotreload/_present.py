@@ -18,10 +18,10 @@ from ._errors import ConfigError
 from ._failures import ToolsetFailureRecord
 from ._fields import FieldPolicy, Path, format_path
 from ._outcome import ReloadOutcome
+from ._redact import redact
 from ._snapshot import Snapshot
 
 __all__ = [
-    "REDACTED",
     "diff_records",
     "error_dict",
     "failure_dict",
@@ -30,8 +30,6 @@ __all__ = [
     "redacted",
     "snapshot_dict",
 ]
-
-REDACTED = "***"
 
 
 def error_dict(error: ConfigError) -> dict[str, Any]:
@@ -88,14 +86,9 @@ def snapshot_dict(snapshot: Snapshot[Any]) -> dict[str, Any]:
 
 
 def redacted(value: Any, policy: FieldPolicy, path: Path = ()) -> Any:
-    """``value`` (builtins) with every secret field, at any depth, replaced by ``***``."""
-    if path and policy.is_secret(path):
-        return REDACTED
-    if isinstance(value, dict):
-        return {k: redacted(v, policy, (*path, str(k))) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redacted(v, policy, path) for v in value]
-    return value
+    """``value`` (builtins) with every secret field, at any depth, replaced by ``***`` and
+    secret-shaped strings (a URL's password, a bearer token) masked."""
+    return redact(value, policy.is_secret, path)
 
 
 def to_builtins(config: Any) -> Any:

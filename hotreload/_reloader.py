@@ -38,6 +38,7 @@ from ._metrics import ReloaderMetrics
 from ._outcome import ReloadOutcome, ReloadResult
 from ._parsing import Format, format_for
 from ._pipeline import Active, Evaluation, Pipeline, Validator, result_for, sha256_hex
+from ._redact import scrub
 from ._snapshot import Snapshot
 from ._source import Source
 from ._tasks import TaskSet
@@ -544,9 +545,7 @@ class HotReloader(Generic[T]):
 
     def _scrub(self, text: str) -> str:
         """``text`` with the config's secret values masked (a tool error may quote a key)."""
-        for value in self._secrets:
-            text = text.replace(value, "***")
-        return text
+        return scrub(text, self._secrets)
 
     def _mark(self) -> Mark:
         return Mark(self.snapshot.generation, self._gate.pending_seq)
