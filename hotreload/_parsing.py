@@ -73,8 +73,13 @@ def format_for(path: str) -> Format:
     return "yaml"
 
 
-def parse(raw: bytes, fmt: Format, source: str) -> Any:
-    """Decode and parse ``raw``; raise `ConfigParseError` with a 1-based line and column."""
+def parse(raw: bytes, fmt: Format, source: str, *, max_text: int | None = None) -> Any:
+    """Decode and parse ``raw``; raise `ConfigParseError` with a 1-based line and column.
+
+    ``max_text`` bounds the bytes of scalar text a YAML document may expand to through its
+    aliases (the reloader passes its ``max_bytes``: a document without aliases never has more
+    text than bytes, so only an expansion can break it).
+    """
     text = _decode(raw, source)
     if not text.strip():
         raise ConfigParseError(source, "the document is empty", line=1, column=1)
@@ -83,7 +88,7 @@ def parse(raw: bytes, fmt: Format, source: str) -> Any:
     elif fmt == "toml":
         data = _parse_toml(text, source)
     else:
-        data = _parse_yaml(text, source)
+        data = _parse_yaml(text, source, max_text)
     if data is None or (fmt == "toml" and data == {}):
         # Comments only: no config at all. Refused like an empty file, never taken as
         # "all defaults" (a ConfigMap emptied by mistake must not reset the service).
@@ -115,9 +120,14 @@ def _position(prefix: str) -> tuple[int, int]:
     return line, len(prefix) - (prefix.rfind("\n") + 1) + 1
 
 
-def _parse_yaml(text: str, source: str) -> Any:
+def _parse_yaml(text: str, source: str, max_text: int | None) -> Any:
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        return _load_yaml(text, max_text)
+    except _TooBig as exc:
+        mark = exc.node.start_mark
+        raise ConfigParseError(
+            source, exc.message, line=mark.line + 1, column=mark.column + 1
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         parts = [_scrub(p) for p in (exc.context, exc.problem) if p]
@@ -136,8 +146,6 @@ def _parse_yaml(text: str, source: str) -> Any:
         raise ConfigParseError(source, type(exc).__name__) from None
     except RecursionError:
         raise ConfigParseError(source, "the document is nested too deeply") from None
-    _check_shape(data, source)
-    return data
 
 
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*"')
@@ -175,64 +183,91 @@ def _keep_if_not_text(found: re.Match[str]) -> str:
     return "(...)"
 
 
-def _check_shape(data: Any, source: str) -> None:
-    """Bound depth and expanded size in one cheap pass (a shared subtree is walked each time it
-    is referenced, so the budget is what anything walking the config later would pay).
+def _load_yaml(text: str, max_text: int | None) -> Any:
+    """``yaml.load``, with the node graph measured between composing and constructing.
 
-    Only when the budget runs out is the exact, memoised walk used to say why.
+    Composing is libyaml's C code and linear in the file; everything after it (merge-key
+    flattening, constructing, converting, hashing, serving ``/-/config``) pays for the document
+    as aliases expand it. So the limits are checked on the composed nodes, before any of that.
     """
-    budget = MAX_EXPANDED_NODES
-    stack: list[tuple[Any, int]] = [(data, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if not isinstance(node, (dict, list)):
-            continue
-        if depth > MAX_DEPTH:
-            _check_expansion(data, source)  # says "refers to itself" when it is a cycle
-            raise ConfigParseError(source, f"nesting is deeper than {MAX_DEPTH} levels")
-        budget -= len(node)
-        if budget < 0:
-            _check_expansion(data, source)
-            raise ConfigParseError(source, f"the document has more than {MAX_EXPANDED_NODES} nodes")
-        children = node.values() if isinstance(node, dict) else node
-        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    loader = _StrictLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_nodes(node, max_text)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
-def _check_expansion(data: Any, source: str) -> None:
-    """Reject alias cycles, documents that expand past `MAX_EXPANDED_NODES`, or nest too deep.
+class _TooBig(Exception):
+    """A limit broken at ``node``: turned into a `ConfigParseError` that points at it."""
 
-    One post-order walk over the object graph, memoised by identity, so shared subtrees are
-    costed as often as they are referenced without being visited more than once.
+    def __init__(self, message: str, node: yaml.Node) -> None:
+        super().__init__(message)
+        self.message = message
+        self.node = node
+
+
+def _check_nodes(root: yaml.Node, max_text: int | None) -> None:
+    """Refuse a node graph that expands past `MAX_EXPANDED_NODES` nodes, ``max_text`` bytes
+    of scalar text or `MAX_DEPTH` levels, or that refers to itself.
+
+    One post-order walk, memoised by identity: a node an alias shares is measured once and
+    counted as often as it is referenced, so the cost is that of the file, not of what it
+    expands to. A merge key (``<<: *base``) counts like any other entry: PyYAML copies the
+    merged pairs into every mapping that merges them before it drops duplicates.
     """
-    size: dict[int, int] = {}
-    depth: dict[int, int] = {}
+    measured: dict[int, tuple[int, int, int]] = {}  # id -> (nodes, text bytes, depth)
     on_path: set[int] = set()
-    stack: list[tuple[Any, bool]] = [(data, False)]
+    aliased = False
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
         node, children_done = stack.pop()
-        if not isinstance(node, (dict, list)):
-            continue
         key = id(node)
-        if not children_done and key in size:
-            continue  # a shared subtree already costed: skip before touching its children
-        children = list(node.keys()) + list(node.values()) if isinstance(node, dict) else node
-        containers = [c for c in children if isinstance(c, (dict, list))]
+        if isinstance(node, yaml.ScalarNode):
+            if key in measured:
+                aliased = True
+            else:
+                value: str = node.value
+                measured[key] = (1, len(value) if value.isascii() else len(value.encode()), 1)
+            continue
+        if not children_done and key in measured:
+            aliased = True
+            continue
+        children = _children(node)
         if children_done:
             on_path.discard(key)
-            size[key] = 1 + len(children) + sum(size[id(c)] - 1 for c in containers)
-            depth[key] = 1 + max((depth[id(c)] for c in containers), default=0)
-            if size[key] > MAX_EXPANDED_NODES:
-                raise ConfigParseError(
-                    source, f"aliases expand to more than {MAX_EXPANDED_NODES} nodes"
+            nodes, size, depth = 1, 0, 0
+            for child in children:
+                n, t, d = measured[id(child)]
+                nodes, size, depth = nodes + n, size + t, max(depth, d)
+            depth += 1
+            if nodes > MAX_EXPANDED_NODES:
+                what = "aliases expand to" if aliased else "the document has"
+                raise _TooBig(f"{what} more than {MAX_EXPANDED_NODES} nodes", node)
+            if max_text is not None and size > max_text:
+                raise _TooBig(
+                    f"aliases expand to more than {max_text} bytes of text (max_bytes)", node
                 )
-            if depth[key] > MAX_DEPTH:
-                raise ConfigParseError(source, f"nesting is deeper than {MAX_DEPTH} levels")
+            if depth > MAX_DEPTH:
+                raise _TooBig(f"nesting is deeper than {MAX_DEPTH} levels", node)
+            measured[key] = (nodes, size, depth)
             continue
         if key in on_path:
-            raise ConfigParseError(source, "an alias refers to itself (recursive structure)")
+            raise _TooBig("an alias refers to itself (recursive structure)", node)
         on_path.add(key)
         stack.append((node, True))
-        stack.extend((c, False) for c in containers if id(c) not in size)
+        stack.extend((child, False) for child in children)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

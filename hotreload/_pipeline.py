@@ -105,7 +105,7 @@ class Pipeline(Generic[T]):
 
     def load(self, raw: bytes) -> Active[T]:
         """Parse, convert and validate ``raw`` as a first version: raises `ConfigError`."""
-        data = parse(raw, self.fmt, self.source)
+        data = parse(raw, self.fmt, self.source, max_text=self.max_bytes)
         try:
             config = self._convert(data, raw)
             self._validate(config)
@@ -124,7 +124,7 @@ class Pipeline(Generic[T]):
             return Evaluation(ReloadResult.CONFIG_UNCHANGED, sha)
         data: Any = None
         try:
-            data = parse(raw, self.fmt, self.source)
+            data = parse(raw, self.fmt, self.source, max_text=self.max_bytes)
             config = self._convert(data, raw)
             builtins = _to_builtins(config)
             changed = list(changed_paths(active.builtins, builtins))
