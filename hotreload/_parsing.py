@@ -279,15 +279,41 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+#: ``\\ud800``-``\\udfff`` escapes not in a high + low pair: JSON can spell a lone surrogate,
+#: which is no character, cannot be encoded as UTF-8 and so cannot be hashed or served.
+_LONE_SURROGATE = re.compile(
+    r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+
+
 def _parse_json(text: str, source: str) -> Any:
     try:
-        return json.loads(text, object_pairs_hook=_reject_duplicates)
+        data = json.loads(text, object_pairs_hook=_reject_duplicates)
     except json.JSONDecodeError as exc:
         raise ConfigParseError(source, exc.msg, line=exc.lineno, column=exc.colno) from None
     except ValueError as exc:  # duplicate key; the decoder does not say where
         raise ConfigParseError(source, str(exc)) from None
     except RecursionError:
         raise ConfigParseError(source, "the document is nested too deeply") from None
+    lone = _LONE_SURROGATE.search(text)
+    if lone is not None and not _encodable(data):
+        line, column = _position(text[: lone.start()])
+        raise ConfigParseError(
+            source,
+            "a \\u escape is half of a UTF-16 surrogate pair, which is not a character",
+            line=line,
+            column=column,
+        )
+    return data
+
+
+def _encodable(data: Any) -> bool:
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")

@@ -26,7 +26,7 @@ from ._errors import ConfigError, ConfigReadError, ConfigValidationError
 from ._fields import FieldPolicy, Path, format_path
 from ._outcome import ReloadResult
 from ._parsing import Format, locate, parse
-from ._snapshot import canonical_hash
+from ._snapshot import canonical_hash, canonical_json
 
 __all__ = [
     "Active",
@@ -111,7 +111,7 @@ class Pipeline(Generic[T]):
             self._validate(config)
         except ConfigValidationError as exc:
             raise self._redact(exc, data) from None
-        builtins = _to_builtins(config)
+        builtins = self._builtins(config)
         return Active(config, builtins, canonical_hash(builtins), sha256_hex(raw))
 
     def evaluate(self, raw: bytes, active: Active[T], sha: str | None = None) -> Evaluation[T]:
@@ -126,7 +126,7 @@ class Pipeline(Generic[T]):
         try:
             data = parse(raw, self.fmt, self.source, max_text=self.max_bytes)
             config = self._convert(data, raw)
-            builtins = _to_builtins(config)
+            builtins = self._builtins(config)
             changed = list(changed_paths(active.builtins, builtins))
             effective, roots = retain(active.builtins, builtins, changed, self.policy)
             if roots:
@@ -148,6 +148,21 @@ class Pipeline(Generic[T]):
             changed=tuple(format_path(p) for p in changed),
             restart_required=wanted,
         )
+
+    def _builtins(self, config: T) -> Any:
+        """The config as builtins, checked to have a canonical form (so hashing cannot fail).
+
+        A safety net: what the parsers accept always has one (a lone surrogate is refused
+        where it is read), but a `ConfigError` is the only way a version may fail.
+        """
+        builtins = _to_builtins(config)
+        try:
+            canonical_json(builtins)
+        except (TypeError, ValueError, msgspec.EncodeError) as exc:
+            raise ConfigValidationError(
+                self.source, f"the config has no canonical form ({type(exc).__name__})"
+            ) from None
+        return builtins
 
     def _redact(self, error: ConfigValidationError, data: Any) -> ConfigValidationError:
         """``error`` with every secret value of the document masked in its message.
@@ -273,14 +288,17 @@ def sha256_hex(raw: bytes) -> str:
 
 def _digest(value: Any) -> str:
     try:
-        encoded = msgspec.json.encode(value, order="sorted")
+        encoded = canonical_json(value)
     except (TypeError, msgspec.EncodeError):  # the field was removed from the file
         encoded = b"<absent>"
     return hashlib.sha256(encoded).hexdigest()[:16]
 
 
 def _to_builtins(config: Any) -> Any:
-    return msgspec.to_builtins(config, builtin_types=_RICH, order="sorted")
+    try:
+        return msgspec.to_builtins(config, builtin_types=_RICH, order="sorted")
+    except TypeError:  # keys of several types (``{404: a, x: b}``) do not sort: keep file order
+        return msgspec.to_builtins(config, builtin_types=_RICH)
 
 
 def _get(data: Any, path: list[str | int]) -> Any:

@@ -92,8 +92,31 @@ def redacted(value: Any, policy: FieldPolicy, path: Path = ()) -> Any:
 
 
 def to_builtins(config: Any) -> Any:
-    """JSON-ready builtins of a config (datetimes and the like as strings)."""
-    return msgspec.to_builtins(config, order="sorted")
+    """JSON-ready builtins of a config (datetimes and the like as strings).
+
+    A key that is not a string (YAML's ``404: retry`` in a free-form field) is shown as JSON
+    shows it (``"404"``, ``"true"``, ``"null"``).
+    """
+    try:
+        value = msgspec.to_builtins(config, order="sorted")
+    except TypeError:  # keys of several types do not sort
+        value = msgspec.to_builtins(config)
+    try:
+        msgspec.json.encode(value)
+    except TypeError:
+        value = _string_keys(value)
+    return value
+
+
+def _string_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            (k if isinstance(k, str) else msgspec.json.encode(k).decode()): _string_keys(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_string_keys(v) for v in value]
+    return value
 
 
 def diff_records(old: Any, new: Any, policy: FieldPolicy) -> list[dict[str, Any]]:
