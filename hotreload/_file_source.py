@@ -20,7 +20,12 @@ from ._pipeline import read_file
 from ._source import Revision
 from ._watch import Subscription, hub_for
 
-__all__ = ["FileSource"]
+__all__ = ["HARD_LINK_DETAIL", "FileSource", "hard_links"]
+
+HARD_LINK_DETAIL = (
+    "the file has other hard links: an edit made through a name in another directory is not "
+    "reported by inotify here, and is seen only by the safety poll (poll_interval)"
+)
 
 
 class FileSource:
@@ -72,6 +77,14 @@ class FileSource:
 
     def __repr__(self) -> str:
         return f"FileSource({self.path!r})"
+
+
+def hard_links(path: str) -> int:
+    """How many names the file (after symlinks) has; 0 when it cannot be read."""
+    try:
+        return os.stat(path).st_nlink
+    except OSError:
+        return 0
 
 
 def _nothing() -> None:

@@ -31,7 +31,7 @@ from ._drain import DrainGate
 from ._errors import ConfigApplyError, ConfigError, ConfigValidationError
 from ._failures import FailureActor, FailureLedger, Mark, ToolsetFailureRecord
 from ._fields import FieldPolicy, format_path
-from ._file_source import FileSource
+from ._file_source import HARD_LINK_DETAIL, FileSource, hard_links
 from ._kube import is_file_mount
 from ._logging import ContextLogger, apply_log_level, level_number
 from ._metrics import ReloaderMetrics
@@ -335,6 +335,8 @@ class HotReloader(Generic[T]):
                 "config_file_is_a_subpath_mount",
                 detail="kubelet never updates a subPath mount: mount the directory instead",
             )
+        if isinstance(self.source, FileSource) and (links := hard_links(self.path)) > 1:
+            self._log.warning("config_file_has_hard_links", links=links, detail=HARD_LINK_DETAIL)
         self._triggers = []
         self._loop = asyncio.get_running_loop()
         self._limiter: anyio.CapacityLimiter | None = None  # made on the first large file
