@@ -48,9 +48,10 @@ _NOT_SECRET = re.compile(r"tokens", re.IGNORECASE)
 _URL_USERINFO = re.compile(
     r"(?P<head>\b[a-z][a-z0-9+.\-]*://[^\s:/?#@]*:)(?P<secret>[^\s/?#]*)(?=@)", re.IGNORECASE
 )
-#: ``Bearer <token>`` / ``Basic <base64>``, as in an ``Authorization`` header written anywhere.
+#: ``Bearer <token>`` / ``Basic <base64>``, as in an ``Authorization`` header written anywhere
+#: (8 characters at least: a credential, not the next word of "a bearer of bad news").
 _AUTH_SCHEME = re.compile(
-    r"(?P<head>\b(?:bearer|basic)\s+)(?P<secret>[\w\-.~+/]+=*)", re.IGNORECASE
+    r"(?P<head>\b(?:bearer|basic)\s+)(?P<secret>[\w\-.~+/]{8,}=*)", re.IGNORECASE
 )
 #: A Slack webhook URL is its own credential: everything after the host.
 _SLACK_WEBHOOK = re.compile(
