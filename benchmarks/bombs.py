@@ -97,7 +97,7 @@ BOMBS: dict[str, Callable[[], bytes]] = {
     "string-bomb-130k (50 KB x 20,000)": lambda: string_bomb(50_000, 20_000),
     "string-bomb-62k (20 KB x 10,000)": lambda: string_bomb(20_000, 10_000),
     "string-bomb-18k (Holmes /-/config)": lambda: string_bomb(4_000, 3_500),
-    "merge-fan-out-34k (refused)": lambda: merge_fan_out(1_000, 5_000),
+    "merge-fan-out-29k (refused)": lambda: merge_fan_out(1_000, 5_000),
     "merge-fan-out-5k (accepted, 49,000 pairs)": lambda: merge_fan_out(490, 100),
     "merge-chain (10 levels x 10)": lambda: merge_chain(10, 10),
     "billion-laughs": billion_laughs,
