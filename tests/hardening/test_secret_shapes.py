@@ -12,10 +12,8 @@ rest of the text intact (an output that wiped the whole message would fail).
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
-import signal
 import sys
 from collections.abc import MutableMapping
 from pathlib import Path
@@ -31,7 +29,7 @@ from hotreload.asgi import HotReloadAdmin
 from hotreload.cli import main
 from hotreload.testing import write_atomic
 from tests.hardening.conftest import WAIT, watcher_up
-from tests.hardening.test_secrets import PLANT, cli, leaks, read_json
+from tests.hardening.test_secrets import PLANT, cli, leaks, watch_json
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -243,36 +241,11 @@ def test_cli_check_and_against_mask_secret_shapes_in_place(
 async def test_cli_watch_json_masks_secret_shapes_in_place(schema_dir: Path) -> None:
     path = schema_dir / "config.yaml"
     path.write_text(doc(1))
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "hotreload.cli",
-        "watch",
-        str(path),
-        "--schema",
-        "shapes_schema:Shapes",
-        "--json",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=schema_dir,
-    )
-    assert proc.stdout is not None
-    lines: list[dict[str, Any]] = []
-    try:
-        lines.append(await read_json(proc.stdout))
-        for text in (doc(2, model="gpt-4o"), doc(2) + f"tier: https://u:{PLANT}3tier@x\n"):
-            write_atomic(path, text)
-            while True:  # until this version's outcome (not the watcher's first rescan)
-                lines.append(await read_json(proc.stdout))
-                if lines[-1]["trigger"] != "rescan":
-                    break
-    finally:
-        proc.send_signal(signal.SIGINT)
-        out, err = await asyncio.wait_for(proc.communicate(), WAIT * 2)
-    assert proc.returncode == 0, err
+    docs: list[str | bytes] = [doc(2, model="gpt-4o"), doc(2) + f"tier: https://u:{PLANT}3tier@x\n"]
+    lines, output = await watch_json(schema_dir, path, "shapes_schema:Shapes", docs)
     assert [line["result"] for line in lines[1:] if line["trigger"] != "rescan"] == [
         "config_changed",
         "validation_failed",
     ]
     assert lines[-1]["error"]["message"] == "Invalid enum value 'https://u:***@x'"
-    assert leaks(*lines, out.decode(), err.decode()) == []
+    assert leaks(*lines, output) == []

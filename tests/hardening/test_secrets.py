@@ -233,9 +233,12 @@ async def read_json(stream: asyncio.StreamReader) -> dict[str, Any]:
     return record
 
 
-async def test_cli_watch_json_never_prints_a_secret(schema_dir: Path) -> None:
-    path = schema_dir / "config.yaml"
-    path.write_text(valid(1))
+async def watch_json(
+    cwd: Path, path: Path, schema: str, docs: list[str | bytes]
+) -> tuple[list[dict[str, Any]], str]:
+    """Run ``hotreload watch --json`` on ``path``, write each of ``docs`` in turn and collect
+    the JSON lines up to each one's outcome; then SIGINT it. The lines and all of its output
+    (stdout and stderr, for scanning), once it exited 0."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -243,23 +246,17 @@ async def test_cli_watch_json_never_prints_a_secret(schema_dir: Path) -> None:
         "watch",
         str(path),
         "--schema",
-        "secret_schema:SecretSettings",
+        schema,
         "--json",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        cwd=schema_dir,
+        cwd=cwd,
     )
     assert proc.stdout is not None
     lines: list[dict[str, Any]] = []
     try:
         lines.append(await read_json(proc.stdout))
         assert lines[0]["result"] == "loaded"
-        docs: list[str | bytes] = [
-            valid(2, model="gpt-4o"),
-            *REJECTED.values(),
-            *REJECTED_BYTES.values(),
-            valid(3),
-        ]
         for doc in docs:
             write_atomic(path, doc)
             while True:  # until the outcome of this version (not the watcher's first rescan)
@@ -270,11 +267,24 @@ async def test_cli_watch_json_never_prints_a_secret(schema_dir: Path) -> None:
         proc.send_signal(signal.SIGINT)
         out, err = await asyncio.wait_for(proc.communicate(), WAIT * 2)
     assert proc.returncode == 0, err
+    return lines, out.decode() + err.decode()
+
+
+async def test_cli_watch_json_never_prints_a_secret(schema_dir: Path) -> None:
+    path = schema_dir / "config.yaml"
+    path.write_text(valid(1))
+    docs: list[str | bytes] = [
+        valid(2, model="gpt-4o"),
+        *REJECTED.values(),
+        *REJECTED_BYTES.values(),
+        valid(3),
+    ]
+    lines, output = await watch_json(schema_dir, path, "secret_schema:SecretSettings", docs)
     results = [line["result"] for line in lines]
     # The CLI runs no validators: the document only a validator refuses is a change there.
     assert results.count("config_changed") == 3
     assert results.count("validation_failed") == len(REJECTED) + len(REJECTED_BYTES) - 1
-    assert leaks(*lines, out.decode(), err.decode()) == []
+    assert leaks(*lines, output) == []
 
 
 # -- the admin endpoint and the diff --------------------------------------------------------
