@@ -2,8 +2,9 @@
 
 YAML is the format most configs arrive in and the one with the sharpest edges, so the loader
 is the safe one (no python tags), rejects duplicate keys instead of silently keeping the last,
-and bounds what aliases may expand to (a "billion laughs" document is a few hundred bytes that
-become billions of nodes the moment anything walks it). libyaml already refuses nesting deeper
+and bounds what aliases and merge keys may expand to (a "billion laughs" document is a few
+hundred bytes that become billions of nodes the moment anything walks it; one 50 KB string
+aliased 20,000 times is a gigabyte of text) before anything is built from the document. libyaml already refuses nesting deeper
 than 1000; the pure-Python fallback hits the recursion limit, which is turned into the same
 typed error.
 """
