@@ -4,9 +4,9 @@ YAML is the format most configs arrive in and the one with the sharpest edges, s
 is the safe one (no python tags), rejects duplicate keys instead of silently keeping the last,
 and bounds what aliases and merge keys may expand to (a "billion laughs" document is a few
 hundred bytes that become billions of nodes the moment anything walks it; one 50 KB string
-aliased 20,000 times is a gigabyte of text) before anything is built from the document. libyaml already refuses nesting deeper
-than 1000; the pure-Python fallback hits the recursion limit, which is turned into the same
-typed error.
+aliased 20,000 times is a gigabyte of text) before anything is built from the document.
+libyaml already refuses nesting deeper than 1000; the pure-Python fallback hits the recursion
+limit, which is turned into the same typed error.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any, Literal
 import yaml
 
 from ._errors import ConfigParseError
+from ._redact import yaml_message
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -131,7 +132,7 @@ def _parse_yaml(text: str, source: str, max_text: int | None) -> Any:
         ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        parts = [_scrub(p) for p in (exc.context, exc.problem) if p]
+        parts = [yaml_message(p) for p in (exc.context, exc.problem) if p]
         message = ": ".join(parts) or "invalid YAML"
         if mark is None:
             raise ConfigParseError(source, message) from None
@@ -147,41 +148,6 @@ def _parse_yaml(text: str, source: str, max_text: int | None) -> Any:
         raise ConfigParseError(source, type(exc).__name__) from None
     except RecursionError:
         raise ConfigParseError(source, "the document is nested too deeply") from None
-
-
-_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*"')
-_UNKNOWN_TAG = re.compile(r"could not determine a constructor for the tag '(?P<tag>[^']*)'")
-_STANDARD_TAG = "tag:yaml.org,2002:"
-
-
-def _scrub(message: str) -> str:
-    """A YAML error message without the document's text in it.
-
-    PyYAML quotes tags, anchors and alias names it did not expect, and those are document
-    text: ``password: !Sup3r`` makes ``!Sup3r`` a tag, ``token: *xyz`` makes ``xyz`` an alias.
-    Our own duplicate-key message keeps the key (a name, and the point of the message).
-    """
-    if message.startswith("found duplicate key "):
-        return message
-    found = _UNKNOWN_TAG.search(message)
-    if found is not None:
-        tag = found.group("tag")
-        if tag.startswith(_STANDARD_TAG + "python/"):
-            name = "!!" + tag[len(_STANDARD_TAG) :].split(":", 1)[0]
-            return f"could not determine a constructor for the unsafe tag {name}"
-        return (
-            "could not determine a constructor for the tag "
-            "(a value that starts with '!' is a YAML tag: quote it)"
-        )
-    return _QUOTED.sub(_keep_if_not_text, message)
-
-
-def _keep_if_not_text(found: re.Match[str]) -> str:
-    """A quoted character ('\\t') or token name ('<scalar>') stays; anything else goes."""
-    quoted = found.group(0)
-    if len(quoted) <= 4 or re.fullmatch(r"'<[a-z ]+>'", quoted):
-        return quoted
-    return "(...)"
 
 
 def _load_yaml(text: str, max_text: int | None) -> Any:

@@ -12,7 +12,8 @@ Two kinds of rules, because a secret shows itself in two ways:
 Everything that leaves the process goes through here: the config shown by ``/-/config`` and
 diffs (`redact`), and free text the engine did not write itself, such as a tool's error
 message or a validator's refusal (`scrub`, which also replaces every secret value of the
-config wherever it is quoted). Over-redacting is the safe side: ``bypass`` is masked too.
+config wherever it is quoted), and PyYAML's error messages, which quote the document
+(`yaml_message`). Over-redacting is the safe side: ``bypass`` is masked too.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "scrub",
     "scrub_all",
     "secret_values",
+    "yaml_message",
 ]
 
 REDACTED = "***"
@@ -149,3 +151,38 @@ def scrub_all(value: Any, secrets: Iterable[str]) -> Any:
     if isinstance(value, list):
         return [scrub_all(v, ordered) for v in value]
     return value
+
+
+_YAML_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*"')
+_YAML_UNKNOWN_TAG = re.compile(r"could not determine a constructor for the tag '(?P<tag>[^']*)'")
+_YAML_STANDARD_TAG = "tag:yaml.org,2002:"
+
+
+def yaml_message(message: str) -> str:
+    """A YAML error message without the document's text in it.
+
+    PyYAML quotes tags, anchors and alias names it did not expect, and those are document
+    text: ``password: !Sup3r`` makes ``!Sup3r`` a tag, ``token: *xyz`` makes ``xyz`` an alias.
+    Our own duplicate-key message keeps the key (a name, and the point of the message).
+    """
+    if message.startswith("found duplicate key "):
+        return message
+    found = _YAML_UNKNOWN_TAG.search(message)
+    if found is not None:
+        tag = found.group("tag")
+        if tag.startswith(_YAML_STANDARD_TAG + "python/"):
+            name = "!!" + tag[len(_YAML_STANDARD_TAG) :].split(":", 1)[0]
+            return f"could not determine a constructor for the unsafe tag {name}"
+        return (
+            "could not determine a constructor for the tag "
+            "(a value that starts with '!' is a YAML tag: quote it)"
+        )
+    return _YAML_QUOTED.sub(_keep_if_not_text, message)
+
+
+def _keep_if_not_text(found: re.Match[str]) -> str:
+    """A quoted character ('\\t') or token name ('<scalar>') stays; anything else goes."""
+    quoted = found.group(0)
+    if len(quoted) <= 4 or re.fullmatch(r"'<[a-z ]+>'", quoted):
+        return quoted
+    return "(...)"
