@@ -39,9 +39,14 @@ def same(a: Any, b: Any) -> bool:
 def get_path(data: Any, path: Path) -> Any:
     """The value at ``path``, or a sentinel that compares unequal to everything real."""
     for seg in path:
-        if not isinstance(data, dict) or seg not in data:
+        if not isinstance(data, dict):
             return _MISSING
-        data = data[seg]
+        key: Any = seg
+        if key not in data:  # a key that is not a string (``404:``) is named by its str()
+            key = next((k for k in data if not isinstance(k, str) and str(k) == seg), _MISSING)
+            if key is _MISSING:
+                return _MISSING
+        data = data[key]
     return data
 
 
