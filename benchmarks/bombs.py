@@ -222,7 +222,7 @@ def _ratio(a: float, b: float) -> float | None:
 def main() -> None:
     args = parser(__doc__, "bombs").parse_args()
     quiet_logs()
-    results = asyncio.run(measure(runs=2 if args.quick else 9))
+    results = asyncio.run(measure(runs=1 if args.quick else 9))
     write_results("bombs", args, results)
     for name, row in results.items():
         print(name, {k: v for k, v in row.items() if k != "plain_same_size"})
