@@ -26,7 +26,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
-__all__ = ["Format", "format_for", "parse"]
+__all__ = ["Format", "format_for", "parse", "parse_node"]
 
 Format = Literal["yaml", "json", "toml"]
 
@@ -82,21 +82,30 @@ def parse(raw: bytes, fmt: Format, source: str, *, max_text: int | None = None) 
     aliases (the reloader passes its ``max_bytes``: a document without aliases never has more
     text than bytes, so only an expansion can break it).
     """
+    return parse_node(raw, fmt, source, max_text=max_text)[0]
+
+
+def parse_node(
+    raw: bytes, fmt: Format, source: str, *, max_text: int | None = None
+) -> tuple[Any, yaml.Node | None]:
+    """`parse`, also returning the YAML node tree the data was built from (``None`` for JSON
+    and TOML): where each value sits in the file, without composing the document twice."""
     text = _decode(raw, source)
     if not text.strip():
         raise ConfigParseError(source, "the document is empty", line=1, column=1)
+    node: yaml.Node | None = None
     if fmt == "json":
         data = _parse_json(text, source)
     elif fmt == "toml":
         data = _parse_toml(text, source)
     else:
-        data = _parse_yaml(text, source, max_text)
+        data, node = _parse_yaml(text, source, max_text)
     if data is None or (fmt == "toml" and data == {}):
         # Comments only: no config at all. Refused like an empty file, never taken as
         # "all defaults" (a ConfigMap emptied by mistake must not reset the service).
         what = "is null" if fmt == "json" else "is empty (it holds only comments)"
         raise ConfigParseError(source, f"the document {what}", line=1, column=1)
-    return data
+    return data, node
 
 
 def _decode(raw: bytes, source: str) -> str:
@@ -122,7 +131,7 @@ def _position(prefix: str) -> tuple[int, int]:
     return line, len(prefix) - (prefix.rfind("\n") + 1) + 1
 
 
-def _parse_yaml(text: str, source: str, max_text: int | None) -> Any:
+def _parse_yaml(text: str, source: str, max_text: int | None) -> tuple[Any, yaml.Node | None]:
     try:
         return _load_yaml(text, max_text)
     except _TooBig as exc:
@@ -150,8 +159,9 @@ def _parse_yaml(text: str, source: str, max_text: int | None) -> Any:
         raise ConfigParseError(source, "the document is nested too deeply") from None
 
 
-def _load_yaml(text: str, max_text: int | None) -> Any:
-    """``yaml.load``, with the node graph measured between composing and constructing.
+def _load_yaml(text: str, max_text: int | None) -> tuple[Any, yaml.Node | None]:
+    """``yaml.load``'s own steps, with the node graph measured between composing and
+    constructing, and kept (where each value sits in the file).
 
     Composing is libyaml's C code and linear in the file; everything after it (merge-key
     flattening, constructing, converting, hashing, serving ``/-/config``) pays for the document
@@ -161,9 +171,9 @@ def _load_yaml(text: str, max_text: int | None) -> Any:
     try:
         node = loader.get_single_node()
         if node is None:
-            return None
+            return None, None
         _check_nodes(node, max_text)
-        return loader.construct_document(node)
+        return loader.construct_document(node), node
     finally:
         loader.dispose()
 

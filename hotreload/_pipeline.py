@@ -13,7 +13,8 @@ import hashlib
 import re
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -22,7 +23,8 @@ from ._diff import changed_paths, get_path, retain
 from ._errors import ConfigError, ConfigReadError, ConfigValidationError
 from ._fields import FieldPolicy, Path, format_path
 from ._outcome import ReloadResult
-from ._parsing import Format, locate, parse
+from ._parsing import Format, locate, parse, parse_node
+from ._provenance import Document, Origin, Parsed, dotted, walk_yaml, whole
 from ._snapshot import canonical_hash, canonical_json
 
 __all__ = [
@@ -53,6 +55,11 @@ class Active(Generic[T]):
     builtins: Any
     config_hash: str
     content_sha256: str
+    document: Document | None = field(default=None, compare=False)
+    """A layered source's merged document, with where each value came from."""
+    raw: bytes | None = field(default=None, compare=False, repr=False)
+    """A single file's bytes: its origins are worked out from them only when asked for
+    (``explain``), so the config in force keeps no second, parsed copy of itself."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +94,12 @@ class Pipeline(Generic[T]):
         max_bytes: int,
         validators: Sequence[Validator[T]],
         policy: FieldPolicy,
+        decode: Callable[[bytes], Document] | None = None,
     ) -> None:
         self.schema = schema
+        self.decode = decode
+        """Bytes to a `Document` for a layered source (parse, merge, origins); None: one
+        document in ``fmt``, its origins worked out only when asked for."""
         self.source = source
         self.fmt = fmt
         self.max_bytes = max_bytes
@@ -97,14 +108,37 @@ class Pipeline(Generic[T]):
 
     def load(self, raw: bytes) -> Active[T]:
         """Parse, convert and validate ``raw`` as a first version: raises `ConfigError`."""
-        data = parse(raw, self.fmt, self.source, max_text=self.max_bytes)
+        data, document = self._document(raw)
         try:
-            config = self._convert(data, raw)
-            self._validate(config)
+            config = self._convert(data, raw, document)
+            self._validate(config, document)
         except ConfigValidationError as exc:
             raise self._redact(exc, data) from None
         builtins = self._builtins(config)
-        return Active(config, builtins, canonical_hash(builtins), sha256_hex(raw))
+        return self._active(config, builtins, sha256_hex(raw), raw, document)
+
+    def _active(
+        self, config: T, builtins: Any, sha: str, raw: bytes, document: Document | None
+    ) -> Active[T]:
+        kept = raw if document is None else None
+        return Active(config, builtins, canonical_hash(builtins), sha, document, kept)
+
+    def _document(self, raw: bytes) -> tuple[Any, Document | None]:
+        """The data to convert, and (a layered source) where its values came from."""
+        if self.decode is not None:
+            document = self.decode(raw)
+            return document.data, document
+        return parse(raw, self.fmt, self.source, max_text=self.max_bytes), None
+
+    def document_of(self, active: Active[T]) -> Document:
+        """Where each value of ``active`` came from (a single file: worked out now)."""
+        if active.document is not None:
+            return active.document
+        if active.raw is None:
+            return Document(None, self.source, {}, {})
+        return Document(
+            None, self.source, lazy=partial(_origins_of, active.raw, self.fmt, self.source)
+        )
 
     def evaluate(self, raw: bytes, active: Active[T], sha: str | None = None) -> Evaluation[T]:
         """Compare ``raw`` (whose sha256 the caller may already have) with the active version.
@@ -116,15 +150,15 @@ class Pipeline(Generic[T]):
             return Evaluation(ReloadResult.CONFIG_UNCHANGED, sha)
         data: Any = None
         try:
-            data = parse(raw, self.fmt, self.source, max_text=self.max_bytes)
-            config = self._convert(data, raw)
+            data, document = self._document(raw)
+            config = self._convert(data, raw, document)
             builtins = self._builtins(config)
             changed = list(changed_paths(active.builtins, builtins))
             effective, roots = retain(active.builtins, builtins, changed, self.policy)
             if roots:
-                config = self._convert(effective, raw)
+                config = self._convert(effective, raw, document)
                 changed = [p for p in changed if self.policy.restart_root(p) is None]
-            self._validate(config)
+            self._validate(config, document)
         except ConfigError as exc:
             if isinstance(exc, ConfigValidationError):
                 exc = self._redact(exc, data)
@@ -132,7 +166,7 @@ class Pipeline(Generic[T]):
         wanted = tuple((root, _digest(get_path(builtins, root))) for root in roots)
         if not changed:
             return Evaluation(ReloadResult.CONFIG_UNCHANGED, sha, restart_required=wanted)
-        candidate = Active(config, effective, canonical_hash(effective), sha)
+        candidate = self._active(config, effective, sha, raw, document)
         return Evaluation(
             ReloadResult.CONFIG_CHANGED,
             sha,
@@ -168,13 +202,15 @@ class Pipeline(Generic[T]):
             error.args = (error.source, message)
         return error
 
-    def _convert(self, data: Any, raw: bytes) -> T:
+    def _convert(self, data: Any, raw: bytes, document: Document | None) -> T:
         try:
             return msgspec.convert(data, self.schema, strict=True)
         except msgspec.ValidationError as exc:
-            raise self._schema_error(str(exc), raw, data) from None
+            raise self._schema_error(str(exc), raw, data, document) from None
 
-    def _schema_error(self, text: str, raw: bytes, data: Any) -> ConfigValidationError:
+    def _schema_error(
+        self, text: str, raw: bytes, data: Any, document: Document | None
+    ) -> ConfigValidationError:
         found = _MSGSPEC_PATH.match(text)
         message = found.group("msg") if found else text
         tokens: list[str | int | None] = []
@@ -188,10 +224,19 @@ class Pipeline(Generic[T]):
             shown.append(field.group("f"))
             if field.re is _UNKNOWN:
                 segments, at_key = shown, True
+        if document is not None:  # layered: the layer (and line) that supplied the value
+            origin = document.origin(segments, at_key=at_key)
+            return ConfigValidationError(
+                origin.source,
+                message,
+                field_path=dotted(shown),
+                line=origin.line,
+                column=origin.column,
+            )
         position = locate(raw, self.fmt, segments, at_key=at_key)
         line, column = position if position else (None, None)
         return ConfigValidationError(
-            self.source, message, field_path=_dotted(shown), line=line, column=column
+            self.source, message, field_path=dotted(shown), line=line, column=column
         )
 
     def _name_dict_keys(
@@ -225,7 +270,7 @@ class Pipeline(Generic[T]):
             named.append(str(culprit))
         return named
 
-    def _validate(self, config: T) -> None:
+    def _validate(self, config: T, document: Document | None) -> None:
         for validator in self.validators:
             try:
                 validator(config)
@@ -234,12 +279,24 @@ class Pipeline(Generic[T]):
             except Exception as exc:  # noqa: BLE001 - a validator's refusal, whatever it raises
                 name = getattr(validator, "__name__", type(validator).__name__)
                 detail = str(exc) or type(exc).__name__
+                field_path = getattr(exc, "field_path", "")
+                origin = Origin(self.source)
+                if document is not None and field_path:  # the layer that supplied it
+                    origin = document.origin(field_path.split("."))
                 raise ConfigValidationError(
-                    self.source,
+                    origin.source,
                     f"rejected by validator {name}: {detail}",
-                    field_path=getattr(exc, "field_path", ""),
+                    field_path=field_path,
+                    line=origin.line,
+                    column=origin.column,
                     reason="validator",
                 ) from None
+
+
+def _origins_of(raw: bytes, fmt: Format, source: str) -> Parsed:
+    """A single file's origins, worked out again from its bytes (only when asked for)."""
+    data, node = parse_node(raw, fmt, source)
+    return whole(data, Origin(source)) if node is None else walk_yaml(data, node, source)
 
 
 def sha256_hex(raw: bytes) -> str:
@@ -277,10 +334,3 @@ def _replace(data: Any, path: list[str | int], value: Any) -> Any:
     copy = dict(data) if isinstance(data, dict) else list(data)
     copy[path[0]] = _replace(data[path[0]], path[1:], value)  # type: ignore[index]
     return copy
-
-
-def _dotted(segments: list[str | int]) -> str:
-    out = ""
-    for seg in segments:
-        out += f"[{seg}]" if isinstance(seg, int) else (f".{seg}" if out else seg)
-    return out

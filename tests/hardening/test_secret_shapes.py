@@ -5,9 +5,9 @@ dict, ``Cookie`` / ``Set-Cookie`` / ``X-Api-Key`` headers, ``auth.pass``, ``*pwd
 ``*credential*`` fields, a URL with ``user:password@`` in ``llm.endpoint``,
 ``data_storage_url`` and a ``postgresql://`` DSN, a Slack webhook URL, a bearer token in a
 free-text field, and a secret query parameter. Every output is scanned (logs, ``/-/config``,
-``/-/reload``, ``/metrics``, the CLI's ``check``, ``check --against`` and ``watch --json``)
-for any planted value, AND checked positively: ``***`` stands exactly where the value was, the
-rest of the text intact (an output that wiped the whole message would fail).
+``/-/reload``, ``/metrics``, the CLI's ``check``, ``check --explain``, ``check --against`` and
+``watch --json``) for any planted value, AND checked positively: ``***`` stands exactly where
+the value was, the rest of the text intact (an output that wiped the whole message would fail).
 """
 
 from __future__ import annotations
@@ -223,6 +223,12 @@ def test_cli_check_and_against_mask_secret_shapes_in_place(
     assert main(["check", str(new), "--against", str(old), *schema]) == 0
     text = capsys.readouterr()
     outputs += [text.out, text.err]
+    assert main(["check", str(new), *schema, "--explain"]) == 0
+    explained = capsys.readouterr()
+    outputs += [explained.out, explained.err]
+    assert 'database = "postgresql://admin:***@db:5432/app"' in explained.out
+    assert 'notes = "call with Bearer *** please"' in explained.out
+    assert "headers.Authorization = ***" in explained.out
     assert "llm.endpoint" in text.out
     assert '"https://svc:***@llm.example/v1" -> "https://svc:***@llm.example/v1"' in text.out
     done = cli(schema_dir, "check", str(new), "--against", str(old), *schema, "--json")
