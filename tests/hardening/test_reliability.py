@@ -308,3 +308,16 @@ async def test_a_hard_linked_file_warns_once_at_start(
     assert "2 names" in warning["detail"]
     assert "safety poll" in warning["detail"]
     assert json.dumps(warning)  # plain values only
+
+
+async def test_a_bomb_in_one_layer_is_refused_naming_that_layer(
+    tmp_path: Path, registry: CollectorRegistry
+) -> None:
+    base, overlay = tmp_path / "base.yaml", tmp_path / "overlay.yaml"
+    base.write_text("model: m\n")
+    overlay.write_bytes(string_bomb(20_000, 10_000))
+    with pytest.raises(ConfigParseError, match="bytes of text") as caught:
+        async with HotReloader([base, overlay], schema=Free, registry=registry):
+            pass
+    assert caught.value.source.endswith("overlay.yaml")
+    assert (caught.value.line, caught.value.column) == (4, 6)
