@@ -6,11 +6,14 @@ reference, and keep the previous version whenever a new one is bad.
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._derive import Derived
 from ._errors import (
     ConfigApplyError,
+    ConfigBuildError,
     ConfigError,
     ConfigParseError,
     ConfigReadError,
+    ConfigRefusedError,
     ConfigValidationError,
 )
 from ._etcd import EtcdSource
@@ -35,10 +38,13 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 __all__ = [
     "ApplyHook",
     "ConfigApplyError",
+    "ConfigBuildError",
     "ConfigError",
     "ConfigParseError",
     "ConfigReadError",
+    "ConfigRefusedError",
     "ConfigValidationError",
+    "Derived",
     "EtcdSource",
     "Explained",
     "FileSource",
