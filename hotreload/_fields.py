@@ -13,7 +13,7 @@ import typing
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import msgspec
+from ._schema import model_fields, secret_type
 
 __all__ = ["FieldPolicy", "Path", "RestartRequired", "Secret", "format_path"]
 
@@ -127,7 +127,11 @@ class FieldPolicy:
 def _collect(
     tp: Any, prefix: Path, restart: list[Path], secret: list[Path], seen: set[Any]
 ) -> None:
-    """Walk a schema type for Annotated markers, through structs, optionals, dicts and lists."""
+    """Walk a schema type for Annotated markers, through structs, pydantic models, optionals,
+    dicts and lists. A pydantic ``SecretStr`` (or ``SecretBytes``, ``Secret[...]``) is secret."""
+    if secret_type(tp):
+        secret.append(prefix)
+        return
     origin = typing.get_origin(tp)
     if origin is typing.Annotated:
         inner, *extras = typing.get_args(tp)
@@ -137,13 +141,13 @@ def _collect(
             secret.append(prefix)
         _collect(inner, prefix, restart, secret, seen)
         return
-    if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
+    fields = model_fields(tp)
+    if fields is not None:
         if tp in seen:
             return
         seen.add(tp)
-        hints = typing.get_type_hints(tp, include_extras=True)
-        for field in msgspec.structs.fields(tp):
-            _collect(hints[field.name], (*prefix, field.encode_name), restart, secret, seen)
+        for name, annotation in fields:
+            _collect(annotation, (*prefix, name), restart, secret, seen)
         seen.discard(tp)
         return
     args: Sequence[Any] = typing.get_args(tp)

@@ -1,20 +1,17 @@
 """The pure, synchronous part of a reload: bytes in, a verdict and a candidate out.
 
-read (size cap) → sha256 → unchanged shortcut → parse → ``msgspec.convert`` (strict) →
+read (size cap) → sha256 → unchanged shortcut → parse → convert (``msgspec.convert``, strict,
+or a pydantic model's validation: `hotreload._schema`) →
 restart-required retention → validators → canonical hash. No I/O but `Pipeline.read`, no
 event loop, no clock: every step is testable on its own and the reloader stays the only writer.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import decimal
 import errno
 import hashlib
 import os
-import re
 import stat
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -26,6 +23,7 @@ from ._errors import ConfigError, ConfigReadError, ConfigValidationError
 from ._fields import FieldPolicy, Path, format_path
 from ._outcome import ReloadResult
 from ._parsing import Format, locate, parse
+from ._schema import Schema, schema_for
 from ._snapshot import canonical_hash
 
 __all__ = [
@@ -40,13 +38,6 @@ __all__ = [
 
 T = TypeVar("T")
 Validator = Callable[[T], object]
-
-# Kept as objects by to_builtins: JSON-encodable for the hash and convertible straight back.
-_RICH = (_dt.datetime, _dt.date, _dt.time, _dt.timedelta, decimal.Decimal, uuid.UUID, bytes)
-_MSGSPEC_PATH = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
-_PATH_TOKEN = re.compile(r"\.([^.\[]+)|\[(\d+|\.\.\.)\]")
-_UNKNOWN = re.compile(r"unknown field `(?P<f>[^`]+)`")
-_MISSING = re.compile(r"missing required field `(?P<f>[^`]+)`")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +84,7 @@ class Pipeline(Generic[T]):
         policy: FieldPolicy,
     ) -> None:
         self.schema = schema
+        self._schema: Schema[T] = schema_for(schema)
         self.source = source
         self.fmt = fmt
         self.max_bytes = max_bytes
@@ -111,7 +103,7 @@ class Pipeline(Generic[T]):
             self._validate(config)
         except ConfigValidationError as exc:
             raise self._redact(exc, data) from None
-        builtins = _to_builtins(config)
+        builtins = self._schema.to_builtins(config)
         return Active(config, builtins, canonical_hash(builtins), sha256_hex(raw))
 
     def evaluate(self, raw: bytes, active: Active[T], sha: str | None = None) -> Evaluation[T]:
@@ -126,7 +118,7 @@ class Pipeline(Generic[T]):
         try:
             data = parse(raw, self.fmt, self.source)
             config = self._convert(data, raw)
-            builtins = _to_builtins(config)
+            builtins = self._schema.to_builtins(config)
             changed = list(changed_paths(active.builtins, builtins))
             effective, roots = retain(active.builtins, builtins, changed, self.policy)
             if roots:
@@ -163,60 +155,15 @@ class Pipeline(Generic[T]):
 
     def _convert(self, data: Any, raw: bytes) -> T:
         try:
-            return msgspec.convert(data, self.schema, strict=True)
-        except msgspec.ValidationError as exc:
-            raise self._schema_error(str(exc), raw, data) from None
-
-    def _schema_error(self, text: str, raw: bytes, data: Any) -> ConfigValidationError:
-        found = _MSGSPEC_PATH.match(text)
-        message = found.group("msg") if found else text
-        tokens: list[str | int | None] = []
-        for name, index in _PATH_TOKEN.findall(found.group("path") or "" if found else ""):
-            tokens.append(name or (None if index == "..." else int(index)))
-        segments = self._name_dict_keys(data, tokens, text)
-        at_key = False
-        field = _UNKNOWN.search(message) or _MISSING.search(message)
-        shown = list(segments)
-        if field is not None:
-            shown.append(field.group("f"))
-            if field.re is _UNKNOWN:
-                segments, at_key = shown, True
-        position = locate(raw, self.fmt, segments, at_key=at_key)
+            return self._schema.convert(data)
+        except self._schema.errors as exc:
+            problem = self._schema.problem(exc, data)
+        position = locate(raw, self.fmt, problem.located, at_key=problem.at_key)
         line, column = position if position else (None, None)
-        return ConfigValidationError(
-            self.source, message, field_path=_dotted(shown), line=line, column=column
-        )
-
-    def _name_dict_keys(
-        self, data: Any, tokens: list[str | int | None], text: str
-    ) -> list[str | int]:
-        """Fill in the dict keys msgspec's path leaves out (``toolsets[...].enabled``).
-
-        For each unnamed key, convert the document again with that mapping cut down to one
-        entry at a time: the entry that alone reproduces the same error is the one at fault.
-        Error path only; a mapping of n entries costs n small conversions. If no single
-        entry reproduces it, the path stops at the mapping.
-        """
-        named: list[str | int] = []
-        for token in tokens:
-            if token is not None:
-                named.append(token)
-                continue
-            mapping = _get(data, named)
-            culprit = None
-            if isinstance(mapping, dict):
-                for key in mapping:
-                    trial = _replace(data, named, {key: mapping[key]})
-                    try:
-                        msgspec.convert(trial, self.schema, strict=True)
-                    except msgspec.ValidationError as exc:
-                        if str(exc) == text:
-                            culprit = key
-                            break
-            if culprit is None:
-                return named
-            named.append(str(culprit))
-        return named
+        path = _dotted(problem.shown)
+        raise ConfigValidationError(
+            self.source, problem.message, field_path=path, line=line, column=column
+        ) from None
 
     def _validate(self, config: T) -> None:
         for validator in self.validators:
@@ -277,28 +224,6 @@ def _digest(value: Any) -> str:
     except (TypeError, msgspec.EncodeError):  # the field was removed from the file
         encoded = b"<absent>"
     return hashlib.sha256(encoded).hexdigest()[:16]
-
-
-def _to_builtins(config: Any) -> Any:
-    return msgspec.to_builtins(config, builtin_types=_RICH, order="sorted")
-
-
-def _get(data: Any, path: list[str | int]) -> Any:
-    for seg in path:
-        try:
-            data = data[seg]
-        except (KeyError, IndexError, TypeError):
-            return None
-    return data
-
-
-def _replace(data: Any, path: list[str | int], value: Any) -> Any:
-    """A copy of ``data`` with the node at ``path`` replaced; only the path is copied."""
-    if not path:
-        return value
-    copy = dict(data) if isinstance(data, dict) else list(data)
-    copy[path[0]] = _replace(data[path[0]], path[1:], value)  # type: ignore[index]
-    return copy
 
 
 def _dotted(segments: list[str | int]) -> str:

@@ -18,6 +18,7 @@ from ._errors import ConfigError
 from ._failures import ToolsetFailureRecord
 from ._fields import FieldPolicy, Path, format_path
 from ._outcome import ReloadOutcome
+from ._schema import json_builtins
 from ._snapshot import Snapshot
 
 __all__ = [
@@ -100,7 +101,7 @@ def redacted(value: Any, policy: FieldPolicy, path: Path = ()) -> Any:
 
 def to_builtins(config: Any) -> Any:
     """JSON-ready builtins of a config (datetimes and the like as strings)."""
-    return msgspec.to_builtins(config, order="sorted")
+    return json_builtins(config)
 
 
 def diff_records(old: Any, new: Any, policy: FieldPolicy) -> list[dict[str, Any]]:

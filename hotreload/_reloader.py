@@ -20,10 +20,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mappin
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import anyio
-import msgspec
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from . import _lkg as lkg
@@ -38,6 +37,7 @@ from ._metrics import ReloaderMetrics
 from ._outcome import ReloadOutcome, ReloadResult
 from ._parsing import Format, format_for
 from ._pipeline import Active, Evaluation, Pipeline, Validator, result_for, sha256_hex
+from ._schema import schema_for
 from ._snapshot import Snapshot
 from ._source import Source
 from ._tasks import TaskSet
@@ -239,7 +239,7 @@ class HotReloader(Generic[T]):
         hook_timeout: float = 30.0,
         lkg_path: str | os.PathLike[str] | None = None,
     ) -> None:
-        _require_frozen(schema)
+        kind = schema_for(schema)  # refuses a mutable schema: readers share the config
         if poll_interval < 0 or max_bytes <= 0 or debounce_ms <= 0 or step_ms <= 0:
             raise ValueError("poll_interval must be >= 0; max_bytes, debounce_ms, step_ms > 0")
         if hook_timeout <= 0:
@@ -255,7 +255,9 @@ class HotReloader(Generic[T]):
         self._registry = registry
         self._namespace = namespace
         self._loggers = tuple(loggers)
-        self._log_level_field = log_level_field if _has_field(schema, log_level_field) else None
+        self._log_level_field = (
+            log_level_field if log_level_field and kind.has_field(log_level_field) else None
+        )
         checks: list[Validator[T]] = list(validators)
         if self._log_level_field is not None:
             checks.insert(0, self._check_log_level)
@@ -1154,26 +1156,3 @@ def _matches(
     if isinstance(match, ReloadResult):
         return outcome.result is match
     return bool(match(outcome))
-
-
-def _has_field(schema: Any, name: str | None) -> bool:
-    if name is None:
-        return False
-    if isinstance(schema, type) and issubclass(schema, msgspec.Struct):
-        return name in schema.__struct_fields__
-    return name in getattr(schema, "__dataclass_fields__", {})
-
-
-def _require_frozen(schema: Any) -> None:
-    """A config readers can mutate is not one snapshot: refuse mutable structs and dataclasses."""
-    if (
-        isinstance(schema, type)
-        and issubclass(schema, msgspec.Struct)
-        and not schema.__struct_config__.frozen
-    ):
-        raise TypeError(
-            f"{schema.__qualname__} must be declared with frozen=True: readers share it"
-        )
-    params = getattr(schema, "__dataclass_params__", None)
-    if params is not None and not params.frozen:
-        raise TypeError(f"{schema.__qualname__} must be a frozen dataclass: readers share it")

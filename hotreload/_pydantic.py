@@ -1,0 +1,134 @@
+"""Frozen pydantic v2 models as schemas (the ``pydantic`` extra).
+
+Imported only when a pydantic model is given (see `hotreload._schema`). A model is validated
+as pydantic validates it (lax unless the model says ``strict=True``), so a FastAPI service's
+existing settings model works unchanged. The engine's own rules still hold: the model must be
+frozen, ``SecretStr``/``SecretBytes``/``Secret[...]`` fields are secrets whatever they are
+called, and ``Annotated[..., RestartRequired]`` / ``Annotated[..., Secret]`` mark fields.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+import msgspec
+import pydantic
+import pydantic_core
+
+from ._schema import RICH, Problem
+
+__all__ = ["PydanticSchema", "fields", "is_secret_type", "json_builtins"]
+
+T = TypeVar("T")
+
+_ANNOTATED: Any = typing.Annotated
+_SECRET_TYPES = (pydantic.SecretStr, pydantic.SecretBytes, pydantic.Secret)
+
+
+class PydanticSchema(Generic[T]):
+    """A frozen ``pydantic.BaseModel`` subclass: ``model_validate`` and a canonical dump."""
+
+    __slots__ = ("convert", "schema")
+
+    #: A model validator may raise anything (pydantic wraps only ValueError and
+    #: AssertionError): whatever it raises refuses the version, it never stops the reloader.
+    errors: tuple[type[Exception], ...] = (Exception,)
+
+    def __init__(self, schema: type[T]) -> None:
+        model: Any = schema
+        if not model.model_config.get("frozen", False):
+            raise TypeError(
+                f"{schema.__qualname__} must be declared with "
+                "model_config = ConfigDict(frozen=True): readers share it"
+            )
+        self.schema = schema
+        self.convert: Callable[[Any], T] = model.model_validate
+
+    @staticmethod
+    def to_builtins(config: Any) -> Any:
+        return msgspec.to_builtins(
+            dump(config), builtin_types=RICH, order="sorted", enc_hook=_plain
+        )
+
+    def has_field(self, name: str) -> bool:
+        model: Any = self.schema
+        return name in model.model_fields
+
+    def problem(self, exc: Exception, data: Any) -> Problem:
+        """The first error pydantic reports, its ``loc`` walked through the document.
+
+        A ``loc`` also holds steps that are not in the document (the member a union tried,
+        ``[key]`` for a mapping's key): those are skipped, so the path names only real keys.
+        """
+        if not isinstance(exc, pydantic.ValidationError):
+            return Problem(f"rejected by the model: {type(exc).__name__}: {exc}", [], [])
+        found = exc.errors(include_url=False, include_input=False, include_context=False)
+        first = found[0]
+        message = first["msg"]
+        if len(found) > 1:
+            message += f" (and {len(found) - 1} more error{'s' if len(found) > 2 else ''})"
+        located: list[str | int] = []
+        node = data
+        missing: str | int | None = None
+        loc = first["loc"]
+        for i, step in enumerate(loc):
+            if _has(node, step):
+                node = node[step]
+                located.append(step)
+            elif i == len(loc) - 1 and first["type"] == "missing":
+                missing = step
+        if missing is not None:
+            return Problem(message, located, [*located, missing])
+        at_key = first["type"] == "extra_forbidden"
+        return Problem(message, located, list(located), at_key=at_key)
+
+
+def json_builtins(config: Any) -> Any:
+    """JSON-ready builtins (dates as strings); secrets in clear, for the caller to mask."""
+    return msgspec.to_builtins(dump(config), order="sorted", enc_hook=_plain)
+
+
+def dump(config: Any) -> dict[str, Any]:
+    """The model as the file spells it (aliases), rich values kept, computed fields left out
+    (they are not input: validating them back would fail a model that forbids extras)."""
+    dumped: dict[str, Any] = config.model_dump(
+        by_alias=True, exclude_computed_fields=True, warnings=False
+    )
+    return dumped
+
+
+def fields(model: Any) -> list[tuple[str, Any]]:
+    """(name in the file, annotation with its ``Annotated`` markers) for each field.
+
+    pydantic moves a field's ``Annotated`` extras into ``FieldInfo.metadata``: put them back
+    so the marker walk sees ``RestartRequired`` and ``Secret`` as it does on a Struct.
+    """
+    out = []
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if info.metadata:
+            params = (annotation, *info.metadata)
+            annotation = _ANNOTATED[params]
+        out.append((info.alias or name, annotation))
+    return out
+
+
+def is_secret_type(tp: Any) -> bool:
+    tp = typing.get_origin(tp) or tp
+    return isinstance(tp, type) and issubclass(tp, _SECRET_TYPES)
+
+
+def _has(node: Any, step: str | int) -> bool:
+    if isinstance(node, dict):
+        return step in node
+    return isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node)
+
+
+def _plain(value: Any) -> Any:
+    """msgspec's fallback for what it cannot encode: a secret in clear (it is masked by path
+    wherever it is shown, and must change the config hash), the rest as pydantic's JSON."""
+    if isinstance(value, _SECRET_TYPES):
+        return value.get_secret_value()
+    return pydantic_core.to_jsonable_python(value)
