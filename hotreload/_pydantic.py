@@ -128,7 +128,8 @@ def _has(node: Any, step: str | int) -> bool:
 
 def _plain(value: Any) -> Any:
     """msgspec's fallback for what it cannot encode: a secret in clear (it is masked by path
-    wherever it is shown, and must change the config hash), the rest as pydantic's JSON."""
+    wherever it is shown, and must change the config hash), the rest as pydantic's JSON (or,
+    for a type pydantic cannot serialise either, its ``str``)."""
     if isinstance(value, _SECRET_TYPES):
         return value.get_secret_value()
-    return pydantic_core.to_jsonable_python(value)
+    return pydantic_core.to_jsonable_python(value, fallback=str)
