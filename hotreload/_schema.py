@@ -104,7 +104,7 @@ def model_fields(tp: Any) -> list[tuple[str, Any]] | None:
 
 def secret_type(tp: Any) -> bool:
     """A type whose values are secrets whatever the field is called (pydantic's SecretStr)."""
-    if "pydantic" not in sys.modules:
+    if sys.modules.get("pydantic") is None:  # not imported (or blocked): no such type exists
         return False
     from ._pydantic import is_secret_type  # noqa: PLC0415 - the optional extra, only here
 
