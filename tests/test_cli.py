@@ -345,8 +345,8 @@ def test_check_takes_a_pydantic_model(tmp_path: Path) -> None:
     schema = ("--schema", "pyd_settings:Settings")
     proc = run("check", str(new), *schema, "--against", str(old), "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    changes = {c["path"]: (c["old"], c["new"], c["restart_required"]) for c in
-               json.loads(proc.stdout)["changes"]}  # fmt: skip
+    found = json.loads(proc.stdout)["changes"]
+    changes = {c["path"]: (c["old"], c["new"], c["restart_required"]) for c in found}
     assert changes == {
         "api_key": ("***", "***", False),
         "model": ("gpt-4", "gpt-4o", False),
