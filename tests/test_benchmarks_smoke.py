@@ -47,3 +47,19 @@ def test_bench_extra_baselines_run(tmp_path: Path, module: str, row: str) -> Non
     results = run_latency(tmp_path, row)
     assert results[row]["n"] == 3
     assert results[row]["missed"] == 0
+
+
+def test_schema_comparison_runs(tmp_path: Path) -> None:
+    """benchmarks/schemas.py (msgspec vs pydantic) runs and reports both, ratios included."""
+    out = tmp_path / "schemas.json"
+    script = LATENCY.parent / "schemas.py"
+    subprocess.run(
+        [sys.executable, str(script), "--quick", "--samples", "3", "--json", str(out)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    results: dict[str, Any] = json.loads(out.read_text())["results"]
+    assert results["commit"]["msgspec"]["n"] == results["commit"]["pydantic"]["n"] == 3
+    for part in ("steps", "read"):
+        assert set(results[part]["pydantic_vs_msgspec"]) == set(results[part]["msgspec"])
