@@ -136,7 +136,8 @@ class HotReloader(Generic[T]):
     ``async with HotReloader("config.yaml", schema=Settings) as r:`` loads the file (an invalid
     file raises a `ConfigError` there and then), starts watching it, and stops everything when
     the block ends. ``r.config`` is the current config; ``r.snapshot`` adds its generation,
-    hashes, load time and source.
+    hashes, load time and source. ``schema`` is a frozen msgspec Struct or dataclass, or a
+    frozen pydantic v2 model (the ``pydantic`` extra); a mutable one is refused here.
 
     Keywords: ``name`` labels metrics and logs; ``registry`` and ``namespace`` place the metrics;
     ``poll_interval`` (seconds, 0 disables) is the safety re-check that catches anything the
