@@ -25,6 +25,7 @@ from hotreload._fields import FieldPolicy
 from hotreload._outcome import ReloadResult
 from hotreload._pipeline import Active, Pipeline
 from hotreload._present import diff_records, redacted, to_builtins
+from tests.unit.test_pipeline import schema_error
 
 SOURCE = "conf/settings.yaml"
 FROZEN = pydantic.ConfigDict(frozen=True, extra="forbid")
@@ -92,12 +93,6 @@ def pipeline() -> Pipeline[Settings]:
 @pytest.fixture
 def active(pipeline: Pipeline[Settings]) -> Active[Settings]:
     return pipeline.load(BASE)
-
-
-def refused(pipeline: Pipeline[Any], raw: bytes) -> ConfigValidationError:
-    with pytest.raises(ConfigValidationError) as caught:
-        pipeline.load(raw)
-    return caught.value
 
 
 @pytest.mark.parametrize("blocked", [False, True], ids=["installed", "not-installed"])
@@ -187,7 +182,7 @@ def test_errors_name_the_field_and_its_line_and_column(
     position: tuple[int, int],
     message: str,
 ) -> None:
-    error = refused(pipeline, raw)
+    error = schema_error(pipeline, raw)
     assert error.field_path == path
     assert (error.line, error.column) == position
     assert error.message.startswith(message)
@@ -195,7 +190,7 @@ def test_errors_name_the_field_and_its_line_and_column(
 
 
 def test_several_errors_name_the_first_and_count_the_rest(pipeline: Pipeline[Settings]) -> None:
-    error = refused(pipeline, b"llm: {model: [m], api_key: [k]}\nport: x\n")
+    error = schema_error(pipeline, b"llm: {model: [m], api_key: [k]}\nport: x\n")
     assert error.field_path == "llm.model"
     assert error.message.endswith("(and 2 more errors)")
 
@@ -205,12 +200,12 @@ def test_a_union_member_is_not_taken_for_a_key() -> None:
         model_config = FROZEN
         value: int | list[int]
 
-    error = refused(make_pipeline(U), b"value: {a: 1}\n")
+    error = schema_error(make_pipeline(U), b"value: {a: 1}\n")
     assert (error.field_path, error.line, error.column) == ("value", 1, 8)
 
 
 def test_an_error_never_quotes_the_input(pipeline: Pipeline[Settings]) -> None:
-    error = refused(pipeline, b"llm: {model: m, api_key: [sk-PLANTED]}\n")
+    error = schema_error(pipeline, b"llm: {model: m, api_key: [sk-PLANTED]}\n")
     assert error.field_path == "llm.api_key"
     assert "PLANTED" not in f"{error!s}{error!r}{error.args}"
 
@@ -350,10 +345,10 @@ def test_a_model_is_validated_as_pydantic_validates_it() -> None:
 
     lax = make_pipeline(Lax)
     assert lax.load(b"retries: '5'\n").config_hash == lax.load(b"retries: 5\n").config_hash
-    assert refused(make_pipeline(Strict), b"retries: '5'\n").field_path == "retries"
+    assert schema_error(make_pipeline(Strict), b"retries: '5'\n").field_path == "retries"
 
 
-def test_a_mutable_model_is_refused() -> None:
+def test_a_mutable_model_is_schema_error() -> None:
     class Mutable(pydantic.BaseModel):
         model: str
 
