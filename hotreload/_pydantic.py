@@ -90,13 +90,26 @@ def json_builtins(config: Any) -> Any:
     return msgspec.to_builtins(dump(config), order="sorted", enc_hook=_plain)
 
 
-def dump(config: Any) -> dict[str, Any]:
-    """The model as the file spells it (aliases), rich values kept, computed fields left out
-    (they are not input: validating them back would fail a model that forbids extras)."""
-    dumped: dict[str, Any] = config.model_dump(
-        by_alias=True, exclude_computed_fields=True, warnings=False
-    )
-    return dumped
+def dump(value: Any) -> Any:
+    """The validated values, field by field, keyed as the file spells them (aliases).
+
+    Not ``model_dump``: that applies the model's serializers and leaves out ``exclude=True``
+    fields, so a change to such a field would hash the same and a restart-required value put
+    back would not validate again. Computed fields are derived, not input: left out. Extra
+    keys a model allows are config too: kept.
+    """
+    if isinstance(value, pydantic.BaseModel):
+        out = {
+            info.alias or name: dump(getattr(value, name))
+            for name, info in type(value).model_fields.items()
+        }
+        out.update((key, dump(v)) for key, v in (value.__pydantic_extra__ or {}).items())
+        return out
+    if isinstance(value, dict):
+        return {key: dump(v) for key, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [dump(v) for v in value]
+    return value  # scalars, sets, dates, enums, secrets: msgspec and `_plain` take them
 
 
 def fields(model: Any) -> list[tuple[str, Any]]:

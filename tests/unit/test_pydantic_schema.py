@@ -354,3 +354,30 @@ def test_a_mutable_model_is_schema_error() -> None:
 
     with pytest.raises(TypeError, match=r"Mutable must be declared with .*frozen=True"):
         make_pipeline(Mutable)
+
+
+def test_serializers_and_excluded_fields_do_not_bend_the_config() -> None:
+    """The canonical form is the validated values, not ``model_dump``'s output: an
+    ``exclude=True`` field still counts as a change, a serializer does not reshape the value
+    that a restart-required retention converts back, and allowed extras count too."""
+
+    class Shaped(pydantic.BaseModel):
+        model_config = pydantic.ConfigDict(frozen=True, extra="allow")
+        hidden: str = pydantic.Field(exclude=True)
+        name: str
+        port: Annotated[int, RestartRequired] = 1
+
+        @pydantic.field_serializer("name")
+        def shout(self, value: str) -> str:
+            return value.upper()
+
+    pipeline = make_pipeline(Shaped)
+    active = pipeline.load(b"hidden: a\nname: svc\n")
+    assert active.builtins == {"hidden": "a", "name": "svc", "port": 1}
+    changed = pipeline.evaluate(b"hidden: b\nname: svc\nport: 2\n", active)
+    assert changed.result is ReloadResult.CONFIG_CHANGED
+    assert changed.changed == ("hidden",)
+    assert changed.candidate is not None
+    assert (changed.candidate.config.name, changed.candidate.config.port) == ("svc", 1)
+    extra = pipeline.evaluate(b"hidden: a\nname: svc\nowner: me\n", active)
+    assert extra.changed == ("owner",)
