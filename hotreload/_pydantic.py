@@ -9,6 +9,7 @@ called, and ``Annotated[..., RestartRequired]`` / ``Annotated[..., Secret]`` mar
 
 from __future__ import annotations
 
+import functools
 import typing
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -98,18 +99,29 @@ def dump(value: Any) -> Any:
     back would not validate again. Computed fields are derived, not input: left out. Extra
     keys a model allows are config too: kept.
     """
+    kind: Any = type(value)
+    if kind in _LEAVES:
+        return value
     if isinstance(value, pydantic.BaseModel):
-        out = {
-            info.alias or name: dump(getattr(value, name))
-            for name, info in type(value).model_fields.items()
-        }
-        out.update((key, dump(v)) for key, v in (value.__pydantic_extra__ or {}).items())
+        state = value.__dict__  # where pydantic keeps a model's field values
+        out = {key: dump(state[name]) for name, key in _keys(kind)}
+        if value.__pydantic_extra__:
+            out.update((key, dump(v)) for key, v in value.__pydantic_extra__.items())
         return out
     if isinstance(value, dict):
         return {key: dump(v) for key, v in value.items()}
     if isinstance(value, list | tuple):
         return [dump(v) for v in value]
-    return value  # scalars, sets, dates, enums, secrets: msgspec and `_plain` take them
+    return value  # sets, dates, enums, secrets: msgspec and `_plain` take them
+
+
+_LEAVES = frozenset({str, int, float, bool, type(None)})
+
+
+@functools.lru_cache(maxsize=512)
+def _keys(model: type[pydantic.BaseModel]) -> tuple[tuple[str, str], ...]:
+    """(attribute, name in the file) per field, looked up once per model class."""
+    return tuple((name, info.alias or name) for name, info in model.model_fields.items())
 
 
 def fields(model: Any) -> list[tuple[str, Any]]:
