@@ -39,9 +39,11 @@ class PydanticSchema(Generic[T]):
 
     def __init__(self, schema: type[T]) -> None:
         model: Any = schema
-        if not model.model_config.get("frozen", False):
+        mutable = _mutable_model(model, set())
+        if mutable is not None:
+            inside = "" if mutable is model else f" (used in {model.__qualname__})"
             raise TypeError(
-                f"{schema.__qualname__} must be declared with "
+                f"{mutable.__qualname__}{inside} must be declared with "
                 "model_config = ConfigDict(frozen=True): readers share it"
             )
         self.schema = schema
@@ -138,6 +140,28 @@ def fields(model: Any) -> list[tuple[str, Any]]:
             annotation = _ANNOTATED[params]
         out.append((info.alias or name, annotation))
     return out
+
+
+def _mutable_model(tp: Any, seen: set[Any]) -> Any:
+    """The first model reachable from ``tp`` that is not frozen, or None.
+
+    Nested models too: pydantic models are mutable by default, and a reader that could change
+    ``config.llm`` in place would change the snapshot every other reader holds.
+    """
+    if isinstance(tp, type) and issubclass(tp, pydantic.BaseModel):
+        if tp in seen:
+            return None
+        seen.add(tp)
+        if not tp.model_config.get("frozen", False):
+            return tp
+        children = [annotation for _, annotation in fields(tp)]
+    else:
+        children = list(typing.get_args(tp))
+    for child in children:
+        found = _mutable_model(child, seen)
+        if found is not None:
+            return found
+    return None
 
 
 def is_secret_type(tp: Any) -> bool:

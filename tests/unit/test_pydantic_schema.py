@@ -348,12 +348,19 @@ def test_a_model_is_validated_as_pydantic_validates_it() -> None:
     assert schema_error(make_pipeline(Strict), b"retries: '5'\n").field_path == "retries"
 
 
-def test_a_mutable_model_is_schema_error() -> None:
+def test_a_mutable_model_is_refused_even_nested() -> None:
     class Mutable(pydantic.BaseModel):
         model: str
 
-    with pytest.raises(TypeError, match=r"Mutable must be declared with .*frozen=True"):
+    class Outer(pydantic.BaseModel):
+        model_config = FROZEN
+        name: str = ""
+        inner: dict[str, list[Mutable | None]] = {}
+
+    with pytest.raises(TypeError, match=r"\.Mutable must be declared with .*frozen=True"):
         make_pipeline(Mutable)
+    with pytest.raises(TypeError, match=r"\.Mutable \(used in .*\.Outer\) must be declared"):
+        make_pipeline(Outer)
 
 
 def test_serializers_and_excluded_fields_do_not_bend_the_config() -> None:
