@@ -35,3 +35,18 @@ def bench(session: nox.Session) -> None:
     """Every benchmark with its baselines (the ``bench`` extra); ``-- --quick`` for < 60 s."""
     session.install("-e", ".[bench]")
     session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session
+def explore(session: nox.Session) -> None:
+    """The hypothesis state machine, long (>= 10,000 steps, fresh seeds): not part of CI."""
+    session.install("-e", ".[test]")
+    session.run(
+        "pytest",
+        "tests/property",
+        "-p",
+        "no:randomly",
+        "-s",
+        *session.posargs,
+        env={"HYPOTHESIS_PROFILE": "explore"},
+    )

@@ -16,7 +16,6 @@ import asyncio
 import base64
 import contextlib
 import math
-import random
 import socket
 import ssl
 from collections.abc import AsyncGenerator, Callable, Sequence
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import msgspec
 
+from ._backoff import backoff_delay
 from ._errors import ConfigReadError
 from ._logging import ContextLogger
 from ._parsing import Format
@@ -248,8 +248,9 @@ class EtcdSource:
                     state.failures = 0  # it had been fine for a while: start the backoff over
                 state.since = None
                 state.failures += 1
-                delay = min(self._max_backoff, self._min_backoff * 2 ** min(state.failures - 1, 30))
-                delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
+                delay = backoff_delay(
+                    state.failures, self._min_backoff, self._max_backoff, jitter=True
+                )
                 # Loud on the first failure, then quiet: a long outage is not a log flood.
                 log = self._log.warning if state.failures % 30 == 1 else self._log.debug
                 log(

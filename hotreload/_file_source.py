@@ -4,28 +4,58 @@ The default source: ``HotReloader("config.yaml", ...)`` is ``HotReloader(source=
 FileSource("config.yaml"), ...)``. Watching goes through the process-wide `WatchHub` (one
 Rust watcher thread for every file of the loop), which also re-checks the file once its
 watch is up and after a watcher restart, so nothing between the first read and the watch
-is missed.
+is missed. Reading a file (bounded, never blocking on a FIFO) lives here too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
+import stat
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
 
 import anyio
 
+from ._errors import ConfigReadError
+from ._kube import is_file_mount
 from ._parsing import Format
-from ._pipeline import read_file
 from ._source import Revision
-from ._watch import Subscription, hub_for
+from ._watch import Subscription, WatchHub, hub_for
 
-__all__ = ["FileSource"]
+__all__ = ["Attachment", "FileSource", "read_file"]
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A reloader's subscription to the hub: no task of its own, which keeps idle reloaders
+    cheap. ``ready`` resolves once a running watcher covers the file."""
+
+    hub: WatchHub
+    sub: Subscription
+
+    @property
+    def ready(self) -> asyncio.Future[None]:
+        assert self.sub.ready is not None  # noqa: S101 - set by subscribe
+        return self.sub.ready
+
+    async def detach(self) -> None:
+        await self.hub.unsubscribe(self.sub)
 
 
 class FileSource:
     """A file, watched through its directory (so editors' renames and kubelet's ``..data``
-    swaps are seen). ``debounce_ms`` and ``step_ms`` go to the Rust watcher."""
+    swaps are seen). ``debounce_ms`` and ``step_ms`` go to the Rust watcher.
+
+    ``path`` is kept as given (it names the file in logs, errors and snapshots); the file
+    read and watched is that path made absolute once, here, so a later ``chdir`` of the
+    process cannot make the reloader serve another directory's file.
+    """
+
+    #: An empty read may be an in-place write caught between its truncate and its write.
+    empty_may_be_mid_write: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -38,6 +68,7 @@ class FileSource:
         if debounce_ms <= 0 or step_ms <= 0:
             raise ValueError("debounce_ms and step_ms must be > 0")
         self.path = os.fspath(path)
+        self.resolved = os.path.abspath(self.path)
         self._format = format
         self.debounce_ms = debounce_ms
         self.step_ms = step_ms
@@ -54,21 +85,36 @@ class FileSource:
 
     async def read(self, max_bytes: int) -> Revision:
         # A bounded read of one regular file: microseconds, so done inline, not in a thread.
-        return Revision(read_file(self.path, max_bytes, self.path))
+        return Revision(read_file(self.resolved, max_bytes, self.path))
 
     async def watch(self, notify: Callable[[str], None], ready: Callable[[], None]) -> None:
-        hub = hub_for(self.debounce_ms, self.step_ms)
         # Late-bound on purpose: the reloader sets on_watch_restart after construction.
-        sub = Subscription(self.path, notify, lambda: self.on_watch_restart())  # noqa: PLW0108
-        hub.subscribe(sub)
+        attached = self.attach(notify, lambda: self.on_watch_restart())  # noqa: PLW0108
         try:
-            assert sub.ready is not None  # noqa: S101 - set by subscribe
-            await asyncio.shield(sub.ready)
+            await asyncio.shield(attached.ready)
             ready()
             await anyio.sleep_forever()
         finally:
             with anyio.CancelScope(shield=True):
-                await hub.unsubscribe(sub)
+                await attached.detach()
+
+    def attach(self, notify: Callable[[str], None], on_restart: Callable[[], None]) -> Attachment:
+        """Subscribe to the hub directly (what the reloader does instead of a `watch` task)."""
+        hub = hub_for(self.debounce_ms, self.step_ms)
+        sub = Subscription(self.resolved, notify, on_restart)
+        hub.subscribe(sub)
+        return Attachment(hub, sub)
+
+    def warnings(self) -> list[tuple[str, str]]:
+        """Known ways this file will not be kept current, as (event, detail) pairs."""
+        if is_file_mount(self.resolved):
+            return [
+                (
+                    "config_file_is_a_subpath_mount",
+                    "kubelet never updates a subPath mount: mount the directory instead",
+                )
+            ]
+        return []
 
     def __repr__(self) -> str:
         return f"FileSource({self.path!r})"
@@ -76,3 +122,45 @@ class FileSource:
 
 def _nothing() -> None:
     pass
+
+
+def read_file(path: str, max_bytes: int, source: str) -> bytes:
+    """A file's bytes, at most ``max_bytes``; never blocks on a FIFO, never follows a loop.
+
+    Errors are `ConfigReadError` naming ``source``: ``missing``, ``read`` or ``too_large``.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise ConfigReadError(source, "file not found", reason="missing") from None
+    except OSError as exc:
+        raise ConfigReadError(source, _describe(exc)) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise ConfigReadError(source, "is a directory, not a file")
+        if not stat.S_ISREG(mode):
+            raise ConfigReadError(source, "not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(max_bytes + 1)
+    except OSError as exc:
+        raise ConfigReadError(source, _describe(exc)) from None
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:
+        raise ConfigReadError(
+            source,
+            f"file is larger than the {max_bytes}-byte limit",
+            reason="too_large",
+        )
+    return data
+
+
+def _describe(exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "too many levels of symbolic links"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, IsADirectoryError):
+        return "is a directory, not a file"
+    return exc.strerror or type(exc).__name__

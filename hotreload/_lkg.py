@@ -12,10 +12,20 @@ import contextlib
 import os
 import tempfile
 from datetime import datetime
+from typing import TypeVar
 
 import msgspec
 
-__all__ = ["Cached", "load", "save"]
+from ._errors import ConfigError
+from ._logging import ContextLogger
+from ._loglevel import LogLevelSwitch
+from ._metrics import ReloaderMetrics
+from ._pipeline import Active, Pipeline
+from ._snapshot import Snapshot
+
+T = TypeVar("T")
+
+__all__ = ["Cached", "LastKnownGood", "load", "save"]
 
 
 class Cached(msgspec.Struct, frozen=True, kw_only=True):
@@ -50,3 +60,65 @@ def load(path: str) -> Cached:
     """The cached copy; raises OSError if unreadable, msgspec errors if damaged."""
     with open(path, "rb") as f:
         return msgspec.json.decode(f.read(), type=Cached)
+
+
+class LastKnownGood(LogLevelSwitch[T]):
+    """A mixin of the reloader: start on the cached copy when the source is invalid, write the
+    copy at each commit, and clear ``degraded`` once the source is valid again."""
+
+    __slots__ = ("degraded", "lkg_path")
+
+    path: str
+    lkg_path: str | None
+    degraded: str | None
+    _pipeline: Pipeline[T]
+    _log: ContextLogger
+    _metrics: ReloaderMetrics
+
+    def _last_known_good(self, error: ConfigError) -> tuple[Active[T], bytes]:
+        """Start on the cached copy when the source is invalid; re-raise ``error`` otherwise."""
+        if self.lkg_path is None:
+            raise error
+        try:
+            cached = load(self.lkg_path)
+            raw = cached.content.encode()
+            active = self._pipeline.load(raw)
+        except FileNotFoundError:
+            raise error from None
+        except (OSError, ValueError, ConfigError) as exc:  # msgspec errors are ValueErrors
+            self._log.error(
+                "last_known_good_unusable", path=self.lkg_path, error=type(exc).__name__
+            )
+            raise error from None
+        self.degraded = f"started from the last-known-good copy: the source is invalid: {error}"
+        self._log.error(
+            "config_started_from_last_known_good",
+            error=str(error),
+            reason=error.reason,
+            lkg_path=self.lkg_path,
+            cached_generation=cached.generation,
+            cached_config_hash=cached.config_hash,
+            saved_at=cached.saved_at.isoformat(),
+        )
+        return active, raw
+
+    def _save_last_known_good(self, snapshot: Snapshot[T], raw: bytes) -> None:
+        assert self.lkg_path is not None  # noqa: S101 - checked by the caller
+        try:
+            cached = Cached(
+                source=self.path,
+                content=raw.decode(),
+                content_sha256=snapshot.content_sha256,
+                config_hash=snapshot.config_hash,
+                generation=snapshot.generation,
+                saved_at=snapshot.loaded_at,
+            )
+            save(self.lkg_path, cached)
+        except (OSError, ValueError) as exc:  # a safety net: never fail a commit over it
+            self._log.warning("last_known_good_write_failed", path=self.lkg_path, error=str(exc))
+
+    def _recovered(self) -> None:
+        if self.degraded is not None:
+            self.degraded = None
+            self._metrics.degraded.set(0)
+            self._log.info("config_recovered_from_last_known_good")

@@ -8,10 +8,7 @@ event loop, no clock: every step is testable on its own and the reloader stays t
 
 from __future__ import annotations
 
-import errno
 import hashlib
-import os
-import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -31,7 +28,6 @@ __all__ = [
     "Evaluation",
     "Pipeline",
     "Validator",
-    "read_file",
     "result_for",
     "sha256_hex",
 ]
@@ -90,10 +86,6 @@ class Pipeline(Generic[T]):
         self.max_bytes = max_bytes
         self.validators = tuple(validators)
         self.policy = policy
-
-    def read(self, path: str) -> bytes:
-        """The file's bytes, at most ``max_bytes``; never blocks on a FIFO, never follows a loop."""
-        return read_file(path, self.max_bytes, self.source)
 
     def load(self, raw: bytes) -> Active[T]:
         """Parse, convert and validate ``raw`` as a first version: raises `ConfigError`."""
@@ -182,38 +174,6 @@ class Pipeline(Generic[T]):
                 ) from None
 
 
-def read_file(path: str, max_bytes: int, source: str) -> bytes:
-    """A file's bytes, at most ``max_bytes``; never blocks on a FIFO, never follows a loop.
-
-    Errors are `ConfigReadError` naming ``source``: ``missing``, ``read`` or ``too_large``.
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        raise ConfigReadError(source, "file not found", reason="missing") from None
-    except OSError as exc:
-        raise ConfigReadError(source, _describe(exc)) from None
-    try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
-            raise ConfigReadError(source, "is a directory, not a file")
-        if not stat.S_ISREG(mode):
-            raise ConfigReadError(source, "not a regular file")
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(max_bytes + 1)
-    except OSError as exc:
-        raise ConfigReadError(source, _describe(exc)) from None
-    finally:
-        os.close(fd)
-    if len(data) > max_bytes:
-        raise ConfigReadError(
-            source,
-            f"file is larger than the {max_bytes}-byte limit",
-            reason="too_large",
-        )
-    return data
-
-
 def sha256_hex(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
@@ -231,13 +191,3 @@ def _dotted(segments: list[str | int]) -> str:
     for seg in segments:
         out += f"[{seg}]" if isinstance(seg, int) else (f".{seg}" if out else seg)
     return out
-
-
-def _describe(exc: OSError) -> str:
-    if exc.errno == errno.ELOOP:
-        return "too many levels of symbolic links"
-    if isinstance(exc, PermissionError):
-        return "permission denied"
-    if isinstance(exc, IsADirectoryError):
-        return "is a directory, not a file"
-    return exc.strerror or type(exc).__name__

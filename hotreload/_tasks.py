@@ -35,6 +35,9 @@ class TaskSet:
         self._tasks.add(task)
         task.add_done_callback(self._done)
 
+    def __contains__(self, task: object) -> bool:
+        return task in self._tasks
+
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and (exc := task.exception()) is not None:

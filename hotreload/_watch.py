@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 import structlog
 from watchfiles._rust_notify import RustNotify
 
+from ._backoff import backoff_delay
+
 __all__ = ["Subscription", "WatchHub", "hub_for"]
 
 _log = structlog.get_logger("hotreload.watch")
@@ -311,7 +313,7 @@ class WatchHub:
         if watcher is self._starting:
             self._starting = None
         self._failures += 1
-        delay = min(_BACKOFF_FIRST * 2 ** (self._failures - 1), _BACKOFF_MAX)
+        delay = backoff_delay(self._failures, _BACKOFF_FIRST, _BACKOFF_MAX)
         _log.warning(
             "watcher_restarting",
             error=f"{type(error).__name__}: {error}" if error else "stopped",

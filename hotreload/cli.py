@@ -27,13 +27,13 @@ import structlog
 
 from ._errors import ConfigError
 from ._fields import FieldPolicy
+from ._file_source import read_file
 from ._logging import filter_by_stdlib_level
 from ._outcome import ReloadOutcome
 from ._parsing import format_for
 from ._pipeline import Active, Pipeline
 from ._present import diff_records, error_dict, outcome_dict, outcome_line
 from ._reloader import HotReloader
-from .holmes import ApiConfig
 
 __all__ = ["main"]
 
@@ -46,6 +46,8 @@ class _UsageError(Exception):
 
 def _load_schema(spec: str) -> Any:
     if spec == "holmes":
+        from .holmes import ApiConfig  # noqa: PLC0415 - the generic CLI needs no preset
+
         return ApiConfig
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
@@ -71,7 +73,7 @@ def _check(args: argparse.Namespace) -> int:
             validators=(),
             policy=policy,
         )
-        return pipeline.load(pipeline.read(path))
+        return pipeline.load(read_file(path, pipeline.max_bytes, path))
 
     path = str(args.file)
     try:

@@ -318,6 +318,20 @@ def test_core_and_asgi_import_without_web_dependencies(tmp_path: Path) -> None:
     assert 'pip install "hotreload-engine[demo]"' in proc.stderr
 
 
+def test_the_generic_cli_does_not_import_the_holmes_preset_until_asked() -> None:
+    """``hotreload check --schema module:Class`` must not pay for (or depend on) the preset."""
+    code = (
+        "import sys, hotreload.cli\n"
+        "assert 'hotreload.holmes' not in sys.modules, 'imported at module level'\n"
+        "hotreload.cli._load_schema('holmes')\n"
+        "assert 'hotreload.holmes' in sys.modules\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+
+
 PYDANTIC_SCHEMA = """\
 from typing import Annotated
 

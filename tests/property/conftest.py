@@ -20,10 +20,13 @@ settings.register_profile(
 )
 settings.register_profile(
     "explore",
-    max_examples=100,
-    stateful_step_count=40,
+    # ``nox -s explore``: at least 10,000 steps (examples stop early at random, so the
+    # average run is about half of stateful_step_count).
+    max_examples=400,
+    stateful_step_count=50,
     deadline=None,
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+settings.load_profile(PROFILE)

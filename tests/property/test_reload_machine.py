@@ -40,6 +40,7 @@ from prometheus_client import CollectorRegistry
 from hotreload import HotReloader, Snapshot
 from hotreload.testing import ConfigMapVolume, write_atomic, write_in_place
 from tests.integration.conftest import Settings
+from tests.property.conftest import PROFILE
 
 X = TypeVar("X")
 WAIT = 5.0
@@ -244,6 +245,39 @@ class ReloadMachine(RuleBasedStateMachine):
         session = self.sessions.pop(which % len(self.sessions))
         assert self.run(on_loop(self.r.unregister_session, session))
 
+    @rule(
+        end=st.booleans(),
+        write=st.one_of(st.none(), st.sampled_from(MODELS), st.sampled_from(INVALID)),
+        write_first=st.booleans(),
+        style=st.sampled_from(["in_place", "atomic"]),
+    )
+    def same_tick(
+        self, end: bool, write: str | bytes | None, write_first: bool, style: str
+    ) -> None:
+        """In one loop tick: (a write,) (the last open session ends,) and ``reload()``; the
+        worker sees their triggers in one burst, which is where a stale pending once hid."""
+
+        def do_write() -> None:
+            if isinstance(write, str):
+                config = Settings(model=write)
+                self.valid.add(config)
+                self.since_settle.add(config)
+                self.write(document(config), style)
+            elif write is not None:
+                self.write(write, style)
+
+        async def tick() -> int:
+            if write_first:
+                do_write()
+            if end and self.sessions:
+                assert self.r.unregister_session(self.sessions.pop())
+            if not write_first:
+                do_write()
+            outcome = await self.r.reload()
+            return outcome.generation
+
+        assert self.run(tick()) == self.r.snapshot.generation
+
     @rule(toolset=st.sampled_from(TOOLSETS))
     def record_failure(self, toolset: str) -> None:
         """From a tool's own thread, as sync tool code reports it."""
@@ -326,7 +360,21 @@ class ReloadMachine(RuleBasedStateMachine):
         total = self.registry.get_sample_value("hotreload_config_reload_total", {"config": "prop"})
         assert total == len(self.commits)
 
+    @invariant()
+    def count_steps(self) -> None:
+        STEPS[0] += 1
+
+
+#: Steps run in this process (``nox -s explore`` reports it).
+STEPS = [0]
 
 #: A passing run takes about 4 s (100 examples of up to 30 steps); the timeout leaves room
-#: for hypothesis to shrink a failure to its shortest form.
-TestReloadMachine = pytest.mark.timeout(60)(ReloadMachine.TestCase)
+#: for hypothesis to shrink a failure to its shortest form. ``explore`` runs far longer.
+TestReloadMachine = pytest.mark.timeout(60 if PROFILE == "ci" else 3600)(ReloadMachine.TestCase)
+
+
+@pytest.mark.skipif(PROFILE != "explore", reason="nox -s explore checks its step count")
+def test_explore_ran_at_least_10000_steps() -> None:
+    """Runs after the machine (same module, in order, ``-p no:randomly``)."""
+    print(f"\nreload machine: {STEPS[0]} steps under the {PROFILE!r} profile")
+    assert STEPS[0] >= 10_000

@@ -20,6 +20,7 @@ from hotreload._errors import (
     ConfigValidationError,
 )
 from hotreload._fields import FieldPolicy, RestartRequired
+from hotreload._file_source import read_file
 from hotreload._outcome import ReloadResult
 from hotreload._parsing import Format
 from hotreload._pipeline import Active, Pipeline, Validator, result_for
@@ -552,14 +553,14 @@ def test_evaluate_keeps_no_state_between_calls(
 
 def read_error(pipeline: Pipeline[Settings], path: Path | str) -> ConfigReadError:
     with pytest.raises(ConfigReadError) as info:
-        pipeline.read(str(path))
+        read_file(str(path), pipeline.max_bytes, pipeline.source)
     return info.value
 
 
 def test_read_returns_bytes(tmp_path: Path, pipeline: Pipeline[Settings]) -> None:
     path = tmp_path / "settings.yaml"
     path.write_bytes(BASE)
-    assert pipeline.read(str(path)) == BASE
+    assert read_file(str(path), pipeline.max_bytes, pipeline.source) == BASE
 
 
 def test_read_missing_file(tmp_path: Path, pipeline: Pipeline[Settings]) -> None:
@@ -595,7 +596,7 @@ def test_read_file_of_exactly_max_bytes(tmp_path: Path) -> None:
     pipeline = make_pipeline(max_bytes=16)
     path = tmp_path / "settings.yaml"
     path.write_bytes(b"y" * 16)
-    assert pipeline.read(str(path)) == b"y" * 16
+    assert read_file(str(path), pipeline.max_bytes, pipeline.source) == b"y" * 16
 
 
 def test_read_fifo_is_refused_without_blocking(
@@ -607,7 +608,7 @@ def test_read_fifo_is_refused_without_blocking(
 
     def attempt() -> None:
         try:
-            outcome.append(pipeline.read(str(fifo)))
+            outcome.append(read_file(str(fifo), pipeline.max_bytes, pipeline.source))
         except BaseException as exc:  # noqa: BLE001 - handed to the test thread below
             outcome.append(exc)
 
@@ -677,7 +678,7 @@ def test_read_follows_a_good_symlink(tmp_path: Path, pipeline: Pipeline[Settings
     target.write_bytes(BASE)
     link = tmp_path / "settings.yaml"
     link.symlink_to(target)
-    assert pipeline.read(str(link)) == BASE
+    assert read_file(str(link), pipeline.max_bytes, pipeline.source) == BASE
 
 
 # --- result_for ------------------------------------------------------------------------------

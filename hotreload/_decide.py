@@ -1,0 +1,192 @@
+"""The commit decision: one pure function and the gate state it reads (BR-HAPI-191).
+
+Everything that decides *what* goes in force lives here, so no two places can disagree about
+it (a direct commit that left a stale change pending, released right after, was how an
+already-replaced version once came back). `Gate` counts sessions and holds at most one pending
+change; `decide` looks at a batch's candidate, the config in force and the gate, and says what
+to do. Both are synchronous, with an injected clock and no event loop, so every sequence of
+events can be unit-tested exhaustively; `_drain.DrainGate` adds the thread lock and the timer
+that wakes the worker when the wait is used up.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+__all__ = ["Candidate", "Commit", "Gate", "Pending", "Verdict", "broken_invariant", "decide"]
+
+P = TypeVar("P")
+
+
+class Verdict(enum.Enum):
+    """What the worker does with one batch of triggers."""
+
+    COMMIT = "commit"  # put the candidate in force now; a pending change is cleared
+    HOLD = "hold"  # park the candidate as the pending change (it replaces an older one)
+    RELEASE = "release"  # put the pending change in force: sessions ended or the wait is up
+    DROP = "drop"  # discard the pending change: the source is back to the config in force
+    KEEP = "keep"  # nothing to put in force
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """What the batch's re-check found: the candidate's ``config_hash``, or None when it is
+    invalid (or unreadable). A batch that did not look at the source has no candidate."""
+
+    config_hash: str | None
+
+    @property
+    def valid(self) -> bool:
+        return self.config_hash is not None
+
+
+def decide(
+    candidate: Candidate | None, active_hash: str, pending_hash: str | None, holding: bool
+) -> Verdict:
+    """The one rule. A valid candidate that differs from what is in force is committed, or held
+    while the gate holds; one equal to what is in force makes a pending change moot. Otherwise
+    (no candidate, an invalid one, or nothing new) a pending change goes in once the gate
+    stops holding."""
+    if candidate is not None and candidate.config_hash is not None:
+        if candidate.config_hash != active_hash:
+            return Verdict.HOLD if holding else Verdict.COMMIT
+        if pending_hash is not None:
+            return Verdict.DROP
+        return Verdict.KEEP
+    if pending_hash is not None and not holding:
+        return Verdict.RELEASE
+    return Verdict.KEEP
+
+
+@dataclass(slots=True)
+class Pending(Generic[P]):
+    """A change waiting for sessions: what it is, its hash, and since when (the gate's clock,
+    and Unix time for reports)."""
+
+    change: P
+    config_hash: str
+    since: float
+    seq: int
+    since_unix: float
+
+
+class Gate(Generic[P]):
+    """Open sessions and at most one pending change; `verdict` applies `decide` to them.
+
+    ``clock`` is monotonic seconds (the loop's clock in the engine, a fake in tests). The
+    pending change is due ``max_wait`` after the first one was parked; `expire` marks it due
+    early (the engine's timer, in case it fires a hair before the clock agrees).
+    """
+
+    def __init__(
+        self,
+        max_wait: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        if max_wait < 0:
+            raise ValueError(f"max_drain_wait must be >= 0 seconds, got {max_wait!r}")
+        self.max_wait = max_wait
+        self._clock = clock
+        self._wall = wall
+        self._sessions: set[Hashable] = set()
+        self.pending: Pending[P] | None = None
+        self.pending_seq = 0  # how many changes have ever been held: a failure streak's mark
+        self._expired = False
+
+    @property
+    def sessions(self) -> int:
+        return len(self._sessions)
+
+    def open(self, key: Hashable) -> bool:
+        """Count a session; False if ``key`` was already open (idempotent)."""
+        if key in self._sessions:
+            return False
+        self._sessions.add(key)
+        return True
+
+    def close(self, key: Hashable) -> bool:
+        """Stop counting a session; False if it was not open."""
+        if key not in self._sessions:
+            return False
+        self._sessions.discard(key)
+        return True
+
+    @property
+    def due(self) -> bool:
+        """True once the pending change has waited ``max_wait``."""
+        pending = self.pending
+        if pending is None:
+            return False
+        return self._expired or self._clock() >= pending.since + self.max_wait
+
+    @property
+    def holding(self) -> bool:
+        """True while a valid change must wait: sessions open and the wait not yet used up."""
+        return bool(self._sessions) and self.max_wait > 0 and not self.due
+
+    def waited(self, pending: Pending[P]) -> float:
+        """Seconds ``pending`` has waited, on the gate's clock."""
+        return self._clock() - pending.since
+
+    def verdict(self, candidate: Candidate | None, active_hash: str) -> Verdict:
+        pending = self.pending
+        return decide(
+            candidate, active_hash, None if pending is None else pending.config_hash, self.holding
+        )
+
+    def hold(self, change: P, config_hash: str) -> Pending[P]:
+        """Park ``change`` (replacing an older one); its wait runs from the first one parked."""
+        self.pending_seq += 1
+        first = self.pending
+        if first is None:
+            self.pending = Pending(
+                change, config_hash, self._clock(), self.pending_seq, self._wall()
+            )
+        else:
+            self.pending = Pending(
+                change, config_hash, first.since, self.pending_seq, first.since_unix
+            )
+        return self.pending
+
+    def take(self) -> Pending[P] | None:
+        """Remove and return the pending change (committed, released or moot)."""
+        pending, self.pending = self.pending, None
+        self._expired = False
+        return pending
+
+    def expire(self) -> None:
+        """The wait is up (the engine's timer fired)."""
+        if self.pending is not None:
+            self._expired = True
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """What the invariants need to know about one commit: its generation, its ``config_hash``,
+    and the number of the source read that produced it (reads are numbered in order)."""
+
+    generation: int
+    config_hash: str
+    read: int
+
+
+def broken_invariant(last: Commit, new: Commit) -> str | None:
+    """Which commit invariant ``new`` would break after ``last``, or None.
+
+    Generations strictly increase; two consecutive commits never share a ``config_hash``; and
+    a commit never comes from an older read than the one in force, so a version replaced by a
+    newer commit returns only when the source itself goes back to it (a newer read).
+    """
+    if new.generation <= last.generation:
+        return "generation_not_increasing"
+    if new.config_hash == last.config_hash:
+        return "same_config_hash"
+    if new.read < last.read:
+        return "older_than_config_in_force"
+    return None

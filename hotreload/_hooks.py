@@ -1,0 +1,107 @@
+"""Apply hooks: run before a change is put in force; one that fails refuses it, and the hooks
+that already ran are called again with the roles swapped, to undo. Each is bounded by
+``hook_timeout``, and a hook can neither hang the worker nor stop it by accident."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
+
+import anyio
+
+from ._errors import ConfigApplyError
+from ._fields import FieldPolicy
+from ._lkg import LastKnownGood
+from ._logging import ContextLogger
+from ._pipeline import Active
+from ._snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from ._tasks import TaskSet
+
+__all__ = ["ApplyHook", "Hooks"]
+
+T = TypeVar("T")
+
+ApplyHook = Callable[["Snapshot[T]", "Snapshot[T]"], Awaitable[None]]
+"""``async def hook(new, old)``: runs before a change is put in force; raising refuses it."""
+
+
+class Hooks(LastKnownGood[T]):
+    """The reloader's hook runner (a mixin: the worker calls it, with the reloader's state)."""
+
+    __slots__ = ("_hooks", "hook_timeout")
+
+    path: str
+    policy: FieldPolicy
+    hook_timeout: float
+    _hooks: list[ApplyHook[T]]
+    _active: Active[T]
+    _log: ContextLogger
+    _tasks: TaskSet | None
+
+    async def _run_hooks(
+        self, new: Snapshot[T], old: Snapshot[T], active: Active[T]
+    ) -> ConfigApplyError | None:
+        done: list[ApplyHook[T]] = []
+        for hook in list(self._hooks):
+            exc = await self._call_hook(hook, new, old)
+            if exc is None:
+                done.append(hook)
+                continue
+            name = _hook_name(hook)
+            text = "timed out" if isinstance(exc, TimeoutError) else f"{exc}" or "cancelled"
+            message = self.policy.scrub(
+                self.policy.scrub(
+                    f"apply hook {name} failed: {type(exc).__name__}: {text}", active.builtins
+                ),
+                self._active.builtins,
+            )
+            self._log.error(
+                "apply_hook_failed",
+                hook=name,
+                error_type=type(exc).__name__,
+                rolled_back=len(done),
+                config_hash=new.config_hash,
+            )
+            for undo in reversed(done):
+                undo_exc = await self._call_hook(undo, old, new)
+                if undo_exc is not None:  # best effort, reported
+                    self._log.error(
+                        "apply_hook_rollback_failed",
+                        hook=_hook_name(undo),
+                        error_type=type(undo_exc).__name__,
+                    )
+            return ConfigApplyError(self.path, message, hook=name)
+        return None
+
+    async def _call_hook(
+        self, hook: ApplyHook[T], new: Snapshot[T], old: Snapshot[T]
+    ) -> BaseException | None:
+        """Run one hook, bounded by ``hook_timeout``; what it raised, or None.
+
+        A `CancelledError` that is not the worker's own cancellation (the hook awaited a
+        future someone else cancelled) is a hook failure like any other: swallowing the
+        worker's own would keep a closing reloader running, re-raising a foreign one would
+        leave its callers waiting forever.
+        """
+        try:
+            with anyio.fail_after(self.hook_timeout):
+                await hook(new, old)
+        except asyncio.CancelledError as exc:
+            if self._worker_cancelled():
+                raise
+            return exc
+        except Exception as exc:  # noqa: BLE001 - any hook failure refuses the change
+            return exc
+        return None
+
+    def _worker_cancelled(self) -> bool:
+        task = asyncio.current_task()
+        cancelling = getattr(task, "cancelling", None)  # Python >= 3.11
+        return self._tasks is None or (cancelling is not None and cancelling() > 0)
+
+
+def _hook_name(hook: Callable[..., object]) -> str:
+    return getattr(hook, "__qualname__", None) or repr(hook)

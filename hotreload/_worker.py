@@ -1,0 +1,558 @@
+"""The reload worker: the only writer of a reloader's config.
+
+Every trigger (a watcher event, the safety poll, ``reload()``, the failure actor, the last
+session ending, the drain wait running out) goes into one list; one worker task drains it a
+burst at a time, reads the source once for the burst, asks `_decide` what to do (commit, hold,
+release, drop or keep) and does it. Being the only writer, it needs no lock: a commit assigns
+``snapshot`` and then ``config``, each a single reference store, so a reader on any thread
+sees one whole version or the other, never a mix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Generic, TypeVar
+
+import anyio
+
+from ._decide import Candidate, Commit, Verdict, broken_invariant
+from ._drain import DrainGate, Pending
+from ._errors import ConfigApplyError, ConfigError
+from ._fields import format_path
+from ._metrics import ReloaderMetrics
+from ._outcome import ReloadOutcome, ReloadResult
+from ._pipeline import Active, Evaluation, Pipeline, result_for, sha256_hex
+from ._snapshot import Snapshot
+from ._source import Source
+from ._streams import Streams
+from ._tasks import TaskSet
+
+__all__ = ["MSG_REJECTED", "MSG_RELOADED", "Worker"]
+
+T = TypeVar("T")
+
+#: Documents larger than this are parsed in a worker thread so the loop never stalls on them.
+_INLINE_PARSE_BYTES = 64 * 1024
+
+MSG_RELOADED = "Configuration hot-reloaded successfully"
+MSG_REJECTED = "Failed to apply new configuration - keeping previous"
+
+#: Triggers that come from watching, not from a caller waiting for an answer.
+_WATCH_KINDS = frozenset({"watch", "rescan", "poll"})
+#: How long an empty file (an in-place write between truncate and write) is given to fill.
+_EMPTY_GRACE = 0.1
+
+#: Triggers that only ask the worker to look at the drain gate again, not at the file.
+_GATE_KINDS = frozenset({"session_end", "drain_timeout"})
+
+
+@dataclass(slots=True)
+class _Trigger:
+    kind: str
+    seen_at: float
+    reply: asyncio.Future[ReloadOutcome] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Change(Generic[T]):
+    """A validated change on its way in: committed now, or held while sessions are open."""
+
+    active: Active[T]
+    changed: tuple[str, ...]
+    trigger: str
+    seen_at: float
+    preview: Snapshot[T]
+    raw: bytes
+    version: str | None = None
+    read: int = 0
+    """The number of the source read that found it (reads are numbered in order)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Found(Generic[T]):
+    """What one look at the source found: the candidate for `decide`, the outcome to report
+    if nothing is committed, and the change to commit or hold if it is a new config."""
+
+    candidate: Candidate
+    result: ReloadResult
+    trigger: str
+    change: _Change[T] | None = None
+    error: ConfigError | None = None
+
+
+class Worker(Streams[T]):
+    """A mixin of the reloader: the triggers, the worker and everything it does."""
+
+    __slots__ = (
+        "_active",
+        "_empty_deferred",
+        "_gate",
+        "_in_force_read",
+        "_last_eval",
+        "_last_key",
+        "_limiter",
+        "_loop",
+        "_poll_timer",
+        "_reads",
+        "_refused",
+        "_secrets",
+        "_seen_key",
+        "_spawn_worker",
+        "_triggers",
+        "_version",
+        "_warned_restart",
+        "_working",
+        "config",
+        "restart_required",
+        "snapshot",
+    )
+
+    config: T
+    snapshot: Snapshot[T]
+    source: Source
+    restart_required: tuple[str, ...]
+    poll_interval: float
+    _pipeline: Pipeline[T]
+    _metrics: ReloaderMetrics
+    _gate: DrainGate[_Change[T]]
+    _tasks: TaskSet | None
+
+    def _init_worker(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._triggers: list[_Trigger] = []
+        self._working = False
+        self._poll_timer: asyncio.TimerHandle | None = None
+        self._spawn_worker: Callable[[], object] | None = None
+        self._last_key: str | None = None
+        self._seen_key: str | None = None
+        self._last_eval: Evaluation[T] | None = None
+        self._warned_restart: dict[tuple[str, ...], str] = {}
+        self._version: str | None = None
+        self._secrets: list[str] = []
+        self._empty_deferred = False
+        self._reads = 0
+        self._in_force_read = 0
+        self._refused: tuple[str, ConfigApplyError] | None = None
+        self._limiter: anyio.CapacityLimiter | None = None  # made on the first large file
+
+    # -- triggers -------------------------------------------------------------------------------
+
+    def _notify(self, kind: str) -> None:
+        if not self._closed:
+            self._put(_Trigger(kind, time.perf_counter()))
+
+    def _put(self, trigger: _Trigger) -> None:
+        self._triggers.append(trigger)
+        if not self._working and self._spawn_worker is not None:
+            self._working = True
+            self._spawn_worker()
+
+    def _notify_threadsafe(self, kind: str) -> None:
+        loop = self._loop
+        if loop is None or self._closed:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._notify(kind)
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop closed: nothing to wake
+                loop.call_soon_threadsafe(self._notify, kind)
+
+    async def _request(self, kind: str) -> ReloadOutcome:
+        if self._closed:
+            raise RuntimeError("the reloader is not running (use `async with`)")
+        reply: asyncio.Future[ReloadOutcome] = asyncio.get_running_loop().create_future()
+        self._put(_Trigger(kind, time.perf_counter(), reply))
+        return await reply
+
+    def _poll(self) -> None:
+        if self._closed or self._loop is None:
+            return
+        self._notify("poll")
+        self._poll_timer = self._loop.call_later(self.poll_interval, self._poll)
+
+    async def _worker(self) -> None:
+        """The only writer: drains the triggers a burst at a time, then ends (``_put`` starts
+        a new one for the next burst; there is never more than one)."""
+        try:
+            while self._triggers:
+                batch, self._triggers = self._triggers, []
+                try:
+                    outcome = await self._check(batch)
+                except Exception as exc:  # noqa: BLE001 - a bug must not stop reloading
+                    self._log.exception("reload_worker_error", error=repr(exc))
+                    error = ConfigError(self.path, f"internal error: {type(exc).__name__}: {exc}")
+                    outcome = self._record_outcome(
+                        ReloadResult.ERROR, batch, time.perf_counter(), error=error
+                    )
+                for trig in batch:
+                    if trig.reply is not None and not trig.reply.done():
+                        assert outcome is not None  # noqa: S101 - replies come with file checks
+                        trig.reply.set_result(outcome)
+        finally:
+            self._working = False
+
+    # -- one check -----------------------------------------------------------------------------
+
+    async def _check(self, batch: list[_Trigger]) -> ReloadOutcome | None:
+        """Re-check the source for this burst of triggers (unless it only asks about the
+        gate), then do what `decide` says. Returns the outcome the burst's callers get (None:
+        nothing to say)."""
+        started = time.perf_counter()
+        looks = [t for t in batch if t.kind not in _GATE_KINDS]
+        found = await self._look(looks) if looks else None
+        candidate = None if found is None else found.candidate
+        change = None if found is None else found.change
+        verdict = self._gate.verdict(candidate, self._active.config_hash)
+        if verdict is Verdict.COMMIT:
+            assert change is not None  # noqa: S101 - decide commits a new candidate only
+            self._drop_pending()
+            return await self._apply(change, started=started, batch=looks)
+        if verdict is Verdict.HOLD:
+            assert change is not None  # noqa: S101 - decide holds a new candidate only
+            return self._hold(change, looks, started)
+        outcome = None
+        if found is not None:
+            if verdict is Verdict.DROP:
+                self._drop_pending()
+                self._log.info(
+                    "pending_reload_cancelled_config_reverted",
+                    config_hash=self._active.config_hash,
+                    detail="the source is back to the config in force",
+                )
+            outcome = self._record_outcome(
+                found.result, looks, started, error=found.error, trigger=found.trigger
+            )
+        if verdict is Verdict.RELEASE:
+            outcome = await self._release(batch, started) or outcome
+        return outcome
+
+    async def _look(self, batch: list[_Trigger]) -> _Found[T] | None:
+        """Read and evaluate the source once for the burst; None while a write is half done."""
+        active = self._active
+        self._reads += 1
+        try:
+            revision = await self.source.read(self._pipeline.max_bytes)
+            raw = revision.content
+            version = revision.version
+            if self._mid_write(raw, batch):
+                return None
+        except ConfigError as exc:
+            version, raw = None, b""
+            evaluation: Evaluation[T] = Evaluation(result_for(exc), "", error=exc)
+            key = f"{exc.reason}:{exc.message}"
+        else:
+            key = sha256_hex(raw)
+            if key == self._last_key and self._last_eval is not None:
+                evaluation = self._last_eval
+            elif len(raw) > _INLINE_PARSE_BYTES:
+                if self._limiter is None:
+                    self._limiter = anyio.CapacityLimiter(1)
+                evaluation = await anyio.to_thread.run_sync(
+                    self._pipeline.evaluate, raw, active, key, limiter=self._limiter
+                )
+                # Cancelled while the thread ran (shutdown): drop the result, commit nothing.
+                await anyio.lowlevel.checkpoint_if_cancelled()
+            else:
+                evaluation = self._pipeline.evaluate(raw, active, key)
+        repeat = key == self._last_key
+        if key != self._seen_key and all(t.kind == "poll" for t in batch):
+            self._metrics.missed.inc()
+            self._log.warning("watch_missed_event", detected_by="poll")
+        self._seen_key = key
+        kinds = [t.kind for t in batch]
+        trigger = next((k for k in ("manual", "auto_reload") if k in kinds), kinds[0])
+        seen_at = min(t.seen_at for t in batch)
+        new = evaluation.candidate
+        if evaluation.result is ReloadResult.CONFIG_CHANGED and new is not None:
+            self._last_key, self._last_eval = None, None
+            self._note_restart_required(evaluation)
+            refused = self._refused
+            if refused is not None and refused[0] == new.config_hash and "manual" not in kinds:
+                # An apply hook refused this very version: only a caller's reload() retries
+                # it, so a watch event or a forced re-check does not run the hooks again.
+                return _Found(Candidate(None), ReloadResult.ERROR, trigger, error=refused[1])
+            if new.config_hash != active.config_hash:
+                change = _Change(
+                    new,
+                    evaluation.changed,
+                    trigger,
+                    seen_at,
+                    self._snapshot_of(new, self.snapshot.generation + 1, version),
+                    raw,
+                    version,
+                    self._reads,
+                )
+                found = Candidate(new.config_hash)
+                return _Found(found, ReloadResult.CONFIG_CHANGED, trigger, change)
+            # Different bytes, the same config: never two commits with one config_hash.
+            evaluation = Evaluation(ReloadResult.CONFIG_UNCHANGED, evaluation.content_sha256)
+        self._last_key, self._last_eval = key, evaluation
+        if evaluation.error is not None:
+            if not repeat:
+                self._reject(evaluation.error, evaluation.result, trigger)
+            return _Found(Candidate(None), evaluation.result, trigger, error=evaluation.error)
+        self._note_restart_required(evaluation)
+        self._recovered()  # the source is valid again, and equal to what is in force
+        if not repeat:
+            self._metrics.last_ok.set(1)
+            self._log.debug("config_unchanged", trigger=trigger, config_hash=active.config_hash)
+        return _Found(Candidate(active.config_hash), evaluation.result, trigger)
+
+    def _mid_write(self, raw: bytes, batch: list[_Trigger]) -> bool:
+        """An empty file seen by the watcher is most often an in-place write caught between
+        its truncate and its write: look again shortly instead of logging a failure. If it is
+        still empty then (or a caller asked), it is refused like any other bad version."""
+        mid_write = getattr(self.source, "empty_may_be_mid_write", False)
+        if raw or not mid_write or self._empty_deferred:
+            self._empty_deferred = False
+            return False
+        if any(t.kind not in _WATCH_KINDS for t in batch) or self._loop is None:
+            return False
+        self._empty_deferred = True
+        self._loop.call_later(_EMPTY_GRACE, self._notify, "watch")
+        return True
+
+    # -- the drain gate ------------------------------------------------------------------------
+
+    def _hold(self, change: _Change[T], batch: list[_Trigger], started: float) -> ReloadOutcome:
+        previous = self._gate.pending
+        self._gate.hold(change, change.active.config_hash)
+        self._metrics.pending.set(1)
+        if previous is None or previous.config_hash != change.active.config_hash:
+            self._log.info(
+                "toolset_reload_queued_active_sessions",
+                active_sessions=self._gate.sessions,
+                config_hash=change.active.config_hash,
+                changed=list(change.changed),
+                max_drain_wait=self._gate.max_wait,
+            )
+        outcome = self._outcome(
+            ReloadResult.CONFIG_CHANGED,
+            trigger=change.trigger,
+            started=started,
+            seen_at=min(t.seen_at for t in batch),
+            deferred=True,
+            changed=change.changed,
+        )
+        if not self._gate.holding:  # the last session ended while we parked it
+            self._notify("session_end")
+        return outcome
+
+    def _drop_pending(self) -> Pending[_Change[T]] | None:
+        pending = self._gate.take()
+        if pending is not None:
+            self._metrics.pending.set(0)
+        return pending
+
+    async def _release(self, batch: list[_Trigger], started: float) -> ReloadOutcome | None:
+        gate = self._gate
+        timed_out = gate.sessions > 0
+        pending = self._drop_pending()
+        if pending is None:
+            return None
+        waited = round(gate.waited(pending), 3)
+        if timed_out:
+            self._log.warning(
+                "pending_reload_applied_after_max_drain_wait",
+                active_sessions=gate.sessions,
+                waited_s=waited,
+                detail="open sessions keep the snapshot they pinned",
+            )
+        else:
+            self._log.info("last_session_completed_applying_pending_reload", waited_s=waited)
+        change = dataclasses.replace(
+            pending.change, trigger="drain_timeout" if timed_out else "session_end"
+        )
+        return await self._apply(change, started=started, batch=batch)
+
+    # -- commit ------------------------------------------------------------------------------------
+
+    async def _apply(
+        self, change: _Change[T], *, started: float, batch: list[_Trigger]
+    ) -> ReloadOutcome:
+        """Run the apply hooks, then swap; a hook that raises keeps the previous config."""
+        old = self.snapshot
+        new = self._snapshot_of(change.active, old.generation + 1, change.version)
+        broken = broken_invariant(
+            Commit(old.generation, old.config_hash, self._in_force_read),
+            Commit(new.generation, new.config_hash, change.read),
+        )
+        if broken is not None:  # decide() never asks for it: a bug, refused and reported
+            self._log.error("commit_refused", invariant=broken, config_hash=new.config_hash)
+            return self._record_outcome(
+                ReloadResult.CONFIG_UNCHANGED, batch, started, error=None, trigger=change.trigger
+            )
+        error = await self._run_hooks(new, old, change.active)
+        if error is not None:
+            self._refused = (new.config_hash, error)
+            self._reject(error, ReloadResult.ERROR, change.trigger)
+            return self._record_outcome(
+                ReloadResult.ERROR, batch, started, error=error, trigger=change.trigger
+            )
+        self._in_force_read = change.read
+        return self._commit(
+            change.active,
+            trigger=change.trigger,
+            started=started,
+            changed=change.changed,
+            seen_at=change.seen_at,
+            snapshot=new,
+            raw=change.raw,
+        )
+
+    def _snapshot_of(self, active: Active[T], generation: int, version: str | None) -> Snapshot[T]:
+        return Snapshot(
+            config=active.config,
+            generation=generation,
+            config_hash=active.config_hash,
+            content_sha256=active.content_sha256,
+            loaded_at=datetime.fromtimestamp(time.time(), timezone.utc),
+            source=self.path,
+            version=version,
+        )
+
+    def _commit(
+        self,
+        active: Active[T],
+        *,
+        trigger: str,
+        started: float,
+        changed: tuple[str, ...],
+        seen_at: float,
+        raw: bytes,
+        snapshot: Snapshot[T] | None = None,
+    ) -> ReloadOutcome:
+        initial = trigger == "initial"
+        previous = None if initial else self.snapshot.config_hash
+        if snapshot is None:
+            generation = 1 if initial else self.snapshot.generation + 1
+            snapshot = self._snapshot_of(active, generation, self._version)
+        generation = snapshot.generation
+        self._refused = None
+        # The swap: two reference stores, snapshot first, each atomic for any reader.
+        self._active = active
+        self._secrets = sorted(self.policy.secret_values(active.builtins), key=len, reverse=True)
+        self.snapshot = snapshot
+        self.config = active.config
+        self._apply_log_level(active.config)
+        done = time.perf_counter()
+        self._metrics.committed(generation, active.config_hash, snapshot.loaded_at.timestamp())
+        if initial:
+            self._log.info("config_loaded", generation=generation, config_hash=active.config_hash)
+        else:
+            self._metrics.reload_total.inc()
+            self._metrics.latency.observe(done - seen_at)
+            self._log.info(
+                MSG_RELOADED,
+                generation=generation,
+                config_hash=active.config_hash,
+                previous_config_hash=previous,
+                changed=list(changed),
+                trigger=trigger,
+                duration_ms=round((done - started) * 1000, 3),
+            )
+        if not initial:
+            self._recovered()
+        if self.lkg_path is not None and (not initial or self.degraded is None):
+            self._save_last_known_good(snapshot, raw)
+        self._publish_snapshot(snapshot)
+        return self._outcome(
+            ReloadResult.CONFIG_CHANGED,
+            trigger=trigger,
+            started=started,
+            seen_at=seen_at,
+            applied=True,
+            changed=changed,
+            now=done,
+        )
+
+    def _record_outcome(
+        self,
+        result: ReloadResult,
+        batch: list[_Trigger],
+        started: float,
+        *,
+        error: ConfigError | None,
+        trigger: str | None = None,
+    ) -> ReloadOutcome:
+        """The outcome of a burst that put nothing in force (unchanged, refused, failed)."""
+        return self._outcome(
+            result,
+            trigger=trigger or batch[0].kind,
+            started=started,
+            seen_at=min(t.seen_at for t in batch),
+            error=error,
+        )
+
+    def _outcome(
+        self,
+        result: ReloadResult,
+        *,
+        trigger: str,
+        started: float,
+        seen_at: float,
+        applied: bool = False,
+        deferred: bool = False,
+        changed: tuple[str, ...] = (),
+        error: ConfigError | None = None,
+        now: float | None = None,
+    ) -> ReloadOutcome:
+        """Every outcome is built and published here: what is in force (``snapshot``, the new
+        one after a commit), how long the burst took and how late after the first trigger."""
+        now = time.perf_counter() if now is None else now
+        outcome = ReloadOutcome(
+            at=time.time(),
+            result=result,
+            applied=applied,
+            deferred=deferred,
+            generation=self.snapshot.generation,
+            trigger=trigger,
+            duration=now - started,
+            latency=now - seen_at,
+            config_hash=self.snapshot.config_hash,
+            changed=changed,
+            error=error,
+            restart_required=self.restart_required,
+        )
+        return self._publish(outcome)
+
+    def _reject(self, error: ConfigError, result: ReloadResult, trigger: str) -> None:
+        self._metrics.failure(error.reason)
+        self._log.error(
+            MSG_REJECTED,
+            result=result.value,
+            reason=error.reason,
+            error=str(error),
+            file=error.source,
+            line=getattr(error, "line", None),
+            column=getattr(error, "column", None),
+            field_path=getattr(error, "field_path", None),
+            trigger=trigger,
+            config_hash=self.snapshot.config_hash,
+            generation=self.snapshot.generation,
+        )
+
+    def _note_restart_required(self, evaluation: Evaluation[T]) -> None:
+        wanted = evaluation.restart_required
+        self.restart_required = tuple(format_path(path) for path, _ in wanted)
+        self._metrics.restart_required.set(len(wanted))
+        for path, digest in wanted:
+            if self._warned_restart.get(path) != digest:
+                self._warned_restart[path] = digest
+                self._log.warning(
+                    "config_restart_required_field_changed",
+                    field=format_path(path),
+                    detail="the running value stays in force until the process restarts",
+                )
+        for path in [p for p in self._warned_restart if p not in dict(wanted)]:
+            del self._warned_restart[path]
