@@ -3,7 +3,8 @@
 Idle: in a fresh child process per row, open the contender(s), let them settle, then count
 CPU time (getrusage: every thread, Rust ones included) and wake-ups (voluntary + involuntary
 context switches of all threads) over a window, scaled to one minute. Rows: an empty asyncio
-loop (the floor), the engine with 1 and 100 reloaders, one raw ``watchfiles.awatch`` at its
+loop (the floor), the engine with 1 and 100 reloaders, the engine with polling forced
+(``poll_delay_ms`` 300 and 100; 1 and 100 reloaders), one raw ``watchfiles.awatch`` at its
 defaults, and dynamic-config-py with 1 and 100 watched configs.
 
 Step table: for ``step_ms`` 5, 10 (default), 20, 50, the engine's write → visible latency
@@ -78,14 +79,24 @@ async def idle_window(window: float) -> dict[str, Any]:
     }
 
 
-async def engine_idle(n: int, step: int, window: float, samples: int) -> dict[str, Any]:
+async def engine_idle(
+    n: int, step: int, window: float, samples: int, poll_delay_ms: int | None = None
+) -> dict[str, Any]:
+    """``poll_delay_ms``: polling forced at that period (None: inotify)."""
     with tempfile.TemporaryDirectory(prefix="hotreload-idle-") as tmp:
         paths = make_paths(Path(tmp), n)
         registry = CollectorRegistry()
+        polling: dict[str, Any] = (
+            {"force_polling": False}
+            if poll_delay_ms is None
+            else {"force_polling": True, "poll_delay_ms": poll_delay_ms}
+        )
         async with contextlib.AsyncExitStack() as stack:
             reloaders = [
                 await stack.enter_async_context(
-                    HotReloader(p, schema=Bench, name=f"r{i}", registry=registry, step_ms=step)
+                    HotReloader(
+                        p, schema=Bench, name=f"r{i}", registry=registry, step_ms=step, **polling
+                    )
                 )
                 for i, p in enumerate(paths)
             ]
@@ -144,6 +155,9 @@ def child(kind: str, n: int, step: int, window: float, samples: int) -> None:
     quiet_logs()
     if kind == "engine":
         result = asyncio.run(engine_idle(n, step, window, samples))
+    elif kind.startswith("polling_"):  # polling_<poll_delay_ms>
+        delay = int(kind.removeprefix("polling_"))
+        result = asyncio.run(engine_idle(n, step, window, samples, poll_delay_ms=delay))
     elif kind == "empty":
         result = asyncio.run(empty_idle(window))
     elif kind == "awatch":
@@ -185,6 +199,9 @@ def main() -> None:
     idle["empty_asyncio_loop"] = run_child("empty", 0, window)
     idle["engine_1"] = {}  # filled from the step table's step-10 row, below
     idle["engine_100"] = run_child("engine", 100, window)  # engine_1: from the step table
+    polled = ((300, 100),) if args.quick else ((300, 1), (300, 100), (100, 1), (100, 100))
+    for delay, n in polled:
+        idle[f"engine_polling_{delay}_{n}"] = run_child(f"polling_{delay}", n, window)
     idle["raw_awatch_default_1"] = run_child("awatch", 1, window)
     if has_module("dynamic_config"):
         idle["dynamic_config_1"] = run_child("dynamic_config", 1, window)

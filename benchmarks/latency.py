@@ -9,6 +9,9 @@ Contenders (all read the same ~2 KB YAML into the same msgspec schema):
 
 * ``engine_<style>``: `HotReloader` with default settings, for in-place writes, temp + rename
   and kubelet's ``..data`` symlink swap;
+* ``engine_polling_<ms>_<style>``: the same with ``force_polling=True, poll_delay_ms=<ms>``
+  (NFS, CIFS, FUSE mounts), writes at a random phase of the poll period; the ratio column
+  compares it with inotify's in-place p50 of the same run;
 * ``raw_awatch_50_10`` / ``raw_awatch_default``: `watchfiles.awatch` event arrival (no parse):
   the floor under the engine at the same ``debounce``/``step``, and at awatch's defaults;
 * ``watchdog``: watchdog's inotify observer, its thread bridged into the loop with
@@ -111,6 +114,25 @@ async def engine(path: Path) -> AsyncIterator[Probe]:
             )
         finally:
             task.cancel()
+
+
+def engine_polling(
+    delay_ms: int,
+) -> Callable[[Path], contextlib.AbstractAsyncContextManager[Probe]]:
+    @contextlib.asynccontextmanager
+    async def contender(path: Path) -> AsyncIterator[Probe]:
+        async with HotReloader(
+            path,
+            schema=Bench,
+            name=f"bench{next(_names)}",
+            registry=CollectorRegistry(),
+            force_polling=True,
+            poll_delay_ms=delay_ms,
+        ) as r:
+            first = r.snapshot.generation
+            yield Probe(lambda: r.config.value, lambda: r.snapshot.generation - first)
+
+    return contender
 
 
 def raw_awatch(
@@ -237,10 +259,32 @@ class Row:
     needs: str | None = None
     gap_s: float = 0.025
     slow: bool = False  # fewer samples: each costs ~a second or a quarter of one
+    quick_samples: int | None = None  # --quick: this many (keeps the quick run < 60 s)
 
 
 def rows() -> list[Row]:
     out = [Row(f"engine_{style}", style, engine) for style in STYLES]
+    out += [
+        Row(
+            f"engine_polling_300_{style}",
+            style,
+            engine_polling(300),
+            gap_s=0.3,
+            slow=True,
+            quick_samples=4,
+        )
+        for style in STYLES
+    ]
+    out.append(
+        Row(
+            "engine_polling_100_in_place",
+            "in_place",
+            engine_polling(100),
+            gap_s=0.1,
+            slow=True,
+            quick_samples=4,
+        )
+    )
     out += [
         Row("raw_awatch_50_10", "in_place", raw_awatch(50, 10)),
         Row("raw_awatch_default", "in_place", raw_awatch(1600, 50), slow=True),
@@ -301,6 +345,8 @@ async def measure(row: Row, samples: int, root: Path, rng: random.Random) -> dic
 
 
 def sample_count(row: Row, samples: int, quick: bool) -> int:
+    if quick and row.quick_samples is not None:
+        return row.quick_samples
     if not row.slow:
         return samples
     if row.name == "poll_1s":

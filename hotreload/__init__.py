@@ -21,6 +21,7 @@ from ._file_source import FileSource
 from ._logging import filter_by_stdlib_level
 from ._outcome import ReloadOutcome, ReloadResult
 from ._reloader import ApplyHook, HotReloader, Stream
+from ._sighup import reload_on_sighup
 from ._snapshot import Snapshot
 from ._source import Revision, Source
 
@@ -50,4 +51,5 @@ __all__ = [
     "ToolsetFailureRecord",
     "__version__",
     "filter_by_stdlib_level",
+    "reload_on_sighup",
 ]

@@ -27,9 +27,10 @@ from ._reloader import HotReloader
 from .asgi import HotReloadMiddleware, admin_routes, current_snapshot, hotreload_lifespan
 from .holmes import ApiConfig, create_reloader
 
-__all__ = ["DEMO_CONFIG", "TOKEN_ENV", "build_app", "serve"]
+__all__ = ["CONFIG_ENV", "DEMO_CONFIG", "TOKEN_ENV", "build_app", "create_app", "serve"]
 
 TOKEN_ENV = "HOTRELOAD_RELOAD_TOKEN"  # noqa: S105 - the variable's name, not a token
+CONFIG_ENV = "HOTRELOAD_DEMO_CONFIG"
 
 DEMO_CONFIG = """\
 # The demo's config: edit and save, then reload http://127.0.0.1:<port>/ in a browser.
@@ -70,8 +71,9 @@ def build_app(
     reload_token: str | None = None,
     on_ready: Callable[[HotReloader[Any]], None] = lambda _: None,
 ) -> Starlette:
-    """The demo app; ``on_ready`` runs once the config is loaded, before requests are served."""
-    reloading = hotreload_lifespan(factory)
+    """The demo app; ``on_ready`` runs once the config is loaded, before requests are served.
+    SIGHUP makes it re-check its file."""
+    reloading = hotreload_lifespan(factory, reload_on_sighup=True)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -87,6 +89,22 @@ def build_app(
         routes=[Route("/", home), *admin_routes(reload_token=reload_token)],
         middleware=[Middleware(HotReloadMiddleware)],
         lifespan=lifespan,
+    )
+
+
+def create_app() -> Starlette:
+    """The demo app for any ASGI server, several worker processes included::
+
+        HOTRELOAD_DEMO_CONFIG=config.yaml uvicorn --factory hotreload._demo:create_app --workers 2
+
+    Each worker process runs its own reloader on the file named by ``HOTRELOAD_DEMO_CONFIG``.
+    """
+    path = os.environ.get(CONFIG_ENV)
+    if not path:
+        raise RuntimeError(f"set {CONFIG_ENV} to the config file the demo serves")
+    return build_app(
+        lambda: create_reloader(Path(path), name="demo", poll_interval=5.0),
+        reload_token=os.environ.get(TOKEN_ENV) or None,
     )
 
 

@@ -21,9 +21,10 @@ import anyio
 
 from ._errors import ConfigReadError
 from ._kube import is_file_mount
+from ._mounts import first_warning_for
 from ._parsing import Format
 from ._source import Revision
-from ._watch import Subscription, WatchHub, hub_for
+from ._watch import Subscription, WatchHub, hub_for, polling_settings
 
 __all__ = ["Attachment", "FileSource", "read_file"]
 
@@ -49,6 +50,11 @@ class FileSource:
     """A file, watched through its directory (so editors' renames and kubelet's ``..data``
     swaps are seen). ``debounce_ms`` and ``step_ms`` go to the Rust watcher.
 
+    ``force_polling=True`` polls every ``poll_delay_ms`` instead of asking inotify, for file
+    systems where inotify sees nothing (NFS, CIFS, FUSE, Docker Desktop bind mounts); ``None``
+    follows ``WATCHFILES_FORCE_POLLING`` (and ``WATCHFILES_POLL_DELAY_MS``) as watchfiles does.
+    The resolved values are ``self.force_polling`` and ``self.poll_delay_ms``.
+
     ``path`` is kept as given (it names the file in logs, errors and snapshots); the file
     read and watched is that path made absolute once, here, so a later ``chdir`` of the
     process cannot make the reloader serve another directory's file.
@@ -64,14 +70,17 @@ class FileSource:
         format: Format | None = None,  # noqa: A002 - the natural name for it
         debounce_ms: int = 50,
         step_ms: int = 10,
+        force_polling: bool | None = None,
+        poll_delay_ms: int = 300,
     ) -> None:
-        if debounce_ms <= 0 or step_ms <= 0:
-            raise ValueError("debounce_ms and step_ms must be > 0")
+        if debounce_ms <= 0 or step_ms <= 0 or poll_delay_ms <= 0:
+            raise ValueError("debounce_ms, step_ms and poll_delay_ms must be > 0")
         self.path = os.fspath(path)
         self.resolved = os.path.abspath(self.path)
         self._format = format
         self.debounce_ms = debounce_ms
         self.step_ms = step_ms
+        self.force_polling, self.poll_delay_ms = polling_settings(force_polling, poll_delay_ms)
         self.on_watch_restart: Callable[[], None] = _nothing
         """Called on the loop each time the watcher thread had to be restarted."""
 
@@ -100,21 +109,32 @@ class FileSource:
 
     def attach(self, notify: Callable[[str], None], on_restart: Callable[[], None]) -> Attachment:
         """Subscribe to the hub directly (what the reloader does instead of a `watch` task)."""
-        hub = hub_for(self.debounce_ms, self.step_ms)
+        hub = hub_for(self.debounce_ms, self.step_ms, self.force_polling, self.poll_delay_ms)
         sub = Subscription(self.resolved, notify, on_restart)
         hub.subscribe(sub)
         return Attachment(hub, sub)
 
     def warnings(self) -> list[tuple[str, str]]:
         """Known ways this file will not be kept current, as (event, detail) pairs."""
+        found = []
         if is_file_mount(self.resolved):
-            return [
+            found.append(
                 (
                     "config_file_is_a_subpath_mount",
                     "kubelet never updates a subPath mount: mount the directory instead",
                 )
-            ]
-        return []
+            )
+        blind = None if self.force_polling else first_warning_for(self.resolved)
+        if blind is not None:  # once per mount point and process
+            found.append(
+                (
+                    "config_on_filesystem_without_inotify",
+                    f"{blind.mount_point} is {blind.fstype}: changes made elsewhere raise no "
+                    "inotify event; pass force_polling=True (or set WATCHFILES_FORCE_POLLING=1), "
+                    "until then only the safety poll sees them",
+                )
+            )
+        return found
 
     def __repr__(self) -> str:
         return f"FileSource({self.path!r})"

@@ -15,10 +15,11 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
+from . import _sighup
 from ._drain import DrainGate
 from ._errors import ConfigError
 from ._failures import FailureActor, FailureLedger, Mark, ToolsetFailureRecord
@@ -57,7 +58,9 @@ class HotReloader(Sessions[T]):
     watcher missed; ``validators`` are called with each candidate config and refuse it by
     raising; ``max_bytes`` caps the file size; ``debounce_ms`` and ``step_ms`` are passed to the
     Rust watcher (a change is seen one to two ``step_ms`` after it happens, a burst is grouped
-    for at most ``debounce_ms``); ``format`` overrides the suffix (``yaml``, ``json``,
+    for at most ``debounce_ms``); ``force_polling`` polls every ``poll_delay_ms`` instead of
+    relying on inotify (NFS, CIFS, FUSE; ``None`` follows ``WATCHFILES_FORCE_POLLING``);
+    ``format`` overrides the suffix (``yaml``, ``json``,
     ``toml``); ``restart_required`` and ``secrets`` add dotted path patterns to what the schema
     marks with `RestartRequired` and `Secret`; ``log_level_field`` names the field whose value
     is applied to the stdlib ``loggers`` (root by default) on load and on every change.
@@ -124,13 +127,24 @@ class HotReloader(Sessions[T]):
         on_apply: Sequence[ApplyHook[T]] = (),
         hook_timeout: float = 30.0,
         lkg_path: str | os.PathLike[str] | None = None,
+        force_polling: bool | None = None,
+        poll_delay_ms: int = 300,
     ) -> None:
         kind = schema_for(schema)  # refuses a mutable schema: readers share the config
         if poll_interval < 0 or max_bytes <= 0 or debounce_ms <= 0 or step_ms <= 0:
             raise ValueError("poll_interval must be >= 0; max_bytes, debounce_ms, step_ms > 0")
         if hook_timeout <= 0:
             raise ValueError(f"hook_timeout must be > 0 seconds, got {hook_timeout!r}")
-        source = _source_for(path, source, debounce_ms, step_ms)
+        source = _source_for(
+            path,
+            source,
+            {
+                "debounce_ms": debounce_ms,
+                "step_ms": step_ms,
+                "force_polling": force_polling,
+                "poll_delay_ms": poll_delay_ms,
+            },
+        )
         self.source: Source = source
         self.path = source.uri
         """The source's ``uri``: the file path for a file."""
@@ -210,6 +224,7 @@ class HotReloader(Sessions[T]):
         self._metrics.degraded.set(0 if self.degraded is None else 1)
         tasks = self._tasks = TaskSet(self._log)
         self._closed = False
+        _sighup.track(self)
         try:
             # Tasks exist only while there is work: the worker starts with a burst of triggers
             # and ends when it is drained, the failure actor starts with the first failure.
@@ -272,6 +287,7 @@ class HotReloader(Sessions[T]):
 
     async def _shutdown(self) -> None:
         self._closed = True
+        _sighup.untrack(self)
         self._gate.take()
         attached, self._attached = self._attached, None
         try:
@@ -358,12 +374,12 @@ class HotReloader(Sessions[T]):
 
 
 def _source_for(
-    path: str | os.PathLike[str] | None, source: Source | None, debounce_ms: int, step_ms: int
+    path: str | os.PathLike[str] | None, source: Source | None, file_options: dict[str, Any]
 ) -> Source:
     if source is None:
         if path is None:
             raise TypeError("give HotReloader a path or a source=, one of them")
-        return FileSource(path, debounce_ms=debounce_ms, step_ms=step_ms)
+        return FileSource(path, **file_options)
     if path is not None:
         raise TypeError("give HotReloader a path or a source=, not both")
     if not isinstance(source, Source):

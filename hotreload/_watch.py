@@ -19,14 +19,22 @@ once the new one is running, so there is no gap; a subscription that was added i
 once the watcher covering it is up (its first read happened before). A watcher that raises is
 restarted with backoff, and every subscription is re-checked, because anything may have
 changed while nothing was watching.
+
+Polling (``force_polling``, or ``WATCHFILES_FORCE_POLLING`` as watchfiles reads it) is for file
+systems where inotify sees nothing (NFS, CIFS, FUSE, Docker Desktop bind mounts). The Rust poll
+watcher compares modification times in whole seconds, so a second write within the same second
+goes unseen; each ``poll_delay_ms`` the watcher thread therefore also compares every watched
+file's content digest and reports the files whose content changed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -35,13 +43,52 @@ from watchfiles._rust_notify import RustNotify
 
 from ._backoff import backoff_delay
 
-__all__ = ["Subscription", "WatchHub", "hub_for"]
+__all__ = ["Subscription", "WatchHub", "hub_for", "polling_settings"]
 
 _log = structlog.get_logger("hotreload.watch")
 
 _MODIFIED = 2  # watchfiles.Change.modified; added (1) and deleted (3) are the others
 _BACKOFF_FIRST = 0.05
 _BACKOFF_MAX = 5.0
+#: Files larger than this are compared by their stat signature, not their content, in polling.
+_DIGEST_MAX_BYTES = 4 << 20
+_FORCE_POLLING_ENV = "WATCHFILES_FORCE_POLLING"
+_POLL_DELAY_ENV = "WATCHFILES_POLL_DELAY_MS"
+
+
+def polling_settings(force_polling: bool | None, poll_delay_ms: int) -> tuple[bool, int]:
+    """``(force_polling, poll_delay_ms)`` as ``watchfiles.watch`` resolves them.
+
+    ``force_polling=None`` follows ``WATCHFILES_FORCE_POLLING`` (set and not empty: on, unless
+    ``false``/``disable``/``disabled``), else polls only on WSL; a decimal
+    ``WATCHFILES_POLL_DELAY_MS`` overrides ``poll_delay_ms``, as it does in watchfiles.
+    """
+    if force_polling is None:
+        env = os.environ.get(_FORCE_POLLING_ENV)
+        force_polling = env.lower() not in {"false", "disable", "disabled"} if env else _on_wsl()
+    delay = os.environ.get(_POLL_DELAY_ENV)
+    if delay and delay.isdecimal():
+        poll_delay_ms = int(delay)
+    return force_polling, poll_delay_ms
+
+
+def _on_wsl() -> bool:
+    import platform  # noqa: PLC0415 - only when polling is left to the environment
+
+    uname = platform.uname()
+    return "microsoft-standard" in uname.release.lower() and uname.system.lower() == "linux"
+
+
+def _fingerprint(path: str) -> tuple[object, ...] | None:
+    """What a poll compares: the content's digest (the stat signature for a huge file)."""
+    try:
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            if st.st_size > _DIGEST_MAX_BYTES:
+                return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+            return (hashlib.sha256(f.read()).digest(),)
+    except OSError:
+        return None
 
 
 @dataclass(eq=False)
@@ -120,13 +167,21 @@ class _Watcher:
     def _run(self, hub: WatchHub) -> None:
         loop = hub.loop
         error: BaseException | None = None
+        polling, delay_ms = hub.force_polling, hub.poll_delay_ms
+        timeout_ms = max(delay_ms, 1) if polling else 0
         try:
-            with RustNotify(sorted(self.roots), False, False, 300, False, True) as notify:
+            with RustNotify(sorted(self.roots), False, polling, delay_ms, False, True) as notify:
                 _call(loop, hub._ready, self)
+                next_poll = time.monotonic() + delay_ms / 1000
                 while not self.stop.is_set():
-                    batch = notify.watch(hub.debounce_ms, hub.step_ms, 0, self.stop)
+                    batch = notify.watch(hub.debounce_ms, hub.step_ms, timeout_ms, self.stop)
                     if isinstance(batch, set) and batch:
                         _call(loop, hub._dispatch, self, batch)
+                    if polling and time.monotonic() >= next_poll:
+                        changed = hub._compare_contents()
+                        if changed:
+                            _call(loop, hub._content_changed, changed)
+                        next_poll = time.monotonic() + delay_ms / 1000
         except BaseException as exc:  # noqa: BLE001 - reported to the loop, then restarted
             error = exc
         finally:
@@ -141,10 +196,25 @@ def _call(loop: asyncio.AbstractEventLoop, fn: Callable[..., object], *args: obj
 class WatchHub:
     """Watches every subscribed file of one event loop with one watcher thread."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, debounce_ms: int, step_ms: int) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        debounce_ms: int,
+        step_ms: int,
+        force_polling: bool = False,
+        poll_delay_ms: int = 300,
+    ) -> None:
         self.loop = loop
         self.debounce_ms = debounce_ms
         self.step_ms = step_ms
+        self.force_polling = force_polling
+        self.poll_delay_ms = poll_delay_ms
+        # Polling only: the files the watcher thread fingerprints and what it saw last time,
+        # shared with that thread under the lock.
+        self._files: tuple[str, ...] = ()
+        self._by_file: dict[str, set[Subscription]] = {}
+        self._fingerprints: dict[str, tuple[object, ...] | None] = {}
+        self._fingerprint_lock = threading.Lock()
         self._subs: set[Subscription] = set()
         self._by_dir: dict[str, set[Subscription]] = {}
         self._by_path: dict[str, set[Subscription]] = {}
@@ -168,6 +238,14 @@ class WatchHub:
         self._subs.add(sub)
         self._unchecked.add(sub)
         self._add(sub)
+        if self.force_polling:
+            # The baseline is taken now, after the reloader's first read and before the rescan
+            # that follows the watcher being up: a change at any moment is seen by one of them.
+            with self._fingerprint_lock:
+                if sub.path not in self._fingerprints:
+                    self._fingerprints[sub.path] = _fingerprint(sub.path)
+                self._by_file.setdefault(sub.path, set()).add(sub)
+                self._files = tuple(self._by_file)
         self._schedule_rebuild()
 
     async def unsubscribe(self, sub: Subscription) -> None:
@@ -179,10 +257,18 @@ class WatchHub:
         if sub.ready is not None and not sub.ready.done():
             sub.ready.cancel()
         self._remove(sub)
+        same_file = self._by_file.get(sub.path)
+        if same_file is not None:
+            same_file.discard(sub)
+            if not same_file:
+                with self._fingerprint_lock:
+                    del self._by_file[sub.path]
+                    self._fingerprints.pop(sub.path, None)
+                    self._files = tuple(self._by_file)
         if self._subs:
             self._schedule_rebuild()
             return
-        _hubs.pop((self.loop, self.debounce_ms, self.step_ms), None)
+        _hubs.pop(self._key, None)
         if self._retry is not None:
             self._retry.cancel()
         watchers = [w for w in (self._current, self._starting, *self._retired) if w is not None]
@@ -256,6 +342,29 @@ class WatchHub:
             self._schedule_rebuild()
         for sub in hit:
             sub.notify("watch")
+
+    @property
+    def _key(self) -> _HubKey:
+        return (self.loop, self.debounce_ms, self.step_ms, self.force_polling, self.poll_delay_ms)
+
+    # -- polling -------------------------------------------------------------------------------
+
+    def _compare_contents(self) -> list[str]:
+        """In the watcher thread: the files whose fingerprint changed since the last poll."""
+        changed: list[str] = []
+        with self._fingerprint_lock:
+            seen = self._fingerprints
+            for path in self._files:
+                now = _fingerprint(path)
+                if seen.get(path, now) != now:
+                    changed.append(path)
+                seen[path] = now
+        return changed
+
+    def _content_changed(self, paths: list[str]) -> None:
+        for path in paths:
+            for sub in list(self._by_file.get(path, ())):
+                sub.notify("watch")
 
     # -- watcher lifecycle -------------------------------------------------------------------
 
@@ -332,14 +441,17 @@ class WatchHub:
         self._rebuild()
 
 
-_hubs: dict[tuple[asyncio.AbstractEventLoop, int, int], WatchHub] = {}
+_HubKey = tuple[asyncio.AbstractEventLoop, int, int, bool, int]
+_hubs: dict[_HubKey, WatchHub] = {}
 
 
-def hub_for(debounce_ms: int, step_ms: int) -> WatchHub:
+def hub_for(
+    debounce_ms: int, step_ms: int, force_polling: bool = False, poll_delay_ms: int = 300
+) -> WatchHub:
     """The hub of the running loop for these settings, created on first use."""
     loop = asyncio.get_running_loop()
-    key = (loop, debounce_ms, step_ms)
+    key = (loop, debounce_ms, step_ms, force_polling, poll_delay_ms)
     hub = _hubs.get(key)
     if hub is None:
-        hub = _hubs[key] = WatchHub(loop, debounce_ms, step_ms)
+        hub = _hubs[key] = WatchHub(loop, debounce_ms, step_ms, force_polling, poll_delay_ms)
     return hub

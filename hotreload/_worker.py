@@ -45,6 +45,8 @@ MSG_REJECTED = "Failed to apply new configuration - keeping previous"
 
 #: Triggers that come from watching, not from a caller waiting for an answer.
 _WATCH_KINDS = frozenset({"watch", "rescan", "poll"})
+#: Triggers by which someone asks for a re-check: they retry a version a hook refused.
+_CALLERS = frozenset({"manual", "signal"})
 #: How long an empty file (an in-place write between truncate and write) is given to fill.
 _EMPTY_GRACE = 0.1
 
@@ -270,16 +272,17 @@ class Worker(Streams[T]):
             self._log.warning("watch_missed_event", detected_by="poll")
         self._seen_key = key
         kinds = [t.kind for t in batch]
-        trigger = next((k for k in ("manual", "auto_reload") if k in kinds), kinds[0])
+        trigger = next((k for k in ("manual", "signal", "auto_reload") if k in kinds), kinds[0])
         seen_at = min(t.seen_at for t in batch)
         new = evaluation.candidate
         if evaluation.result is ReloadResult.CONFIG_CHANGED and new is not None:
             self._last_key, self._last_eval = None, None
             self._note_restart_required(evaluation)
             refused = self._refused
-            if refused is not None and refused[0] == new.config_hash and "manual" not in kinds:
-                # An apply hook refused this very version: only a caller's reload() retries
-                # it, so a watch event or a forced re-check does not run the hooks again.
+            if refused is not None and refused[0] == new.config_hash and _CALLERS.isdisjoint(kinds):
+                # An apply hook refused this very version: only a caller's reload() (or an
+                # operator's SIGHUP) retries it, so a watch event or a forced re-check does
+                # not run the hooks again.
                 return _Found(Candidate(None), ReloadResult.ERROR, trigger, error=refused[1])
             if new.config_hash != active.config_hash:
                 change = _Change(

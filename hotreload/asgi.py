@@ -19,6 +19,7 @@ import contextlib
 import contextvars
 import hmac
 import inspect
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from typing import Any, TypeVar, overload
 
@@ -35,6 +36,7 @@ from ._present import (
     to_builtins,
 )
 from ._reloader import HotReloader
+from ._sighup import reload_on_sighup_if_possible
 from ._snapshot import Snapshot
 
 __all__ = [
@@ -74,19 +76,26 @@ def hotreload_lifespan(
     reloader: HotReloader[Any] | Callable[[], HotReloader[Any]],
     *,
     state_key: str = STATE_KEY,
+    reload_on_sighup: bool = False,
 ) -> Callable[[Any], contextlib.AbstractAsyncContextManager[dict[str, Any]]]:
     """A ``lifespan=`` for Starlette or FastAPI that runs ``reloader`` while the app runs.
 
     ``reloader`` may be a factory, so the app can be built before the file exists. Inside,
     the reloader is ``app.state.<state_key>`` and is in the lifespan state (copied into every
     request's ``request.state``). An invalid file at start fails the start-up: fail fast.
+    ``reload_on_sighup=True`` makes SIGHUP re-check every reloader of the process while the
+    app runs (`hotreload.reload_on_sighup`; a handler installed before is chained); where it
+    cannot be installed (the app runs off the main thread, as under a test client) start-up
+    goes on and ``sighup_reload_not_installed`` is logged.
     To combine it with your own lifespan, ``async with hotreload_lifespan(r)(app) as state:``.
     """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[dict[str, Any]]:
         running = reloader if isinstance(reloader, HotReloader) else reloader()
-        async with running:
+        async with running, contextlib.AsyncExitStack() as stack:
+            if reload_on_sighup:
+                stack.callback(reload_on_sighup_if_possible())
             app_state = getattr(app, "state", None)
             if app_state is not None:
                 setattr(app_state, state_key, running)
@@ -230,14 +239,16 @@ def gated(endpoint: Callable[..., Any], *, state_key: str = STATE_KEY) -> ASGIAp
 
 
 def config_report(reloader: HotReloader[Any], *, include_config: bool = True) -> dict[str, Any]:
-    """What ``GET /-/config`` answers: the version in force, the last outcome and its error,
-    the pending change, restart-required fields and failure records. Never a secret value.
+    """What ``GET /-/config`` answers: the process id, the version in force, the last outcome
+    and its error, the pending change, restart-required fields and failure records. Never a
+    secret value.
     """
     snapshot = reloader.snapshot
     last = reloader.last_outcome
     pending = reloader.pending
     report: dict[str, Any] = {
         "name": reloader.name,
+        "pid": os.getpid(),  # which worker answered: each worker process has its own reloader
         **snapshot_dict(snapshot),
         "status": "degraded"
         if reloader.degraded is not None or (last is not None and last.error is not None)

@@ -49,6 +49,19 @@ def test_bench_extra_baselines_run(tmp_path: Path, module: str, row: str) -> Non
     assert results[row]["missed"] == 0
 
 
+def test_polling_row_runs(tmp_path: Path) -> None:
+    out = tmp_path / "latency.json"
+    command = [sys.executable, str(LATENCY), "--quick", "--no-plot", "--json", str(out)]
+    subprocess.run(
+        [*command, "--only", "engine_polling_100_in_place"],
+        check=True,
+        capture_output=True,
+        timeout=20,
+    )
+    polling = json.loads(out.read_text())["results"]["engine_polling_100_in_place"]
+    assert (polling["n"], polling["missed"], polling["commits_per_update"]) == (4, 0, 1.0)
+
+
 def test_schema_comparison_runs(tmp_path: Path) -> None:
     """benchmarks/schemas.py (msgspec vs pydantic) runs and reports both, ratios included."""
     out = tmp_path / "schemas.json"
