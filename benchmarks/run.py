@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-PIECES = ("latency", "readcost", "memory", "storm", "idle", "failure", "schemas")
+PIECES = ("latency", "readcost", "memory", "storm", "idle", "failure", "layers", "schemas")
 
 
 def table(headers: list[str], rows: list[list[Any]]) -> str:
@@ -270,9 +270,39 @@ def summarise(results: dict[str, dict[str, Any]]) -> str:
                 ],
             )
         )
-    if "schemas" in results:
-        parts.append(schemas_tables(results["schemas"]["results"]))
+    for piece, tables in (("layers", layers_table), ("schemas", schemas_tables)):
+        if piece in results:
+            parts.append(tables(results[piece]["results"]))
     return "\n\n".join(parts) + "\n"
+
+
+def layers_table(r: dict[str, Any]) -> str:
+    """Three layers (two files + the environment) against one file, interleaved in one run."""
+    rows = [
+        [
+            name,
+            v.get("n"),
+            v.get("p50_ms"),
+            v.get("p95_ms"),
+            v.get("p99_ms"),
+            v.get("max_ms"),
+            v.get("missed"),
+            v.get("reload_duration", {}).get("p50_ms"),
+        ]
+        for name, v in r.items()
+        if name != "ratio"
+    ]
+    ratio = r.get("ratio", {})
+    return (
+        "### Layers: two files + environment vs one file (write → visible, ms)\n\n"
+        + table(
+            ["contender", "n", "p50", "p95", "p99", "max", "missed", "reload duration p50"],
+            rows,
+        )
+        + f"\n\np99 ratio (three layers / one file): {ratio.get('p99')} (target <= "
+        f"{ratio.get('target_p99')}); p50 ratio {ratio.get('p50')}; worker time per reload, "
+        f"p50 ratio {ratio.get('reload_duration_p50')}."
+    )
 
 
 def schemas_tables(r: dict[str, Any]) -> str:

@@ -18,8 +18,11 @@ from ._etcd import EtcdSource
 from ._failures import ToolsetFailureRecord
 from ._fields import RestartRequired, Secret
 from ._file_source import FileSource
+from ._layers import Layer, Layers
 from ._logging import filter_by_stdlib_level
 from ._outcome import ReloadOutcome, ReloadResult
+from ._present import Explained
+from ._provenance import Origin
 from ._reloader import ApplyHook, HotReloader, Stream
 from ._sighup import reload_on_sighup
 from ._snapshot import Snapshot
@@ -38,8 +41,12 @@ __all__ = [
     "ConfigReadError",
     "ConfigValidationError",
     "EtcdSource",
+    "Explained",
     "FileSource",
     "HotReloader",
+    "Layer",
+    "Layers",
+    "Origin",
     "ReloadOutcome",
     "ReloadResult",
     "RestartRequired",

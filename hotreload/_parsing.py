@@ -24,7 +24,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
-__all__ = ["Format", "format_for", "parse"]
+__all__ = ["Format", "format_for", "parse", "parse_node"]
 
 Format = Literal["yaml", "json", "toml"]
 
@@ -75,21 +75,28 @@ def format_for(path: str) -> Format:
 
 def parse(raw: bytes, fmt: Format, source: str) -> Any:
     """Decode and parse ``raw``; raise `ConfigParseError` with a 1-based line and column."""
+    return parse_node(raw, fmt, source)[0]
+
+
+def parse_node(raw: bytes, fmt: Format, source: str) -> tuple[Any, yaml.Node | None]:
+    """`parse`, also returning the YAML node tree the data was built from (``None`` for JSON
+    and TOML): where each value sits in the file, without composing the document twice."""
     text = _decode(raw, source)
     if not text.strip():
         raise ConfigParseError(source, "the document is empty", line=1, column=1)
+    node: yaml.Node | None = None
     if fmt == "json":
         data = _parse_json(text, source)
     elif fmt == "toml":
         data = _parse_toml(text, source)
     else:
-        data = _parse_yaml(text, source)
+        data, node = _parse_yaml(text, source)
     if data is None or (fmt == "toml" and data == {}):
         # Comments only: no config at all. Refused like an empty file, never taken as
         # "all defaults" (a ConfigMap emptied by mistake must not reset the service).
         what = "is null" if fmt == "json" else "is empty (it holds only comments)"
         raise ConfigParseError(source, f"the document {what}", line=1, column=1)
-    return data
+    return data, node
 
 
 def _decode(raw: bytes, source: str) -> str:
@@ -115,9 +122,12 @@ def _position(prefix: str) -> tuple[int, int]:
     return line, len(prefix) - (prefix.rfind("\n") + 1) + 1
 
 
-def _parse_yaml(text: str, source: str) -> Any:
+def _parse_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
+    # yaml.load's own steps, keeping the node tree it builds the data from.
+    loader = _StrictLoader(text)
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        node = loader.get_single_node()
+        data = None if node is None else loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         parts = [_scrub(p) for p in (exc.context, exc.problem) if p]
@@ -136,8 +146,10 @@ def _parse_yaml(text: str, source: str) -> Any:
         raise ConfigParseError(source, type(exc).__name__) from None
     except RecursionError:
         raise ConfigParseError(source, "the document is nested too deeply") from None
+    finally:
+        loader.dispose()
     _check_shape(data, source)
-    return data
+    return data, node
 
 
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*"')

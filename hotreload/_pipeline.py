@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -19,7 +20,8 @@ from ._diff import changed_paths, get_path, retain
 from ._errors import ConfigError, ConfigReadError, ConfigValidationError
 from ._fields import FieldPolicy, Path, format_path
 from ._outcome import ReloadResult
-from ._parsing import Format, locate, parse
+from ._parsing import Format, locate, parse, parse_node
+from ._provenance import Document, Origin, Parsed, dotted, walk_yaml, whole
 from ._schema import Schema, schema_for
 from ._snapshot import canonical_hash
 
@@ -44,6 +46,11 @@ class Active(Generic[T]):
     builtins: Any
     config_hash: str
     content_sha256: str
+    document: Document | None = field(default=None, compare=False)
+    """A layered source's merged document, with where each value came from."""
+    raw: bytes | None = field(default=None, compare=False, repr=False)
+    """A single file's bytes: its origins are worked out from them only when asked for
+    (``explain``), so the config in force keeps no second, parsed copy of itself."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +85,13 @@ class Pipeline(Generic[T]):
         max_bytes: int,
         validators: Sequence[Validator[T]],
         policy: FieldPolicy,
+        decode: Callable[[bytes], Document] | None = None,
     ) -> None:
         self.schema = schema
         self._schema: Schema[T] = schema_for(schema)
+        self.decode = decode
+        """Bytes to a `Document` for a layered source (parse, merge, origins); None: one
+        document in ``fmt``, its origins worked out only when asked for."""
         self.source = source
         self.fmt = fmt
         self.max_bytes = max_bytes
@@ -89,14 +100,37 @@ class Pipeline(Generic[T]):
 
     def load(self, raw: bytes) -> Active[T]:
         """Parse, convert and validate ``raw`` as a first version: raises `ConfigError`."""
-        data = parse(raw, self.fmt, self.source)
+        data, document = self._document(raw)
         try:
-            config = self._convert(data, raw)
-            self._validate(config)
+            config = self._convert(data, raw, document)
+            self._validate(config, document)
         except ConfigValidationError as exc:
             raise self._redact(exc, data) from None
         builtins = self._schema.to_builtins(config)
-        return Active(config, builtins, canonical_hash(builtins), sha256_hex(raw))
+        return self._active(config, builtins, sha256_hex(raw), raw, document)
+
+    def _active(
+        self, config: T, builtins: Any, sha: str, raw: bytes, document: Document | None
+    ) -> Active[T]:
+        kept = raw if document is None else None
+        return Active(config, builtins, canonical_hash(builtins), sha, document, kept)
+
+    def _document(self, raw: bytes) -> tuple[Any, Document | None]:
+        """The data to convert, and (a layered source) where its values came from."""
+        if self.decode is not None:
+            document = self.decode(raw)
+            return document.data, document
+        return parse(raw, self.fmt, self.source), None
+
+    def document_of(self, active: Active[T]) -> Document:
+        """Where each value of ``active`` came from (a single file: worked out now)."""
+        if active.document is not None:
+            return active.document
+        if active.raw is None:
+            return Document(None, self.source, {}, {})
+        return Document(
+            None, self.source, lazy=partial(_origins_of, active.raw, self.fmt, self.source)
+        )
 
     def evaluate(self, raw: bytes, active: Active[T], sha: str | None = None) -> Evaluation[T]:
         """Compare ``raw`` (whose sha256 the caller may already have) with the active version.
@@ -108,15 +142,15 @@ class Pipeline(Generic[T]):
             return Evaluation(ReloadResult.CONFIG_UNCHANGED, sha)
         data: Any = None
         try:
-            data = parse(raw, self.fmt, self.source)
-            config = self._convert(data, raw)
+            data, document = self._document(raw)
+            config = self._convert(data, raw, document)
             builtins = self._schema.to_builtins(config)
             changed = list(changed_paths(active.builtins, builtins))
             effective, roots = retain(active.builtins, builtins, changed, self.policy)
             if roots:
-                config = self._convert(effective, raw)
+                config = self._convert(effective, raw, document)
                 changed = [p for p in changed if self.policy.restart_root(p) is None]
-            self._validate(config)
+            self._validate(config, document)
         except ConfigError as exc:
             if isinstance(exc, ConfigValidationError):
                 exc = self._redact(exc, data)
@@ -124,7 +158,7 @@ class Pipeline(Generic[T]):
         wanted = tuple((root, _digest(get_path(builtins, root))) for root in roots)
         if not changed:
             return Evaluation(ReloadResult.CONFIG_UNCHANGED, sha, restart_required=wanted)
-        candidate = Active(config, effective, canonical_hash(effective), sha)
+        candidate = self._active(config, effective, sha, raw, document)
         return Evaluation(
             ReloadResult.CONFIG_CHANGED,
             sha,
@@ -145,19 +179,28 @@ class Pipeline(Generic[T]):
             error.args = (error.source, message)
         return error
 
-    def _convert(self, data: Any, raw: bytes) -> T:
+    def _convert(self, data: Any, raw: bytes, document: Document | None) -> T:
         try:
             return self._schema.convert(data)
         except self._schema.errors as exc:
             problem = self._schema.problem(exc, data)
+        path = dotted(problem.shown)
+        if document is not None:  # layered: the layer (and line) that supplied the value
+            origin = document.origin(problem.located, at_key=problem.at_key)
+            raise ConfigValidationError(
+                origin.source,
+                problem.message,
+                field_path=path,
+                line=origin.line,
+                column=origin.column,
+            ) from None
         position = locate(raw, self.fmt, problem.located, at_key=problem.at_key)
         line, column = position if position else (None, None)
-        path = _dotted(problem.shown)
         raise ConfigValidationError(
             self.source, problem.message, field_path=path, line=line, column=column
         ) from None
 
-    def _validate(self, config: T) -> None:
+    def _validate(self, config: T, document: Document | None) -> None:
         for validator in self.validators:
             try:
                 validator(config)
@@ -166,12 +209,24 @@ class Pipeline(Generic[T]):
             except Exception as exc:  # noqa: BLE001 - a validator's refusal, whatever it raises
                 name = getattr(validator, "__name__", type(validator).__name__)
                 detail = str(exc) or type(exc).__name__
+                field_path = getattr(exc, "field_path", "")
+                origin = Origin(self.source)
+                if document is not None and field_path:  # the layer that supplied it
+                    origin = document.origin(field_path.split("."))
                 raise ConfigValidationError(
-                    self.source,
+                    origin.source,
                     f"rejected by validator {name}: {detail}",
-                    field_path=getattr(exc, "field_path", ""),
+                    field_path=field_path,
+                    line=origin.line,
+                    column=origin.column,
                     reason="validator",
                 ) from None
+
+
+def _origins_of(raw: bytes, fmt: Format, source: str) -> Parsed:
+    """A single file's origins, worked out again from its bytes (only when asked for)."""
+    data, node = parse_node(raw, fmt, source)
+    return whole(data, Origin(source)) if node is None else walk_yaml(data, node, source)
 
 
 def sha256_hex(raw: bytes) -> str:
@@ -184,10 +239,3 @@ def _digest(value: Any) -> str:
     except (TypeError, msgspec.EncodeError):  # the field was removed from the file
         encoded = b"<absent>"
     return hashlib.sha256(encoded).hexdigest()[:16]
-
-
-def _dotted(segments: list[str | int]) -> str:
-    out = ""
-    for seg in segments:
-        out += f"[{seg}]" if isinstance(seg, int) else (f".{seg}" if out else seg)
-    return out

@@ -18,13 +18,17 @@ from ._errors import ConfigError
 from ._failures import ToolsetFailureRecord
 from ._fields import FieldPolicy, Path, format_path
 from ._outcome import ReloadOutcome
+from ._provenance import Document, Origin, dotted, leaves
 from ._schema import json_builtins
 from ._snapshot import Snapshot
 
 __all__ = [
     "REDACTED",
+    "Explained",
     "diff_records",
     "error_dict",
+    "explain",
+    "explain_lines",
     "failure_dict",
     "outcome_dict",
     "outcome_line",
@@ -33,6 +37,43 @@ __all__ = [
 ]
 
 REDACTED = "***"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Explained:
+    """One leaf of the config in force: its dotted ``path``, its ``value`` (JSON-ready, a
+    secret as ``***``) and its ``origin`` (None: nothing set it, the schema's default holds)."""
+
+    path: str
+    value: Any
+    origin: Origin | None
+
+
+def explain(builtins: Any, document: Document, policy: FieldPolicy) -> list[Explained]:
+    """Every leaf of ``builtins`` (the validated config) with the layer and line it came from."""
+    values = document.values
+    out = []
+    for path, value in leaves(builtins):
+        names = tuple(seg for seg in path if isinstance(seg, str))
+        shown = REDACTED if names and policy.is_secret(names) else value
+        out.append(Explained(dotted(path), shown, values.get(path)))
+    return out
+
+
+def explain_lines(items: Iterable[Explained]) -> list[str]:
+    """``path = value  # origin`` lines, aligned, for people (``hotreload check --explain``)."""
+    rows = [
+        (f"{e.path} = {e.value if e.value == REDACTED else _json(e.value)}", e.origin)
+        for e in items
+    ]
+    width = min(max((len(text) for text, _ in rows), default=0), 60)
+    return [
+        f"{text:<{width}}  # {'(default)' if origin is None else origin}" for text, origin in rows
+    ]
+
+
+def _json(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
 
 
 def error_dict(error: ConfigError) -> dict[str, Any]:

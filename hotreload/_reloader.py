@@ -26,11 +26,13 @@ from ._failures import FailureActor, FailureLedger, Mark, ToolsetFailureRecord
 from ._fields import FieldPolicy
 from ._file_source import Attachment, FileSource
 from ._hooks import ApplyHook
+from ._layers import Layer, LayerItem, Layers
 from ._logging import ContextLogger
 from ._metrics import ReloaderMetrics
 from ._outcome import ReloadOutcome
 from ._parsing import Format, format_for
 from ._pipeline import Pipeline, Validator
+from ._present import Explained, explain, to_builtins
 from ._schema import schema_for
 from ._sessions import Sessions
 from ._snapshot import Snapshot
@@ -52,6 +54,11 @@ class HotReloader(Sessions[T]):
     the block ends. ``r.config`` is the current config; ``r.snapshot`` adds its generation,
     hashes, load time and source. ``schema`` is a frozen msgspec Struct or dataclass, or a
     frozen pydantic v2 model (the ``pydantic`` extra); a mutable one is refused here.
+
+    ``path`` may be a list (``["base.yaml", "prod.yaml"]``, `Layer` objects, other sources):
+    the layers are deep-merged in order as one config, later ones winning, and ``env_prefix``
+    adds ``PREFIX_A__B`` environment variables on top (see `Layers`); ``explain()`` says where
+    each value came from. One path without ``env_prefix`` is a plain `FileSource`.
 
     Keywords: ``name`` labels metrics and logs; ``registry`` and ``namespace`` place the metrics;
     ``poll_interval`` (seconds, 0 disables) is the safety re-check that catches anything the
@@ -104,10 +111,11 @@ class HotReloader(Sessions[T]):
 
     def __init__(
         self,
-        path: str | os.PathLike[str] | None = None,
+        path: str | os.PathLike[str] | Sequence[LayerItem] | None = None,
         *,
         schema: type[T],
         source: Source | None = None,
+        env_prefix: str | None = None,
         name: str = "default",
         registry: CollectorRegistry | None = None,
         namespace: str = "hotreload",
@@ -144,6 +152,8 @@ class HotReloader(Sessions[T]):
                 "force_polling": force_polling,
                 "poll_delay_ms": poll_delay_ms,
             },
+            env_prefix=env_prefix,
+            fmt=format,
         )
         self.source: Source = source
         self.path = source.uri
@@ -169,6 +179,7 @@ class HotReloader(Sessions[T]):
             max_bytes=max_bytes,
             validators=checks,
             policy=self.policy,
+            decode=source.document if isinstance(source, Layers) else None,
         )
         self._log = ContextLogger("hotreload", config=name, source=self.path)
         self._hooks: list[ApplyHook[T]] = list(on_apply)
@@ -363,6 +374,12 @@ class HotReloader(Sessions[T]):
         """The prometheus registry this reloader's metrics are on."""
         return REGISTRY if self._registry is None else self._registry
 
+    def explain(self) -> list[Explained]:
+        """Every leaf of the config in force with where it came from: a file and line, an
+        environment variable, or None for a schema default. Secret values are ``***``."""
+        document = self._pipeline.document_of(self._active)
+        return explain(to_builtins(self.snapshot.config), document, self.policy)
+
     def add_apply_hook(self, hook: ApplyHook[T]) -> ApplyHook[T]:
         """Register an ``on_apply`` hook (usable as a decorator); runs in registration order."""
         self._hooks.append(hook)
@@ -374,12 +391,26 @@ class HotReloader(Sessions[T]):
 
 
 def _source_for(
-    path: str | os.PathLike[str] | None, source: Source | None, file_options: dict[str, Any]
+    path: str | os.PathLike[str] | Sequence[LayerItem] | None,
+    source: Source | None,
+    file_options: dict[str, Any],
+    *,
+    env_prefix: str | None,
+    fmt: Format | None,
 ) -> Source:
     if source is None:
-        if path is None:
+        if path is None and not env_prefix:
             raise TypeError("give HotReloader a path or a source=, one of them")
-        return FileSource(path, **file_options)
+        if isinstance(path, (str, os.PathLike)) and not env_prefix:  # one file: the fast path
+            return FileSource(path, **file_options)
+        items: Sequence[LayerItem] = (
+            () if path is None else [path] if isinstance(path, (str, os.PathLike)) else path
+        )
+        if fmt is not None:  # format= is every file layer's format unless a Layer says
+            items = [Layer(i, format=fmt) if isinstance(i, str | os.PathLike) else i for i in items]
+        return Layers(*items, env_prefix=env_prefix, **file_options)
+    if env_prefix:
+        raise TypeError("env_prefix goes with paths; with source=, give Layers(env_prefix=...)")
     if path is not None:
         raise TypeError("give HotReloader a path or a source=, not both")
     if not isinstance(source, Source):

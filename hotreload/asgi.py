@@ -22,6 +22,7 @@ import inspect
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from typing import Any, TypeVar, overload
+from urllib.parse import parse_qs
 
 import msgspec
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -238,10 +239,13 @@ def gated(endpoint: Callable[..., Any], *, state_key: str = STATE_KEY) -> ASGIAp
 # -- admin endpoints ----------------------------------------------------------------------------
 
 
-def config_report(reloader: HotReloader[Any], *, include_config: bool = True) -> dict[str, Any]:
+def config_report(
+    reloader: HotReloader[Any], *, include_config: bool = True, origins: bool = False
+) -> dict[str, Any]:
     """What ``GET /-/config`` answers: the process id, the version in force, the last outcome
     and its error, the pending change, restart-required fields and failure records. Never a
-    secret value.
+    secret value. ``origins`` (``?origins=1``) adds where each value came from, dotted path ->
+    ``file:line`` or ``$VARIABLE`` (null: the schema's default).
     """
     snapshot = reloader.snapshot
     last = reloader.last_outcome
@@ -268,6 +272,10 @@ def config_report(reloader: HotReloader[Any], *, include_config: bool = True) ->
     }
     if include_config:
         report["config"] = redacted(to_builtins(snapshot.config), reloader.policy)
+        if origins:
+            report["origins"] = {
+                e.path: None if e.origin is None else str(e.origin) for e in reloader.explain()
+            }
     scrubbed: dict[str, Any] = _scrub(
         report, _secret_values(to_builtins(snapshot.config), reloader.policy)
     )
@@ -316,11 +324,18 @@ def _scrub(value: Any, secrets: set[str]) -> Any:
 _GET = ("GET", "HEAD")
 
 
+def _wants_origins(scope: Scope) -> bool:
+    """``?origins=1`` (or ``true``/``yes``) on ``GET /-/config``."""
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    return query.get("origins", [""])[-1].lower() in ("1", "true", "yes")
+
+
 class HotReloadAdmin:
     """Admin endpoints as one ASGI app; mount it (``Mount("/", app=admin)`` last, or under a
     prefix) or use `admin_routes` to add them to a Starlette/FastAPI router.
 
-    * ``GET /-/config``: JSON report (`config_report`); secrets are ``***``.
+    * ``GET /-/config``: JSON report (`config_report`); secrets are ``***``; ``?origins=1``
+      adds where each value came from (file:line, ``$VARIABLE``).
     * ``POST /-/reload``: a forced re-check, answering its outcome. Off (404) unless
       ``reload_token`` is set; ``Authorization: Bearer <token>`` is compared in constant time:
       none → 401, wrong → 403.
@@ -374,7 +389,10 @@ class HotReloadAdmin:
         if reloader is None:
             await _json(send, 503, {"status": "starting", "reason": "no config loaded yet"})
         elif path == "/-/config":
-            await _json(send, 200, config_report(reloader, include_config=self.include_config))
+            report = config_report(
+                reloader, include_config=self.include_config, origins=_wants_origins(scope)
+            )
+            await _json(send, 200, report)
         elif path == "/-/readyz":
             await self._ready(reloader, send)
         elif path == "/metrics":

@@ -1,9 +1,12 @@
 """The ``hotreload`` command: vet a config before it ships, watch one live, or try the demo.
 
-* ``hotreload check FILE --schema holmes|module:Class [--against OLD] [--json]``: exit 0 if
-  valid, 1 if not, 2 on a usage error; errors carry the line/column or field path (like
-  ``nginx -t``); ``--against`` lists the changed key paths, secrets as ``***``.
-* ``hotreload watch FILE --schema ...``: run a reloader and print one line per outcome.
+* ``hotreload check FILE... --schema holmes|module:Class [--env-prefix P] [--explain]
+  [--against OLD] [--json]``: exit 0 if valid, 1 if not, 2 on a usage error; errors carry the
+  file, line/column or field path (like ``nginx -t``); several files are layers merged in
+  order; ``--explain`` prints each value with its origin; ``--against`` lists the changed key
+  paths, secrets as ``***``.
+* ``hotreload watch FILE... --schema ... [--env-prefix P]``: run a reloader (several files:
+  layers) and print one line per outcome.
 * ``hotreload demo``: a Starlette app on 127.0.0.1 serving a Holmes-style config from a temp
   directory, reloaded live as you edit it (needs the ``demo`` extra).
 """
@@ -28,11 +31,20 @@ import structlog
 from ._errors import ConfigError
 from ._fields import FieldPolicy
 from ._file_source import read_file
+from ._layers import Layer, Layers
 from ._logging import filter_by_stdlib_level
 from ._outcome import ReloadOutcome
 from ._parsing import format_for
 from ._pipeline import Active, Pipeline
-from ._present import diff_records, error_dict, outcome_dict, outcome_line
+from ._present import (
+    diff_records,
+    error_dict,
+    explain,
+    explain_lines,
+    outcome_dict,
+    outcome_line,
+    to_builtins,
+)
 from ._reloader import HotReloader
 
 __all__ = ["main"]
@@ -64,20 +76,34 @@ def _check(args: argparse.Namespace) -> int:
     schema = _load_schema(args.schema)
     policy = FieldPolicy(schema)
 
-    def load(path: str) -> Active[Any]:
-        pipeline: Pipeline[Any] = Pipeline(
+    def pipeline_for(path: str, layers: Layers | None = None) -> Pipeline[Any]:
+        return Pipeline(
             schema,
             source=path,
             fmt=args.format or format_for(path),
             max_bytes=args.max_bytes,
             validators=(),
             policy=policy,
+            decode=None if layers is None else layers.document,
         )
+
+    def load(path: str) -> Active[Any]:
+        pipeline = pipeline_for(path)
         return pipeline.load(read_file(path, pipeline.max_bytes, path))
 
-    path = str(args.file)
+    files = [str(f) for f in args.file]
+    layers = None
     try:
-        active = load(path)
+        if len(files) > 1 or args.env_prefix:
+            # Several files (and/or the environment): the layers a reloader would merge.
+            items = [Layer(f, format=args.format) for f in files]
+            layers = Layers(*items, env_prefix=args.env_prefix)
+            pipeline = pipeline_for(layers.uri, layers)
+            active = pipeline.load(layers.read_now(args.max_bytes).content)
+            path = layers.uri
+        else:
+            path = files[0]
+            active = load(path)
     except ConfigError as exc:
         if args.json:
             print(json.dumps({"valid": False, **error_dict(exc)}))
@@ -92,6 +118,14 @@ def _check(args: argparse.Namespace) -> int:
             raise _UsageError(f"cannot compare --against {args.against}: {exc}") from None
         report["against"] = str(args.against)
         report["changes"] = diff_records(old.builtins, active.builtins, policy)
+    explained = []
+    if args.explain:
+        document = pipeline_for(path, layers).document_of(active)
+        explained = explain(to_builtins(active.config), document, policy)
+        report["explain"] = [
+            {"path": e.path, "value": e.value, "origin": e.origin and str(e.origin)}
+            for e in explained
+        ]
     if args.json:
         print(json.dumps(report))
         return EXIT_OK
@@ -102,6 +136,8 @@ def _check(args: argparse.Namespace) -> int:
         for change in changes:
             flag = "  [restart required]" if change["restart_required"] else ""
             print(f"  {change['path']}: {_shown(change['old'])} -> {_shown(change['new'])}{flag}")
+    for line in explain_lines(explained):
+        print(line)
     return EXIT_OK
 
 
@@ -113,8 +149,12 @@ def _outcome_line(outcome: ReloadOutcome, as_json: bool) -> str:
     return json.dumps(outcome_dict(outcome)) if as_json else outcome_line(outcome)
 
 
-async def _watch(path: str, schema: Any, *, as_json: bool) -> None:
-    async with HotReloader(path, schema=schema, name="cli") as reloader:
+async def _watch(
+    files: list[str], schema: Any, *, as_json: bool, env_prefix: str | None = None
+) -> None:
+    paths: str | list[str] = files[0] if len(files) == 1 else files
+    async with HotReloader(paths, schema=schema, name="cli", env_prefix=env_prefix) as reloader:
+        path = reloader.path
         outcomes = reloader.outcomes()
         snap = reloader.snapshot
         if as_json:
@@ -130,7 +170,8 @@ async def _watch(path: str, schema: Any, *, as_json: bool) -> None:
 def _run_watch(args: argparse.Namespace) -> int:
     schema = _load_schema(args.schema)
     try:
-        asyncio.run(_watch(str(args.file), schema, as_json=args.json))
+        files = [str(f) for f in args.file]
+        asyncio.run(_watch(files, schema, as_json=args.json, env_prefix=args.env_prefix))
     except ConfigError as exc:
         print(f"invalid: {exc}", file=sys.stderr)
         return EXIT_INVALID
@@ -176,8 +217,28 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hotreload", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    check = sub.add_parser("check", help="validate a config file and exit 0 (valid) or 1")
-    check.add_argument("file", type=Path)
+    check = sub.add_parser(
+        "check",
+        help="validate a config file (or layers: base, overlays, environment) and exit 0 or 1",
+    )
+    check.add_argument(
+        "file",
+        type=Path,
+        nargs="+",
+        help="the config file; several are layers, merged in order (later wins)",
+    )
+    check.add_argument(
+        "--env-prefix",
+        metavar="PREFIX",
+        help="add environment variables PREFIX_A__B=value on top (as a reloader with "
+        "env_prefix= would)",
+    )
+    check.add_argument(
+        "--explain",
+        action="store_true",
+        help="print the effective config, each value with its origin (file:line, $VARIABLE "
+        "or (default)); secrets as ***",
+    )
     check.add_argument("--schema", required=True, help="'holmes' or 'module:Class'")
     check.add_argument("--format", choices=("yaml", "json", "toml"))
     check.add_argument("--max-bytes", type=int, default=1 << 20)
@@ -192,8 +253,9 @@ def _parser() -> argparse.ArgumentParser:
     check.set_defaults(run=_check)
 
     watch = sub.add_parser("watch", help="reload a config live and print each outcome")
-    watch.add_argument("file", type=Path)
+    watch.add_argument("file", type=Path, nargs="+", help="the config file, or layers in order")
     watch.add_argument("--schema", required=True, help="'holmes' or 'module:Class'")
+    watch.add_argument("--env-prefix", metavar="PREFIX", help="add PREFIX_A__B variables on top")
     watch.add_argument("--json", action="store_true", help="print JSON lines")
     watch.set_defaults(run=_run_watch)
 

@@ -62,6 +62,21 @@ def test_polling_row_runs(tmp_path: Path) -> None:
     assert (polling["n"], polling["missed"], polling["commits_per_update"]) == (4, 0, 1.0)
 
 
+def test_layers_benchmark_runs(tmp_path: Path) -> None:
+    out = tmp_path / "layers.json"
+    script = LATENCY.parent / "layers.py"
+    subprocess.run(
+        [sys.executable, str(script), "--samples", "3", "--json", str(out)],
+        check=True,
+        capture_output=True,
+        timeout=20,
+    )
+    results = json.loads(out.read_text())["results"]
+    for name in ("one_file", "three_layers"):
+        assert (results[name]["n"], results[name]["missed"]) == (3, 0)
+    assert "p99" in results["ratio"]
+
+
 def test_schema_comparison_runs(tmp_path: Path) -> None:
     """benchmarks/schemas.py (msgspec vs pydantic) runs and reports both, ratios included."""
     out = tmp_path / "schemas.json"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -330,6 +331,83 @@ def test_the_generic_cli_does_not_import_the_holmes_preset_until_asked() -> None
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_check_several_files_are_layers_and_explain_names_origins(tmp_path: Path) -> None:
+    base, prod = tmp_path / "base.yaml", tmp_path / "prod.yaml"
+    base.write_text(HOLMES.format(n=1))
+    prod.write_text("llm:\n  model: gpt-4o\n")
+    proc = run("check", str(base), str(prod), "--schema", "holmes", "--explain", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["file"] == f"{base} + {prod}"
+    explained = {e["path"]: (e["value"], e["origin"]) for e in report["explain"]}
+    assert explained["llm.model"] == ("gpt-4o", f"{prod}:2")
+    assert explained["llm.provider"] == ("openai", f"{base}:2")
+    assert explained["llm.api_key"] == ("***", f"{base}:4")
+    assert "PLANTED" not in proc.stdout + proc.stderr
+
+    human = run("check", str(base), "--schema", "holmes", "--explain")  # one file explains too
+    assert human.returncode == 0, human.stderr
+    assert 'llm.model = "gpt-4"' in human.stdout
+    assert f"# {base}:3" in human.stdout
+    assert "PLANTED" not in human.stdout
+
+
+def test_check_layers_error_names_the_overlay_line(tmp_path: Path) -> None:
+    base, prod = tmp_path / "base.yaml", tmp_path / "prod.yaml"
+    base.write_text(HOLMES.format(n=1))
+    prod.write_text("llm:\n  model: gpt-4o\n  temperature: hot\n")
+    proc = run("check", str(base), str(prod), "--schema", "holmes", "--json")
+    assert proc.returncode == 1
+    error = json.loads(proc.stdout)
+    assert (error["file"], error["line"], error["field_path"]) == (
+        str(prod),
+        3,
+        "llm.temperature",
+    )
+
+
+def test_check_env_prefix_adds_variables_on_top(tmp_path: Path) -> None:
+    base = tmp_path / "base.yaml"
+    base.write_text(HOLMES.format(n=1))
+    argv = ["check", str(base), "--schema", "holmes", "--env-prefix", "HR_TEST_", "--explain"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "hotreload.cli", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "HR_TEST_LLM__MODEL": "o3"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert 'llm.model = "o3"' in proc.stdout
+    assert "# $HR_TEST_LLM__MODEL" in proc.stdout
+
+
+async def test_watch_takes_layers(tmp_path: Path) -> None:
+    base, prod = tmp_path / "base.yaml", tmp_path / "prod.yaml"
+    base.write_text(HOLMES.format(n=6))
+    prod.write_text("llm:\n  model: gpt-4o\n")
+    proc = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-m", "hotreload.cli", "watch", str(base), str(prod)],
+        *["--schema", "holmes", "--json"],
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    try:
+        assert (await read_json_line(proc.stdout))["result"] == "loaded"
+        prod.write_text("llm:\n  model: gpt-4o\n  temperature: hot\n")
+        while (record := await read_json_line(proc.stdout))["result"] != "validation_failed":
+            pass
+        error = record["error"]
+        assert isinstance(error, dict)
+        assert (error["file"], error["line"]) == (str(prod), 3)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(proc.communicate(), 10)
+    assert proc.returncode == 0, err
+    assert b"PLANTED" not in out + err
 
 
 PYDANTIC_SCHEMA = """\

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -84,7 +85,35 @@ def test_cli_check_examples(tmp_path: Path) -> None:
         assert proc.returncode == 0, proc.stderr
         assert "PLANTED" not in proc.stdout + proc.stderr
         outputs.append(proc.stdout)
-    shown = blocks("text")[0].splitlines()
+    shown = next(b for b in blocks("text") if b.startswith("ok: new.yaml")).splitlines()
     printed = next(out for argv, out in zip(checks, outputs, strict=True) if "--against" in argv)
     assert printed.splitlines()[0].startswith(shown[0].removesuffix("…)"))
     assert printed.splitlines()[1:] == shown[1:]
+
+
+def test_layers_explain_example(tmp_path: Path) -> None:
+    """The layers section's ``check --explain`` run as written, on its two YAML blocks and the
+    ``Settings`` of its first snippet, prints exactly the output the README shows."""
+    [command] = [b.strip() for b in blocks("bash") if "--explain" in b]
+    env_part, _, argv_text = command.partition(" hotreload ")
+    for block in blocks("yaml"):
+        name = block.splitlines()[0].removeprefix("# ").strip()
+        if name in ("base.yaml", "prod.yaml"):
+            (tmp_path / name).write_text(block)
+    [snippet] = [c for c in blocks("python") if "env_prefix=" in c and "class Settings" in c]
+    (tmp_path / "settings.py").write_text(snippet.split("async def main")[0])
+    name, _, value = env_part.partition("=")
+    proc = subprocess.run(
+        [sys.executable, "-m", "hotreload.cli", *argv_text.split()],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, name: value},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert value not in proc.stdout  # the secret is ***
+    [shown] = [b for b in blocks("text") if b.startswith("ok: base.yaml + prod.yaml")]
+    printed, expected = proc.stdout.splitlines(), shown.splitlines()
+    assert printed[0].startswith(expected[0].removesuffix("…)"))
+    assert printed[1:] == expected[1:]
