@@ -7,11 +7,14 @@ version whenever a new one is bad.
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._derive import Derived
 from ._errors import (
     ConfigApplyError,
+    ConfigBuildError,
     ConfigError,
     ConfigParseError,
     ConfigReadError,
+    ConfigRefusedError,
     ConfigValidationError,
 )
 from ._etcd import EtcdSource
@@ -36,10 +39,13 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 __all__ = [
     "ApplyHook",
     "ConfigApplyError",
+    "ConfigBuildError",
     "ConfigError",
     "ConfigParseError",
     "ConfigReadError",
+    "ConfigRefusedError",
     "ConfigValidationError",
+    "Derived",
     "EtcdSource",
     "Explained",
     "FileSource",

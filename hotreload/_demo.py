@@ -1,7 +1,9 @@
 """``hotreload demo``: a small Starlette app serving a Holmes-style config that reloads live.
 
 Imported only by the ``demo`` command, so Starlette and uvicorn (the ``demo`` extra) are needed
-only there. ``/`` answers with the model and provider in use; the admin endpoints are mounted.
+only there. ``/`` answers with the model and provider in use, the endpoint the LLM client in
+force targets and how many replaced clients are still draining; the admin endpoints are
+mounted.
 """
 
 from __future__ import annotations
@@ -24,8 +26,14 @@ from starlette.routing import Route
 
 from ._present import outcome_line
 from ._reloader import HotReloader
-from .asgi import HotReloadMiddleware, admin_routes, current_snapshot, hotreload_lifespan
-from .holmes import ApiConfig, create_reloader
+from .asgi import (
+    HotReloadMiddleware,
+    admin_routes,
+    current_snapshot,
+    hotreload_lifespan,
+    reloader_for,
+)
+from .holmes import ApiConfig, create_reloader, derive_llm_client
 
 __all__ = ["CONFIG_ENV", "DEMO_CONFIG", "TOKEN_ENV", "build_app", "create_app", "serve"]
 
@@ -54,15 +62,19 @@ def _say(line: str) -> None:
 async def home(request: Request) -> JSONResponse:
     snapshot = current_snapshot()
     config: ApiConfig = snapshot.config
-    return JSONResponse(
-        {
-            "provider": config.llm.provider,
-            "model": config.llm.model,
-            "generation": snapshot.generation,
-            "config_hash": snapshot.config_hash,
-            "see": ["/-/config", "/-/readyz", "/metrics"],
-        }
-    )
+    body: dict[str, Any] = {
+        "provider": config.llm.provider,
+        "model": config.llm.model,
+        "generation": snapshot.generation,
+        "config_hash": snapshot.config_hash,
+    }
+    reloader = reloader_for(request.scope)
+    for derived in () if reloader is None else reloader.derived_resources:
+        if derived.name == "llm_client":  # the client pinned for this request
+            body["llm_endpoint"] = str(derived.get().base_url)
+            body["llm_clients_draining"] = derived.draining
+    body["see"] = ["/-/config", "/-/readyz", "/metrics"]
+    return JSONResponse(body)
 
 
 def build_app(
@@ -148,8 +160,13 @@ def serve(path: Path, port: int) -> int:
         _say("Press Ctrl-C to stop.")
         _say(f"[gen {snapshot.generation}] loaded (config_hash {snapshot.config_hash[:12]})")
 
+    def factory() -> HotReloader[ApiConfig]:
+        reloader = create_reloader(path, name="demo", poll_interval=5.0)
+        derive_llm_client(reloader)
+        return reloader
+
     app = build_app(
-        lambda: create_reloader(path, name="demo", poll_interval=5.0),
+        factory,
         reload_token=token,
         on_ready=ready,
     )

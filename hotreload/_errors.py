@@ -8,9 +8,11 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigApplyError",
+    "ConfigBuildError",
     "ConfigError",
     "ConfigParseError",
     "ConfigReadError",
+    "ConfigRefusedError",
     "ConfigValidationError",
 ]
 
@@ -113,3 +115,33 @@ class ConfigApplyError(ConfigError):
     def __init__(self, source: str, message: str, *, hook: str) -> None:
         super().__init__(source, message)
         self.hook = hook
+
+
+class ConfigRefusedError(ConfigError):
+    """A valid new config changes a field whose policy is ``refuse``: the whole change is
+    refused (nothing of it applies) until the process restarts with it.
+
+    ``fields`` are the dotted paths that changed (``field_path`` is the first). Distinct from
+    an invalid file: ``reason`` is ``restart_refused``, the outcome's result ``error``.
+    """
+
+    reason = "restart_refused"
+
+    def __init__(self, source: str, message: str, *, fields: tuple[str, ...]) -> None:
+        super().__init__(source, message)
+        self.fields = fields
+        self.field_path = fields[0] if fields else ""
+
+
+class ConfigBuildError(ConfigApplyError):
+    """A derived resource's build failed or timed out for a valid new config: the change is
+    refused like an apply hook refuses it, and the old config and resources stay.
+
+    ``resource`` names the derived resource (``hook`` too, as for any apply refusal).
+    """
+
+    reason = "derive_build"
+
+    def __init__(self, source: str, message: str, *, resource: str) -> None:
+        super().__init__(source, message, hook=resource)
+        self.resource = resource

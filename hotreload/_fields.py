@@ -1,5 +1,9 @@
 """Per-field policy: which fields need a restart to change and which hold secrets.
 
+A restart-required field either keeps its running value while the rest of a change applies
+(``keep``, the default) or refuses the whole change (``refuse``: an identity such as an LLM
+provider, where half a change would pair the new credentials with the old provider).
+
 Both are declared on the schema with ``typing.Annotated`` markers (or passed as dotted path
 patterns), so the schema stays the one place that describes the config. Paths use the names
 as they appear in the file (a struct's ``rename`` is honoured); ``*`` matches one segment and a
@@ -11,11 +15,13 @@ from __future__ import annotations
 import re
 import typing
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from ._schema import model_fields, secret_type
 
-__all__ = ["FieldPolicy", "Path", "RestartRequired", "Secret", "format_path"]
+__all__ = ["FieldPolicy", "Path", "RestartMode", "RestartRequired", "Secret", "format_path"]
+
+RestartMode = Literal["keep", "refuse"]
 
 Path = tuple[str, ...]
 
@@ -40,8 +46,25 @@ class _Marker:
         return f"hotreload.{self._name}"
 
 
-RestartRequired: Any = _Marker("RestartRequired")
-"""``Annotated[int, RestartRequired]``: a change is not applied live; the running value stays."""
+class _RestartMarker(_Marker):
+    """`RestartRequired` (mode ``keep``), and ``RestartRequired("refuse")`` for the other mode."""
+
+    __slots__ = ("mode",)
+
+    def __init__(self, mode: RestartMode) -> None:
+        super().__init__("RestartRequired" if mode == "keep" else f"RestartRequired({mode!r})")
+        self.mode: RestartMode = mode
+
+    def __call__(self, mode: RestartMode) -> _RestartMarker:
+        if mode not in ("keep", "refuse"):
+            raise ValueError(f"RestartRequired mode must be 'keep' or 'refuse', got {mode!r}")
+        return _RestartMarker(mode)
+
+
+RestartRequired: Any = _RestartMarker("keep")
+"""``Annotated[int, RestartRequired]``: a change is not applied live; the running value stays
+and the rest applies. ``Annotated[str, RestartRequired("refuse")]``: a change to the field
+refuses the whole new version (the outcome names the field)."""
 
 Secret: Any = _Marker("Secret")
 """``Annotated[str, Secret]``: the value is never logged or shown; diffs print ``***``."""
@@ -67,7 +90,7 @@ def _prefix_matches(pattern: Path, path: Path) -> bool:
 class FieldPolicy:
     """Restart-required and secret fields of one schema, resolved once at start-up."""
 
-    __slots__ = ("restart_required", "secrets")
+    __slots__ = ("refused", "restart_required", "secrets")
 
     def __init__(
         self,
@@ -75,12 +98,20 @@ class FieldPolicy:
         *,
         restart_required: Iterable[str] = (),
         secrets: Iterable[str] = (),
+        refuse_changes: Iterable[str] = (),
     ) -> None:
         marked_restart: list[Path] = []
         marked_secret: list[Path] = []
-        _collect(schema, (), marked_restart, marked_secret, set())
+        marked_refuse: list[Path] = []
+        _collect(schema, (), marked_restart, marked_secret, set(), refuse=marked_refuse)
+        self.refused: tuple[Path, ...] = tuple(
+            dict.fromkeys([*marked_refuse, *(_split(p) for p in refuse_changes)])
+        )
+        """Patterns whose change refuses the whole new version (mode ``refuse``)."""
         self.restart_required: tuple[Path, ...] = tuple(
-            dict.fromkeys([*marked_restart, *(_split(p) for p in restart_required)])
+            p
+            for p in dict.fromkeys([*marked_restart, *(_split(p) for p in restart_required)])
+            if p not in self.refused  # ``refuse`` wins over ``keep`` for the same field
         )
         self.secrets: tuple[Path, ...] = tuple(
             dict.fromkeys([*marked_secret, *(_split(p) for p in secrets)])
@@ -89,6 +120,13 @@ class FieldPolicy:
     def restart_root(self, path: Path) -> Path | None:
         """The restart-required subtree ``path`` lies in, if any."""
         for pattern in self.restart_required:
+            if _prefix_matches(pattern, path):
+                return path[: len(pattern)]
+        return None
+
+    def refuse_root(self, path: Path) -> Path | None:
+        """The ``refuse`` subtree ``path`` lies in, if any."""
+        for pattern in self.refused:
             if _prefix_matches(pattern, path):
                 return path[: len(pattern)]
         return None
@@ -125,7 +163,13 @@ class FieldPolicy:
 
 
 def _collect(
-    tp: Any, prefix: Path, restart: list[Path], secret: list[Path], seen: set[Any]
+    tp: Any,
+    prefix: Path,
+    restart: list[Path],
+    secret: list[Path],
+    seen: set[Any],
+    *,
+    refuse: list[Path],
 ) -> None:
     """Walk a schema type for Annotated markers, through structs, pydantic models, optionals,
     dicts and lists. A pydantic ``SecretStr`` (or ``SecretBytes``, ``Secret[...]``) is secret."""
@@ -135,11 +179,12 @@ def _collect(
     origin = typing.get_origin(tp)
     if origin is typing.Annotated:
         inner, *extras = typing.get_args(tp)
-        if any(e is RestartRequired for e in extras):
-            restart.append(prefix)
+        for extra in extras:
+            if isinstance(extra, _RestartMarker):
+                (refuse if extra.mode == "refuse" else restart).append(prefix)
         if any(e is Secret for e in extras):
             secret.append(prefix)
-        _collect(inner, prefix, restart, secret, seen)
+        _collect(inner, prefix, restart, secret, seen, refuse=refuse)
         return
     fields = model_fields(tp)
     if fields is not None:
@@ -147,13 +192,13 @@ def _collect(
             return
         seen.add(tp)
         for name, annotation in fields:
-            _collect(annotation, (*prefix, name), restart, secret, seen)
+            _collect(annotation, (*prefix, name), restart, secret, seen, refuse=refuse)
         seen.discard(tp)
         return
     args: Sequence[Any] = typing.get_args(tp)
     if origin in (dict, typing.get_origin(typing.Mapping[str, int])) and len(args) == 2:
-        _collect(args[1], (*prefix, "*"), restart, secret, seen)
+        _collect(args[1], (*prefix, "*"), restart, secret, seen, refuse=refuse)
     elif args:  # Optional / Union / list / tuple: the markers of any member apply here
         for arg in args:
             if arg is not Ellipsis:
-                _collect(arg, prefix, restart, secret, seen)
+                _collect(arg, prefix, restart, secret, seen, refuse=refuse)

@@ -1,16 +1,18 @@
 """Apply hooks: run before a change is put in force; one that fails refuses it, and the hooks
 that already ran are called again with the roles swapped, to undo. Each is bounded by
-``hook_timeout``, and a hook can neither hang the worker nor stop it by accident."""
+``hook_timeout``, and a hook can neither hang the worker nor stop it by accident. The derived
+resources a change affects are built just before the hooks, and refuse it the same way."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
-from ._errors import ConfigApplyError
+from ._derive import Derived, DerivedSet, _Held
+from ._errors import ConfigApplyError, ConfigBuildError
 from ._fields import FieldPolicy
 from ._lkg import LastKnownGood
 from ._logging import ContextLogger
@@ -37,6 +39,7 @@ class Hooks(LastKnownGood[T]):
     policy: FieldPolicy
     hook_timeout: float
     _hooks: list[ApplyHook[T]]
+    _derived: DerivedSet
     _active: Active[T]
     _log: ContextLogger
     _tasks: TaskSet | None
@@ -51,13 +54,7 @@ class Hooks(LastKnownGood[T]):
                 done.append(hook)
                 continue
             name = _hook_name(hook)
-            text = "timed out" if isinstance(exc, TimeoutError) else f"{exc}" or "cancelled"
-            message = self.policy.scrub(
-                self.policy.scrub(
-                    f"apply hook {name} failed: {type(exc).__name__}: {text}", active.builtins
-                ),
-                self._active.builtins,
-            )
+            message = self._failure_text(f"apply hook {name}", exc, active, self._active)
             self._log.error(
                 "apply_hook_failed",
                 hook=name,
@@ -75,6 +72,35 @@ class Hooks(LastKnownGood[T]):
                     )
             return ConfigApplyError(self.path, message, hook=name)
         return None
+
+    async def _build_derived(
+        self, new: Snapshot[T], active: Active[T], changed: tuple[str, ...]
+    ) -> tuple[Mapping[Derived[Any], _Held[Any]], ConfigBuildError | None]:
+        """Build the derived resources this change affects, before the apply hooks run. A
+        build that fails or times out refuses the change like a hook: nothing is swapped."""
+        affected = self._derived.affected(changed)
+        if not affected:
+            return {}, None
+        built, failed = await self._derived.build(affected, new.config, new.generation)
+        if failed is None:
+            return built, None
+        derived, exc = failed
+        self._log.error(
+            "derived_build_failed",
+            resource=derived.name,
+            error_type=type(exc).__name__,
+            config_hash=new.config_hash,
+        )
+        message = self._failure_text(f"derived resource {derived.name}", exc, active, self._active)
+        return {}, ConfigBuildError(self.path, message, resource=derived.name)
+
+    def _failure_text(self, what: str, exc: BaseException, *configs: Active[T]) -> str:
+        """``what failed: Type: text``, with the secrets of these configs masked."""
+        text = "timed out" if isinstance(exc, TimeoutError) else f"{exc}" or "cancelled"
+        message = f"{what} failed: {type(exc).__name__}: {text}"
+        for config in configs:
+            message = self.policy.scrub(message, config.builtins)
+        return message
 
     async def _call_hook(
         self, hook: ApplyHook[T], new: Snapshot[T], old: Snapshot[T]

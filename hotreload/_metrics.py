@@ -110,6 +110,8 @@ class ReloaderMetrics:
         "active_sessions",
         "config_hash",
         "degraded",
+        "derived_close_errors",
+        "derived_draining",
         "failures",
         "generation",
         "last_ok",
@@ -139,6 +141,8 @@ class ReloaderMetrics:
         self.active_sessions = Value()
         self.pending = Value()
         self.degraded = Value()
+        self.derived_close_errors: Labelled[Value] = Labelled(Value)
+        self.derived_draining: Labelled[Value] = Labelled(Value)
         self.toolsets = FailureMetrics(
             failures=Labelled(Value),
             triggered=Labelled(Value),
@@ -224,6 +228,21 @@ class _Collector(Collector):
             for (reason,), value in m.failures.series.items():
                 failures.add_metric([m.name, reason], value.value)
         yield failures
+        yield _labelled_counter(
+            f"{ns}_derived_close_errors_total",
+            "Derived resources (clients, pools) whose close raised; the error is logged.",
+            ["resource"],
+            live,
+            lambda m: m.derived_close_errors,
+        )
+        draining = GaugeMetricFamily(
+            f"{ns}_derived_draining",
+            "Replaced derived resources not closed yet (pinned by requests or closing).",
+            labels=["config", "resource"],
+        )
+        for values, series in _labelled(live, lambda m: m.derived_draining):
+            draining.add_metric(list(values), series.value)
+        yield draining
         yield gauge(
             "config_last_reload_successful",
             "1 if the latest version seen was valid, else 0.",

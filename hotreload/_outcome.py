@@ -52,6 +52,12 @@ class ReloadOutcome:
     """Unix time at which the check ended."""
 
     @property
+    def refused(self) -> tuple[str, ...]:
+        """The ``refuse``-policy fields whose change refused this version (else empty): a
+        valid file that cannot apply live, as opposed to an invalid one."""
+        return tuple(getattr(self.error, "fields", ()))
+
+    @property
     def ok(self) -> bool:
         """True unless the new version was rejected or could not be read."""
         return self.error is None

@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 import msgspec
 
 from ._diff import changed_paths, get_path, retain
-from ._errors import ConfigError, ConfigReadError, ConfigValidationError
+from ._errors import ConfigError, ConfigReadError, ConfigRefusedError, ConfigValidationError
 from ._fields import FieldPolicy, Path, format_path
 from ._outcome import ReloadResult
 from ._parsing import Format, locate, parse, parse_node
@@ -69,6 +69,8 @@ class Evaluation(Generic[T]):
 def result_for(error: ConfigError) -> ReloadResult:
     """A file that cannot be read is an ``error``; content that is wrong fails validation."""
     if isinstance(error, ConfigReadError) and error.reason != "too_large":
+        return ReloadResult.ERROR
+    if isinstance(error, ConfigRefusedError):  # valid content that cannot apply live
         return ReloadResult.ERROR
     return ReloadResult.VALIDATION_FAILED
 
@@ -146,6 +148,7 @@ class Pipeline(Generic[T]):
             config = self._convert(data, raw, document)
             builtins = self._schema.to_builtins(config)
             changed = list(changed_paths(active.builtins, builtins))
+            self._refuse(changed)
             effective, roots = retain(active.builtins, builtins, changed, self.policy)
             if roots:
                 config = self._convert(effective, raw, document)
@@ -166,6 +169,18 @@ class Pipeline(Generic[T]):
             changed=tuple(format_path(p) for p in changed),
             restart_required=wanted,
         )
+
+    def _refuse(self, changed: list[Path]) -> None:
+        """Raise `ConfigRefusedError` if ``changed`` touches a field whose policy is refuse."""
+        roots = dict.fromkeys(r for p in changed if (r := self.policy.refuse_root(p)) is not None)
+        if roots:
+            fields = tuple(format_path(r) for r in roots)
+            raise ConfigRefusedError(
+                self.source,
+                f"{', '.join(fields)} changed and cannot change while running: "
+                "the whole change is refused; restart the process to apply it",
+                fields=fields,
+            )
 
     def _redact(self, error: ConfigValidationError, data: Any) -> ConfigValidationError:
         """``error`` with every secret value of the document masked in its message.

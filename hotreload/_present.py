@@ -102,6 +102,7 @@ def outcome_dict(outcome: ReloadOutcome) -> dict[str, Any]:
         "duration_ms": round(outcome.duration * 1000, 3),
         "at": datetime.fromtimestamp(outcome.at, timezone.utc).isoformat() if outcome.at else None,
         "error": None if outcome.error is None else error_dict(outcome.error),
+        "refused": list(outcome.refused),
     }
 
 
@@ -114,6 +115,8 @@ def outcome_line(outcome: ReloadOutcome) -> str:
         line += f" changed: {', '.join(outcome.changed)}"
     if outcome.restart_required:
         line += f" restart required: {', '.join(outcome.restart_required)}"
+    if outcome.refused:
+        line += f" refused: {', '.join(outcome.refused)} (restart to apply)"
     if outcome.error is not None:
         line += f" - keeping previous: {outcome.error}"
     return line

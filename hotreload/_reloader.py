@@ -11,17 +11,19 @@ as mixins, one concern per module, each owning the slots of its state: sessions
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from . import _sighup
+from ._derive import Derived, DerivedSet
 from ._drain import DrainGate
-from ._errors import ConfigError
+from ._errors import ConfigBuildError, ConfigError
 from ._failures import FailureActor, FailureLedger, Mark, ToolsetFailureRecord
 from ._fields import FieldPolicy
 from ._file_source import Attachment, FileSource
@@ -44,6 +46,7 @@ from ._worker import _Change
 __all__ = ["ApplyHook", "HotReloader", "Stream"]
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class HotReloader(Sessions[T]):
@@ -69,8 +72,10 @@ class HotReloader(Sessions[T]):
     relying on inotify (NFS, CIFS, FUSE; ``None`` follows ``WATCHFILES_FORCE_POLLING``);
     ``format`` overrides the suffix (``yaml``, ``json``,
     ``toml``); ``restart_required`` and ``secrets`` add dotted path patterns to what the schema
-    marks with `RestartRequired` and `Secret`; ``log_level_field`` names the field whose value
-    is applied to the stdlib ``loggers`` (root by default) on load and on every change.
+    marks with `RestartRequired` and `Secret`, and ``refuse_changes`` patterns whose change
+    refuses the whole new version (``RestartRequired("refuse")``); ``log_level_field`` names
+    the field whose value is applied to the stdlib ``loggers`` (root by default) on load and on
+    every change.
 
     Failures (BR-HAPI-190): ``record_failure(toolset, ...)`` counts; ``failure_threshold``
     consecutive failures force a re-check, at most once per ``failure_cooldown`` seconds per
@@ -79,7 +84,8 @@ class HotReloader(Sessions[T]):
     ``on_apply`` hooks, ``async def hook(new, old)``, run before a change is put in force
     (bounded by ``hook_timeout``); one that raises refuses it, and the hooks that already ran
     are called again as ``hook(old, new)`` to undo. A version a hook refused is tried again
-    by ``reload()``, not by watch events or forced re-checks.
+    by ``reload()``, not by watch events or forced re-checks. `derive` keeps a resource built
+    from the config (a client, a pool) in step with it.
     """
 
     # Slots, not a __dict__: thousands of reloaders in one process should cost a few KB each.
@@ -90,6 +96,7 @@ class HotReloader(Sessions[T]):
         "__weakref__",
         "_attached",
         "_closed",
+        "_derived",
         "_failures",
         "_log",
         "_metrics",
@@ -126,6 +133,7 @@ class HotReloader(Sessions[T]):
         step_ms: int = 10,
         format: Format | None = None,  # noqa: A002 - the natural name for it
         restart_required: Sequence[str] = (),
+        refuse_changes: Sequence[str] = (),
         secrets: Sequence[str] = (),
         log_level_field: str | None = "log_level",
         loggers: Sequence[str] = ("",),
@@ -171,7 +179,12 @@ class HotReloader(Sessions[T]):
         checks: list[Validator[T]] = list(validators)
         if self._log_level_field is not None:
             checks.insert(0, self._check_log_level)
-        self.policy = FieldPolicy(schema, restart_required=restart_required, secrets=secrets)
+        self.policy = FieldPolicy(
+            schema,
+            restart_required=restart_required,
+            secrets=secrets,
+            refuse_changes=refuse_changes,
+        )
         self._pipeline: Pipeline[T] = Pipeline(
             schema,
             source=self.path,
@@ -188,6 +201,7 @@ class HotReloader(Sessions[T]):
         """Why the config in force is not the source's (started from the last-known-good
         copy because the source was invalid), or None. Cleared by the next valid version."""
         self.hook_timeout = hook_timeout
+        self._derived = DerivedSet(self._log, hook_timeout)
         self._gate: DrainGate[_Change[T]] = DrainGate(max_drain_wait, self._notify_threadsafe)
         self._failures = FailureActor(
             FailureLedger(failure_threshold, failure_cooldown),
@@ -228,9 +242,21 @@ class HotReloader(Sessions[T]):
             self._log.warning(event, detail=detail)
         self._triggers = []
         self._loop = asyncio.get_running_loop()
+        built, failed = await self._derived.build(self._derived.items, active.config, 1)
+        if failed is not None:  # fail fast, as for an invalid file
+            failed_one, cause = failed
+            message = self._failure_text(f"derived resource {failed_one.name}", cause, active)
+            raise ConfigBuildError(self.path, message, resource=failed_one.name) from cause
         self._metrics = ReloaderMetrics(self.name, self._registry, self._namespace)
+        self._derived.metrics = self._metrics
         self._commit(
-            active, trigger="initial", started=started, changed=(), seen_at=started, raw=raw
+            active,
+            trigger="initial",
+            started=started,
+            changed=(),
+            seen_at=started,
+            raw=raw,
+            built=built,
         )
         self._metrics.degraded.set(0 if self.degraded is None else 1)
         tasks = self._tasks = TaskSet(self._log)
@@ -305,7 +331,10 @@ class HotReloader(Sessions[T]):
             if attached is not None:
                 await attached.detach()
         finally:  # also when cancelled: streams end, the name is released, waiters wake
-            self._release_all()
+            try:
+                await self._derived.aclose(self._gate.max_wait)
+            finally:
+                self._release_all()
 
     def _release_all(self) -> None:
         triggers, self._triggers = self._triggers, []
@@ -373,6 +402,65 @@ class HotReloader(Sessions[T]):
     def registry(self) -> CollectorRegistry:
         """The prometheus registry this reloader's metrics are on."""
         return REGISTRY if self._registry is None else self._registry
+
+    @overload
+    def derive(
+        self,
+        build: Callable[[T], Awaitable[R]],
+        *,
+        on: Sequence[str] = ...,
+        close: Callable[[R], object] | None = ...,
+        name: str | None = ...,
+    ) -> Derived[R]: ...
+    @overload
+    def derive(
+        self,
+        build: Callable[[T], R],
+        *,
+        on: Sequence[str] = ...,
+        close: Callable[[R], object] | None = ...,
+        name: str | None = ...,
+    ) -> Derived[R]: ...
+    def derive(
+        self,
+        build: Callable[[T], R | Awaitable[R]],
+        *,
+        on: Sequence[str] = ("llm",),
+        close: Callable[[R], object] | None = None,
+        name: str | None = None,
+    ) -> Derived[R]:
+        """Keep ``build(config)`` (sync or async) in step with the config: built at start and
+        again, inside the commit, whenever a key path under ``on`` changes (``on=()``: any
+        change). A build that raises, or an async one that exceeds ``hook_timeout``, refuses
+        the change like an apply hook. ``derived.current`` is the resource in force;
+        ``derived.get()`` the one pinned by the session or request being served. A replaced
+        resource is closed once, in the background, when no pin holds it: ``close(r)`` if
+        given, else ``r.aclose()`` or ``r.close()``; errors are logged and counted, never
+        raised. On exit every resource is closed, the pinned ones after their pins end (at
+        most ``max_drain_wait``).
+
+        Derive before ``async with`` (any build), or while running with a sync build.
+        ``name`` (unique per reloader) labels logs, metrics and ``/-/config``; by default the
+        build's ``__name__`` (``derived`` for a lambda), suffixed ``-2``, ``-3``... if taken.
+        """
+        label = name if name is not None else self._derived.default_name(build)
+        derived: Derived[R] = Derived(build, on=on, close=close, name=label)
+        if self._tasks is None:
+            self._derived.add(derived)
+        else:
+            self._derived.add_running(derived, self.config, self.snapshot.generation)
+        return derived
+
+    @property
+    def derived_resources(self) -> tuple[Derived[Any], ...]:
+        """Every resource `derive` keeps, in the order they were derived."""
+        return self._derived.items
+
+    def pin_resources(self) -> contextlib.AbstractContextManager[None]:
+        """Pin the derived resources in force until the block ends, so ``derived.get()`` in it
+        returns them even if a change swaps them meanwhile; `session` and
+        ``hotreload.asgi.HotReloadMiddleware`` do this for you. Use on the event loop."""
+        return self._derived.pinning()
 
     def explain(self) -> list[Explained]:
         """Every leaf of the config in force with where it came from: a file and line, an

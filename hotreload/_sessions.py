@@ -31,14 +31,17 @@ class Sessions(SourceWatch[T]):
 
         While any session is open a valid change waits as ``pending``; it is committed when
         the last session ends, or ``max_drain_wait`` after it started waiting. The session
-        keeps the snapshot it was given either way. For one snapshot per web request without
+        keeps the snapshot it was given either way, and ``derived.get()`` inside it the
+        resources built for that snapshot. For one snapshot per web request without
         holding anything back, read ``reloader.snapshot`` once instead.
         """
         key: Hashable = object() if session_id is None else session_id
         if not self.register_session(key):
             raise RuntimeError(f"session {session_id!r} is already open")
         try:
-            yield self.snapshot
+            snapshot = self.snapshot
+            with self._derived.pinning():  # the derived resources of this very snapshot
+                yield snapshot
         finally:
             self.unregister_session(key)
 

@@ -14,14 +14,15 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import anyio
 
 from ._decide import Candidate, Commit, Verdict, broken_invariant
+from ._derive import Derived, _Held
 from ._drain import DrainGate, Pending
 from ._errors import ConfigApplyError, ConfigError
 from ._fields import format_path
@@ -395,7 +396,16 @@ class Worker(Streams[T]):
             return self._record_outcome(
                 ReloadResult.CONFIG_UNCHANGED, batch, started, error=None, trigger=change.trigger
             )
-        error = await self._run_hooks(new, old, change.active)
+        built, failed = await self._build_derived(new, change.active, change.changed)
+        error: ConfigApplyError | None = failed
+        if error is None:
+            try:
+                error = await self._run_hooks(new, old, change.active)
+            except BaseException:  # cancelled (shutdown): the new resources never go in force
+                self._derived.discard(built)
+                raise
+            if error is not None:
+                self._derived.discard(built)
         if error is not None:
             self._refused = (new.config_hash, error)
             self._reject(error, ReloadResult.ERROR, change.trigger)
@@ -411,6 +421,7 @@ class Worker(Streams[T]):
             seen_at=change.seen_at,
             snapshot=new,
             raw=change.raw,
+            built=built,
         )
 
     def _snapshot_of(self, active: Active[T], generation: int, version: str | None) -> Snapshot[T]:
@@ -434,6 +445,7 @@ class Worker(Streams[T]):
         seen_at: float,
         raw: bytes,
         snapshot: Snapshot[T] | None = None,
+        built: Mapping[Derived[Any], _Held[Any]] | None = None,
     ) -> ReloadOutcome:
         initial = trigger == "initial"
         previous = None if initial else self.snapshot.config_hash
@@ -447,6 +459,8 @@ class Worker(Streams[T]):
         self._secrets = sorted(self.policy.secret_values(active.builtins), key=len, reverse=True)
         self.snapshot = snapshot
         self.config = active.config
+        if built:
+            self._derived.swap(built)  # same tick as the snapshot: a pin sees both or neither
         self._apply_log_level(active.config)
         done = time.perf_counter()
         self._metrics.committed(generation, active.config_hash, snapshot.loaded_at.timestamp())

@@ -124,7 +124,9 @@ class HotReloadMiddleware:
 
     Every read through `current_snapshot` / `current_config` (or
     ``request.state.hotreload_snapshot``) in that request sees the same version, even if a
-    change commits meanwhile. It never opens a gating session, so it never delays a commit.
+    change commits meanwhile, and ``derived.get()`` the resources built for it (an old client
+    is closed only after the requests that pinned it end). It never opens a gating session,
+    so it never delays a commit.
     """
 
     def __init__(
@@ -148,7 +150,8 @@ class HotReloadMiddleware:
             return
         token = _pin(scope, self.state_key, reloader.snapshot)
         try:
-            await self.app(scope, receive, send)
+            with reloader.pin_resources():  # the derived resources of the pinned snapshot
+                await self.app(scope, receive, send)
         finally:
             _pinned.reset(token)
 
@@ -269,6 +272,11 @@ def config_report(
         "active_sessions": reloader.active_sessions,
         "restart_required": list(reloader.restart_required),
         "failures": failure_dict(reloader.failures.values()),
+        "refused": list(last.refused) if last is not None else [],
+        "derived": [
+            {"name": d.name, "generation": d.generation, "draining": d.draining}
+            for d in reloader.derived_resources
+        ],
     }
     if include_config:
         report["config"] = redacted(to_builtins(snapshot.config), reloader.policy)

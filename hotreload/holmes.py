@@ -3,7 +3,10 @@
 ``config.yaml`` (BR-HAPI-199, `ApiConfig`, `create_reloader`): hot-reloadable ``llm.*``,
 ``toolsets.*`` and ``log_level``; restart-required (the running value stays until the pod
 restarts, with a warning and a gauge) ``api_host``, ``api_port``, ``auth_enabled``,
-``kubernetes.*`` and ``data_storage_url``.
+``kubernetes.*`` and ``data_storage_url``. A change of ``llm.provider`` refuses the whole new
+version (the provider is the client's identity: a new provider with the old one's key or
+endpoint must never go out half-applied); `derive_llm_client` keeps an HTTP client for
+``llm.*`` in step with the file.
 
 ``toolsets.yaml`` (BR-HAPI-190, `ToolsetCatalog`, `create_toolset_reloader`): the discovered
 toolsets with per-name overrides; ``TOOLSET_MAX_FAILURES_BEFORE_RELOAD`` sets the failure
@@ -13,20 +16,27 @@ safety limits nor the schema). Metrics of both are under ``holmesgpt_``.
 
 from __future__ import annotations
 
+import functools
 import os
+import ssl
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 import structlog
 from msgspec import Meta
 
+from ._derive import Derived
 from ._fields import RestartRequired, Secret
 from ._reloader import HotReloader
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "DEV_MODE_ENV",
     "NAMESPACE",
+    "REFUSED",
     "THRESHOLD_ENV",
     "ApiConfig",
     "CatalogError",
@@ -36,12 +46,23 @@ __all__ = [
     "ToolsetOverride",
     "create_reloader",
     "create_toolset_reloader",
+    "derive_llm_client",
     "dev_mode_from_env",
     "failure_threshold_from_env",
+    "llm_client",
     "validate_catalog",
 ]
 
 NAMESPACE = "holmesgpt"
+#: Fields whose change refuses the whole new version in `create_reloader` (issue 14, after the
+#: service's Go successor: an identity change needs a restart). BR-HAPI-199's scenario 3 hot-
+#: swaps the provider: ``create_reloader(path, refuse_changes=())`` gives that behaviour back.
+REFUSED = ("llm.provider",)
+#: Where a provider's API is when ``llm.endpoint`` is not set.
+PROVIDER_ENDPOINTS = {
+    "openai": "https://api.openai.com/v1",
+    "anthropic": "https://api.anthropic.com/v1",
+}
 THRESHOLD_ENV = "TOOLSET_MAX_FAILURES_BEFORE_RELOAD"
 DEV_MODE_ENV = "HOLMESGPT_DEV_MODE"
 
@@ -80,9 +101,41 @@ def create_reloader(
     name: str = "holmesgpt-api",
     **options: Any,
 ) -> HotReloader[ApiConfig]:
-    """A `HotReloader` for `ApiConfig` with the Holmes metric namespace; options pass through."""
+    """A `HotReloader` for `ApiConfig` with the Holmes metric namespace, refusing a change of
+    ``llm.provider`` (`REFUSED`); options pass through."""
     options.setdefault("namespace", NAMESPACE)
+    options.setdefault("refuse_changes", REFUSED)
     return HotReloader(path, schema=ApiConfig, name=name, **options)
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One TLS context for every client: loading the CA bundle costs ~30 ms, so a rebuild
+    that made its own would pay it at every change of ``llm.*``."""
+    return ssl.create_default_context()
+
+
+def llm_client(config: ApiConfig) -> httpx.AsyncClient:
+    """An `httpx.AsyncClient` for ``config.llm``: its endpoint (or the provider's), timeout,
+    connection retries and bearer key. Needs httpx (the ``demo`` extra)."""
+    import httpx  # noqa: PLC0415 - optional dependency, needed only by whoever derives it
+
+    llm = config.llm
+    endpoint = llm.endpoint or PROVIDER_ENDPOINTS.get(llm.provider, "")
+    headers = {} if llm.api_key is None else {"Authorization": f"Bearer {llm.api_key}"}
+    return httpx.AsyncClient(
+        base_url=endpoint,
+        headers=headers,
+        timeout=float(llm.timeout_seconds),
+        transport=httpx.AsyncHTTPTransport(retries=llm.max_retries, verify=_tls()),
+    )
+
+
+def derive_llm_client(reloader: HotReloader[ApiConfig]) -> Derived[httpx.AsyncClient]:
+    """Keep an `llm_client` in step with ``llm.*``: rebuilt inside the commit when any of it
+    changes; a request keeps the client it started with (``derived.get()``); the old one is
+    closed when the last of them ends."""
+    return reloader.derive(llm_client, on=("llm",), name="llm_client")
 
 
 # -- toolsets.yaml (BR-HAPI-190) -------------------------------------------------------------

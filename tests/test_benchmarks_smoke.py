@@ -49,6 +49,18 @@ def test_bench_extra_baselines_run(tmp_path: Path, module: str, row: str) -> Non
     assert results[row]["missed"] == 0
 
 
+def test_derived_benchmark_runs(tmp_path: Path) -> None:
+    out = tmp_path / "derived.json"
+    script = LATENCY.parent / "derived.py"
+    command = [sys.executable, str(script), "--samples", "3", "--memory-n", "5"]
+    subprocess.run([*command, "--json", str(out)], check=True, capture_output=True, timeout=30)
+    results = json.loads(out.read_text())["results"]
+    assert results["commit"]["with_one_derived"]["n"] == 3
+    assert results["commit"]["without"]["n"] == 3
+    assert results["memory"]["n"] == 5
+    assert {"no_derived_ns", "one_derived_ns"} <= results["pin"].keys()
+
+
 def test_polling_row_runs(tmp_path: Path) -> None:
     out = tmp_path / "latency.json"
     command = [sys.executable, str(LATENCY), "--quick", "--no-plot", "--json", str(out)]

@@ -157,8 +157,15 @@ async def test_demo_serves_the_config_and_an_edit_shows_at_once(tmp_path: Path) 
         url = serving.split()[3]
         await read_until(proc.stdout, "[gen 1] loaded")
         async with httpx.AsyncClient(base_url=url, timeout=5) as client:
-            assert (await client.get("/")).json()["model"] == "gpt-4"
+            home = (await client.get("/")).json()
+            assert home["model"] == "gpt-4"
+            # The derived LLM client: the endpoint it targets, how many old ones drain.
+            assert (home["llm_endpoint"], home["llm_clients_draining"]) == (
+                "https://api.openai.com/v1/",
+                0,
+            )
             report = (await client.get("/-/config")).json()
+            assert report["derived"] == [{"name": "llm_client", "generation": 1, "draining": 0}]
             assert report["source"] == str(config)
             assert report["config"]["llm"]["api_key"] == "***"
             written = time.perf_counter()
@@ -173,6 +180,8 @@ async def test_demo_serves_the_config_and_an_edit_shows_at_once(tmp_path: Path) 
                 2,
             )
             assert elapsed < 1.0
+            report = (await client.get("/-/config")).json()
+            assert report["derived"][0]["generation"] == 2  # llm.model changed: rebuilt
             # The README tour, step 4: a line `llm: [` added at the end.
             config.write_text(config.read_text() + "llm: [\n")
             line = await read_until(proc.stdout, "validation_failed")

@@ -12,7 +12,7 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from hotreload import ConfigParseError, ReloadResult, filter_by_stdlib_level
-from hotreload.holmes import ApiConfig, create_reloader
+from hotreload.holmes import ApiConfig, create_reloader, derive_llm_client
 from hotreload.testing import ConfigMapVolume
 from tests.conftest import MetricReader
 
@@ -101,7 +101,10 @@ async def test_scenario_2_invalid_yaml_keeps_previous(
 async def test_scenario_3_provider_failover(
     volume: ConfigMapVolume, registry: CollectorRegistry, restore_root_level: None
 ) -> None:
-    async with create_reloader(volume.path("config.yaml"), registry=registry) as r:
+    # BR-HAPI-199 swaps the provider live; the preset refuses it by default (issue 14's
+    # identity rule, see hotreload.holmes.REFUSED), so this scenario opts back in.
+    path = volume.path("config.yaml")
+    async with create_reloader(path, registry=registry, refuse_changes=()) as r:
         assert r.config.llm.provider == "openai"
         failover = edit(BASE, "provider: openai", "provider: vertex_ai")
         failover = edit(failover, "endpoint: https://api.openai.com/v1", "endpoint: null")
@@ -221,3 +224,31 @@ def test_holmes_schema_defaults() -> None:
 
     config = msgspec.convert({"llm": {"provider": "openai", "model": "gpt-4"}}, ApiConfig)
     assert (config.log_level, config.api_port, config.auth_enabled) == ("INFO", 8080, True)
+
+
+async def test_the_preset_refuses_a_provider_change_and_derives_an_llm_client(
+    volume: ConfigMapVolume, registry: CollectorRegistry, restore_root_level: None
+) -> None:
+    """Issue 14: the provider is the client's identity, so a change of it refuses the whole new
+    version (nothing of it applies); other ``llm.*`` changes rebuild the derived client."""
+    reloader = create_reloader(volume.path("config.yaml"), registry=registry)
+    client = derive_llm_client(reloader)
+    async with reloader as r:
+        first = client.current
+        assert str(first.base_url) == "https://api.openai.com/v1/"
+        assert first.headers["authorization"].startswith("Bearer ")
+        failover = edit(BASE, "provider: openai", "provider: vertex_ai")
+        volume.update({"config.yaml": edit(failover, "model: gpt-4", "model: gemini")})
+        outcome = await r.wait_for_outcome(ReloadResult.ERROR, timeout=5)
+        assert outcome.refused == ("llm.provider",)
+        assert (r.config.llm.provider, r.config.llm.model, client.current) == (
+            "openai",
+            "gpt-4",
+            first,
+        )
+        volume.update({"config.yaml": edit(BASE, "https://api.openai.com/v1", "http://proxy/v1")})
+        await r.wait_for_generation(2, timeout=5)
+        assert str(client.current.base_url) == "http://proxy/v1/"
+        await client.wait_drained(timeout=5)
+        assert first.is_closed
+    assert client.current.is_closed
