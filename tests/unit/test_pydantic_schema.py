@@ -388,3 +388,13 @@ def test_serializers_and_excluded_fields_do_not_bend_the_config() -> None:
     assert (changed.candidate.config.name, changed.candidate.config.port) == ("svc", 1)
     extra = pipeline.evaluate(b"hidden: a\nname: svc\nowner: me\n", active)
     assert extra.changed == ("owner",)
+
+
+def test_both_restart_modes_are_found_through_annotated() -> None:
+    class Identity(pydantic.BaseModel):
+        model_config = FROZEN
+        provider: Annotated[str, RestartRequired("refuse")] = "openai"
+        port: Annotated[int, RestartRequired] = 1
+
+    policy = FieldPolicy(Identity)
+    assert (policy.refused, policy.restart_required) == ((("provider",),), (("port",),))
