@@ -1,4 +1,4 @@
-"""``hotreload demo``: a small Starlette app serving a Holmes-style config that reloads live.
+"""``hotreload demo``: a small Starlette app serving a HolmesGPT API config that reloads live.
 
 Imported only by the ``demo`` command, so Starlette and uvicorn (the ``demo`` extra) are needed
 only there. ``/`` answers with the model and provider in use, the endpoint the LLM client in
@@ -41,17 +41,49 @@ TOKEN_ENV = "HOTRELOAD_RELOAD_TOKEN"  # noqa: S105 - the variable's name, not a 
 CONFIG_ENV = "HOTRELOAD_DEMO_CONFIG"
 
 DEMO_CONFIG = """\
-# The demo's config: edit and save, then reload http://127.0.0.1:<port>/ in a browser.
+# The demo's config, in the HolmesGPT API's own format (the sections of its deploy ConfigMap).
+# Edit and save, then reload http://127.0.0.1:<port>/ in a browser.
+logging:
+  level: INFO                       # DEBUG: debug lines appear at once
+dev_mode: false
+auth_enabled: true                  # restart-required, like api_host, api_port, kubernetes.*
+api_host: "0.0.0.0"
+api_port: 8080
+
 llm:
   provider: openai
   model: gpt-4
-  temperature: 0.2
-  api_key: sk-demo-not-a-real-key   # secrets never appear in logs or in /-/config
+  endpoint: https://api.openai.com/v1
+  api_key: sk-demo-not-a-real-key   # a secret: never in logs or in /-/config
+  max_retries: 3
+  timeout_seconds: 60
+  max_tokens_per_request: 4096
+  temperature: 0.7
+
 toolsets:
-  kubernetes: {enabled: true}
-  prometheus: {enabled: true}
-log_level: INFO
-api_port: 8080   # restart-required: a change here waits for a restart
+  kubernetes/core: {}
+  prometheus/metrics: {}
+
+context_api:
+  url: http://context-api.kubernaut-system.svc.cluster.local:8091
+  timeout_seconds: 10
+  max_retries: 2
+
+kubernetes:
+  service_host: kubernetes.default.svc
+  service_port: 443
+  token_reviewer_enabled: true
+
+data_storage:
+  url: http://data-storage-service.kubernaut-system.svc.cluster.local:8080
+  timeout: 60
+
+public_endpoints: [/health, /ready, /metrics]
+
+metrics:
+  enabled: true
+  endpoint: /metrics
+  scrape_interval: 30s
 """
 
 

@@ -37,7 +37,10 @@ if TYPE_CHECKING:
 
 __all__ = ["EtcdSource"]
 
-_EXTRA_HINT = "EtcdSource needs the optional 'etcd' extra: pip install 'hotreload-engine[etcd]'"
+_EXTRA_HINT = (  # the distribution is not on the package index yet: install from a checkout
+    """EtcdSource needs the optional 'etcd' extra: pip install -e ".[etcd]" """
+    "(from a checkout of hotreload)"
+)
 
 # gRPC status codes that mean "this member cannot answer now, another one may".
 _RETRY_ELSEWHERE = {4, 14}  # DEADLINE_EXCEEDED, UNAVAILABLE

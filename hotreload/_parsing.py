@@ -298,12 +298,25 @@ def locate(
     key the schema error did not name, stops it at the enclosing mapping). ``at_key`` points at
     the last key rather than its value (for an unknown field). JSON and TOML give no position.
     """
+    return locate_all(raw, fmt, [path], at_key=at_key)[0]
+
+
+def locate_all(
+    raw: bytes, fmt: Format, paths: list[list[str | int]], *, at_key: bool = False
+) -> list[tuple[int, int] | None]:
+    """`locate` for several paths, composing the document once."""
     if fmt != "yaml":
-        return None
+        return [None] * len(paths)
     try:
-        node: yaml.Node | None = yaml.compose(raw.decode("utf-8", "replace"), Loader=_BaseLoader)
+        root: yaml.Node | None = yaml.compose(raw.decode("utf-8", "replace"), Loader=_BaseLoader)
     except (yaml.YAMLError, RecursionError):
-        return None
+        return [None] * len(paths)
+    return [_node_position(root, path, at_key) for path in paths]
+
+
+def _node_position(
+    node: yaml.Node | None, path: list[str | int], at_key: bool
+) -> tuple[int, int] | None:
     key: yaml.Node | None = None
     for seg in path:
         key = None

@@ -1,9 +1,10 @@
 """The pure, synchronous part of a reload: bytes in, a verdict and a candidate out.
 
 read (size cap) → sha256 → unchanged shortcut → parse → convert (``msgspec.convert``, strict,
-or a pydantic model's validation: `hotreload._schema`) →
-restart-required retention → validators → canonical hash. No I/O but `Pipeline.read`, no
-event loop, no clock: every step is testable on its own and the reloader stays the only writer.
+or a pydantic model's validation: `hotreload._schema`) → unknown keys (named, or refused when
+``strict``) → restart-required retention → validators → canonical hash. No I/O but
+`Pipeline.read`, no event loop, no clock: every step is testable on its own and the reloader
+stays the only writer.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from ._diff import changed_paths, get_path, retain
 from ._errors import ConfigError, ConfigReadError, ConfigRefusedError, ConfigValidationError
 from ._fields import FieldPolicy, Path, format_path
 from ._outcome import ReloadResult
-from ._parsing import Format, locate, parse, parse_node
+from ._parsing import Format, locate, locate_all, parse, parse_node
 from ._provenance import Document, Origin, Parsed, dotted, walk_yaml, whole
 from ._schema import Schema, schema_for
 from ._snapshot import canonical_hash
+from ._unknown import UnknownKey, describe, find_unknown
 
 __all__ = [
     "Active",
@@ -51,6 +53,8 @@ class Active(Generic[T]):
     raw: bytes | None = field(default=None, compare=False, repr=False)
     """A single file's bytes: its origins are worked out from them only when asked for
     (``explain``), so the config in force keeps no second, parsed copy of itself."""
+    unknown: tuple[UnknownKey, ...] = field(default=(), compare=False)
+    """Keys of the document the schema does not declare (only when it allows them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +68,8 @@ class Evaluation(Generic[T]):
     restart_required: tuple[tuple[Path, str], ...] = ()
     """Restart-required fields the file wants changed, each with a digest of the wanted value."""
     error: ConfigError | None = None
+    unknown: tuple[UnknownKey, ...] | None = None
+    """The version's unknown keys; None when it was not parsed (same bytes, or unreadable)."""
 
 
 def result_for(error: ConfigError) -> ReloadResult:
@@ -88,6 +94,7 @@ class Pipeline(Generic[T]):
         validators: Sequence[Validator[T]],
         policy: FieldPolicy,
         decode: Callable[[bytes], Document] | None = None,
+        strict: bool = False,
     ) -> None:
         self.schema = schema
         self._schema: Schema[T] = schema_for(schema)
@@ -99,23 +106,32 @@ class Pipeline(Generic[T]):
         self.max_bytes = max_bytes
         self.validators = tuple(validators)
         self.policy = policy
+        self.strict = strict
 
     def load(self, raw: bytes) -> Active[T]:
         """Parse, convert and validate ``raw`` as a first version: raises `ConfigError`."""
         data, document = self._document(raw)
         try:
             config = self._convert(data, raw, document)
+            unknown = self._unknown(data, raw, document)
             self._validate(config, document)
         except ConfigValidationError as exc:
             raise self._redact(exc, data) from None
         builtins = self._schema.to_builtins(config)
-        return self._active(config, builtins, sha256_hex(raw), raw, document)
+        return self._active(config, builtins, sha256_hex(raw), raw, document, unknown=unknown)
 
     def _active(
-        self, config: T, builtins: Any, sha: str, raw: bytes, document: Document | None
+        self,
+        config: T,
+        builtins: Any,
+        sha: str,
+        raw: bytes,
+        document: Document | None,
+        *,
+        unknown: tuple[UnknownKey, ...],
     ) -> Active[T]:
         kept = raw if document is None else None
-        return Active(config, builtins, canonical_hash(builtins), sha, document, kept)
+        return Active(config, builtins, canonical_hash(builtins), sha, document, kept, unknown)
 
     def _document(self, raw: bytes) -> tuple[Any, Document | None]:
         """The data to convert, and (a layered source) where its values came from."""
@@ -143,9 +159,11 @@ class Pipeline(Generic[T]):
         if sha == active.content_sha256:
             return Evaluation(ReloadResult.CONFIG_UNCHANGED, sha)
         data: Any = None
+        unknown: tuple[UnknownKey, ...] = ()
         try:
             data, document = self._document(raw)
             config = self._convert(data, raw, document)
+            unknown = self._unknown(data, raw, document)
             builtins = self._schema.to_builtins(config)
             changed = list(changed_paths(active.builtins, builtins))
             self._refuse(changed)
@@ -160,15 +178,50 @@ class Pipeline(Generic[T]):
             return Evaluation(result_for(exc), sha, error=exc)
         wanted = tuple((root, _digest(get_path(builtins, root))) for root in roots)
         if not changed:
-            return Evaluation(ReloadResult.CONFIG_UNCHANGED, sha, restart_required=wanted)
-        candidate = self._active(config, effective, sha, raw, document)
+            return Evaluation(
+                ReloadResult.CONFIG_UNCHANGED, sha, restart_required=wanted, unknown=unknown
+            )
+        candidate = self._active(config, effective, sha, raw, document, unknown=unknown)
         return Evaluation(
             ReloadResult.CONFIG_CHANGED,
             sha,
             candidate=candidate,
             changed=tuple(format_path(p) for p in changed),
             restart_required=wanted,
+            unknown=unknown,
         )
+
+    def _unknown(self, data: Any, raw: bytes, document: Document | None) -> tuple[UnknownKey, ...]:
+        """The document's unknown keys with where they are (a layered source: the layer that
+        has them); with ``strict``, an error naming them all at the first one's position."""
+        found = find_unknown(self.schema, data)
+        if not found:
+            return ()
+        if document is not None:
+            origins = [document.origin(list(k.path), at_key=True) for k in found]
+            where = [(o.source, o.line, o.column) for o in origins]
+        else:
+            positions = locate_all(raw, self.fmt, [list(k.path) for k in found], at_key=True)
+            where = [(self.source, *(at or (None, None))) for at in positions]
+        keys = tuple(
+            UnknownKey(k.path, k.suggestion, line, column, source)
+            for k, (source, line, column) in zip(found, where, strict=True)
+        )
+        if self.strict:
+            first, *more = keys
+            hint = "" if first.suggestion is None else f" (did you mean `{first.suggestion}`?)"
+            message = f"unknown field `{first.path[-1]}`{hint}"
+            if more:
+                message += f", and {len(more)} more: {describe(more)}"
+            raise ConfigValidationError(
+                first.source or self.source,
+                message,
+                field_path=first.dotted,
+                line=first.line,
+                column=first.column,
+                reason="unknown_key",
+            )
+        return keys
 
     def _refuse(self, changed: list[Path]) -> None:
         """Raise `ConfigRefusedError` if ``changed`` touches a field whose policy is refuse."""

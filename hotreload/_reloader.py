@@ -75,7 +75,9 @@ class HotReloader(Sessions[T]):
     marks with `RestartRequired` and `Secret`, and ``refuse_changes`` patterns whose change
     refuses the whole new version (``RestartRequired("refuse")``); ``log_level_field`` names
     the field whose value is applied to the stdlib ``loggers`` (root by default) on load and on
-    every change.
+    every change. ``watch=False`` loads once and changes only on ``reload()`` (no watcher, no
+    poll). Keys the schema does not declare (when it allows them) are named in
+    ``unknown_keys`` and logged once per new set; ``strict=True`` refuses a version that has any.
 
     Failures (BR-HAPI-190): ``record_failure(toolset, ...)`` counts; ``failure_threshold``
     consecutive failures force a re-check, at most once per ``failure_cooldown`` seconds per
@@ -111,6 +113,7 @@ class HotReloader(Sessions[T]):
         "poll_interval",
         "source",
         "step_ms",
+        "watch",
     )
 
     config: T
@@ -145,6 +148,8 @@ class HotReloader(Sessions[T]):
         lkg_path: str | os.PathLike[str] | None = None,
         force_polling: bool | None = None,
         poll_delay_ms: int = 300,
+        watch: bool = True,
+        strict: bool = False,
     ) -> None:
         kind = schema_for(schema)  # refuses a mutable schema: readers share the config
         if poll_interval < 0 or max_bytes <= 0 or debounce_ms <= 0 or step_ms <= 0:
@@ -168,6 +173,8 @@ class HotReloader(Sessions[T]):
         """The source's ``uri``: the file path for a file."""
         self.name = name
         self.poll_interval = poll_interval
+        self.watch = watch
+        """False: load once, then change only on ``reload()`` (no watcher, no safety poll)."""
         self.debounce_ms = debounce_ms
         self.step_ms = step_ms
         self._registry = registry
@@ -193,6 +200,7 @@ class HotReloader(Sessions[T]):
             validators=checks,
             policy=self.policy,
             decode=source.document if isinstance(source, Layers) else None,
+            strict=strict,
         )
         self._log = ContextLogger("hotreload", config=name, source=self.path)
         self._hooks: list[ApplyHook[T]] = list(on_apply)
@@ -215,6 +223,8 @@ class HotReloader(Sessions[T]):
         self.last_outcome: ReloadOutcome | None = None
         self.restart_required: tuple[str, ...] = ()
         """Restart-required fields whose new value in the file is not in force yet."""
+        self.unknown_keys: tuple[str, ...] = ()
+        """Keys of the source's latest valid version that the schema does not declare."""
 
     def _init_state(self) -> None:
         self._closed = True
@@ -238,6 +248,7 @@ class HotReloader(Sessions[T]):
             active, raw = self._last_known_good(exc)  # or raises exc
             self._version = None
         self._seen_key = active.content_sha256
+        self._note_unknown(active.unknown)
         for event, detail in getattr(self.source, "warnings", list)():
             self._log.warning(event, detail=detail)
         self._triggers = []
@@ -279,13 +290,15 @@ class HotReloader(Sessions[T]):
                     name=f"hotreload-failures[{self.name}]",
                 ),
             )
-            if self.poll_interval > 0:  # a timer, not a task: a few hundred bytes, not KBs
+            if self.poll_interval > 0 and self.watch:  # a timer, not a task: a few hundred bytes
                 self._poll_timer = self._loop.call_later(self.poll_interval, self._poll)
+            # watch=False: no watcher and no poll; only reload() and the failure actor's
+            # re-check read the source.
             attach = getattr(self.source, "attach", None)
-            if attach is not None:  # a direct subscription (the file hub): no task needed
+            if self.watch and attach is not None:  # a direct subscription (the file hub)
                 self._attached = attach(self._notify, self._metrics.watch_restarts.inc)
                 await self._watching(self._attached.ready)
-            else:
+            elif self.watch:
                 watching: asyncio.Future[None] = self._loop.create_future()
                 tasks.spawn(lambda: self._watch(watching), name=f"hotreload-watch[{self.name}]")
                 await self._watching(watching)

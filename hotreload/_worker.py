@@ -33,6 +33,7 @@ from ._snapshot import Snapshot
 from ._source import Source
 from ._streams import Streams
 from ._tasks import TaskSet
+from ._unknown import UnknownKey
 
 __all__ = ["MSG_REJECTED", "MSG_RELOADED", "Worker"]
 
@@ -114,12 +115,14 @@ class Worker(Streams[T]):
         "config",
         "restart_required",
         "snapshot",
+        "unknown_keys",
     )
 
     config: T
     snapshot: Snapshot[T]
     source: Source
     restart_required: tuple[str, ...]
+    unknown_keys: tuple[str, ...]
     poll_interval: float
     _pipeline: Pipeline[T]
     _metrics: ReloaderMetrics
@@ -559,7 +562,25 @@ class Worker(Streams[T]):
             generation=self.snapshot.generation,
         )
 
+    def _note_unknown(self, keys: tuple[UnknownKey, ...] | None) -> None:
+        """Log a version's unknown keys once per new set (not on every re-check); None: the
+        version was not parsed again (the same bytes), nothing new to say."""
+        if keys is None:
+            return
+        names = tuple(key.dotted for key in keys)
+        if names != self.unknown_keys:
+            self.unknown_keys = names
+            if keys:
+                self._log.warning(
+                    "config_unknown_keys",
+                    keys=[str(key) for key in keys],
+                    detail="ignored: not in the schema (strict=True refuses them)",
+                )
+
     def _note_restart_required(self, evaluation: Evaluation[T]) -> None:
+        """What a valid version asks for that is not applied: restart-required changes, and
+        (logged here too, as every valid version passes here) keys the schema does not know."""
+        self._note_unknown(evaluation.unknown)
         wanted = evaluation.restart_required
         self.restart_required = tuple(format_path(path) for path, _ in wanted)
         self._metrics.restart_required.set(len(wanted))

@@ -242,6 +242,20 @@ def gated(endpoint: Callable[..., Any], *, state_key: str = STATE_KEY) -> ASGIAp
 # -- admin endpoints ----------------------------------------------------------------------------
 
 
+def _status(reloader: HotReloader[Any]) -> dict[str, Any]:
+    """``{"status": "ok"}``, or ``{"status": "degraded", "reason": why}``: one word, one meaning,
+    the same in ``/-/config`` and ``/-/readyz``."""
+    last = reloader.last_outcome
+    if reloader.degraded is not None:
+        return {"status": "degraded", "reason": reloader.degraded}
+    if last is not None and last.error is not None:
+        return {
+            "status": "degraded",
+            "reason": f"latest version rejected, previous kept: {last.error}",
+        }
+    return {"status": "ok", "reason": None}
+
+
 def config_report(
     reloader: HotReloader[Any], *, include_config: bool = True, origins: bool = False
 ) -> dict[str, Any]:
@@ -257,10 +271,7 @@ def config_report(
         "name": reloader.name,
         "pid": os.getpid(),  # which worker answered: each worker process has its own reloader
         **snapshot_dict(snapshot),
-        "status": "degraded"
-        if reloader.degraded is not None or (last is not None and last.error is not None)
-        else "ok",
-        "degraded": reloader.degraded,
+        **_status(reloader),
         "last_outcome": None if last is None else outcome_dict(last),
         "pending": None
         if pending is None
@@ -409,23 +420,16 @@ class HotReloadAdmin:
             await self._reload(reloader, scope, send)
 
     async def _ready(self, reloader: HotReloader[Any], send: Send) -> None:
-        snapshot, last = reloader.snapshot, reloader.last_outcome
+        snapshot = reloader.snapshot
         body: dict[str, Any] = {
             "status": "ready",
             "generation": snapshot.generation,
             "config_hash": snapshot.config_hash,
         }
-        status = 200
-        if reloader.degraded is not None:
-            body["status"] = "degraded"
-            body["reason"] = reloader.degraded
-            if self.strict_ready:
-                status = 503
-        elif last is not None and last.error is not None:
-            body["status"] = "degraded"
-            body["reason"] = f"latest version rejected, previous kept: {last.error}"
-            if self.strict_ready:
-                status = 503
+        state = _status(reloader)
+        status = 503 if state["status"] == "degraded" and self.strict_ready else 200
+        if state["status"] == "degraded":
+            body.update(state)
         secrets = _secret_values(to_builtins(snapshot.config), reloader.policy)
         await _json(send, status, _scrub(body, secrets))
 

@@ -1,14 +1,17 @@
 """The ``hotreload`` command: vet a config before it ships, watch one live, or try the demo.
 
-* ``hotreload check FILE... --schema holmes|module:Class [--env-prefix P] [--explain]
-  [--against OLD] [--json]``: exit 0 if valid, 1 if not, 2 on a usage error; errors carry the
-  file, line/column or field path (like ``nginx -t``); several files are layers merged in
-  order; ``--explain`` prints each value with its origin; ``--against`` lists the changed key
-  paths, secrets as ``***``.
-* ``hotreload watch FILE... --schema ... [--env-prefix P]``: run a reloader (several files:
-  layers) and print one line per outcome.
-* ``hotreload demo``: a Starlette app on 127.0.0.1 serving a Holmes-style config from a temp
-  directory, reloaded live as you edit it (needs the ``demo`` extra).
+* ``hotreload check FILE... --schema PRESET|module:Class [--strict] [--env-prefix P]
+  [--explain] [--against OLD] [--json]``: exit 0 if valid, 1 if not, 2 on a usage error; errors
+  carry the file, line/column or field path (like ``nginx -t``); several files are layers
+  merged in order; keys the schema does not know are listed with their line and a "did you
+  mean" (``--strict``: they make the config invalid); ``--explain`` prints each value with its
+  origin; ``--against`` lists the changed key paths, secrets as ``***``. The presets are the
+  `PRESETS` table.
+* ``hotreload watch FILE... --schema ... [--strict] [--env-prefix P]``: run a reloader (several
+  files: layers) and print one line per outcome.
+* ``hotreload demo``: a Starlette app on 127.0.0.1 serving a HolmesGPT API config from a temp
+  directory, reloaded live as you edit it (needs the ``demo`` extra); SIGTERM stops it like
+  Ctrl-C.
 """
 
 from __future__ import annotations
@@ -20,14 +23,17 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import structlog
 
+from . import __version__
 from ._errors import ConfigError
 from ._fields import FieldPolicy
 from ._file_source import read_file
@@ -35,7 +41,7 @@ from ._layers import Layer, Layers
 from ._logging import filter_by_stdlib_level
 from ._outcome import ReloadOutcome
 from ._parsing import format_for
-from ._pipeline import Active, Pipeline
+from ._pipeline import Active, Pipeline, Validator
 from ._present import (
     diff_records,
     error_dict,
@@ -46,34 +52,56 @@ from ._present import (
     to_builtins,
 )
 from ._reloader import HotReloader
+from ._unknown import UnknownKey
 
-__all__ = ["main"]
+__all__ = ["PRESETS", "main"]
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+#: How to install an extra until the distribution is on the package index.
+INSTALL_HINT = 'pip install -e ".[{extra}]"  (from a checkout of hotreload)'
+
+#: ``--schema`` presets: name -> ("module:Schema", "module:validator", ...), imported only when
+#: used; ``check`` and ``watch`` run the validators after the schema.
+PRESETS: dict[str, tuple[str, ...]] = {
+    "holmes": ("hotreload.holmes:ApiConfig",),
+    "holmes-toolsets": ("hotreload.holmes:ToolsetCatalog",),
+}
+
+_SCHEMA_HELP = (
+    "the schema to check against: a preset ("
+    + ", ".join(PRESETS)
+    + ") or module:Class for your own (imported from the current directory)"
+)
 
 
 class _UsageError(Exception):
     pass
 
 
-def _load_schema(spec: str) -> Any:
-    if spec == "holmes":
-        from .holmes import ApiConfig  # noqa: PLC0415 - the generic CLI needs no preset
-
-        return ApiConfig
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise _UsageError(f"--schema must be 'holmes' or 'module:Class', not {spec!r}")
+def _load_schema(spec: str) -> tuple[Any, tuple[Validator[Any], ...]]:
+    """The schema ``--schema`` names, and the validators its preset runs (none for
+    ``module:Class``)."""
+    if spec in PRESETS:
+        schema, *validators = (_import(target, spec) for target in PRESETS[spec])
+        return schema, tuple(validators)
+    if ":" not in spec.strip(":"):
+        presets = ", ".join(PRESETS)
+        raise _UsageError(f"--schema must be a preset ({presets}) or module:Class, not {spec!r}")
     sys.path.insert(0, str(Path.cwd()))
+    return _import(spec, spec), ()
+
+
+def _import(target: str, spec: str) -> Any:
+    module_name, _, attr = target.partition(":")
     try:
-        module = importlib.import_module(module_name)
-        return getattr(module, attr)
+        return getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
         raise _UsageError(f"cannot load schema {spec!r}: {exc}") from None
 
 
 def _check(args: argparse.Namespace) -> int:
-    schema = _load_schema(args.schema)
+    schema, validators = _load_schema(args.schema)
     policy = FieldPolicy(schema)
 
     def pipeline_for(path: str, layers: Layers | None = None) -> Pipeline[Any]:
@@ -82,9 +110,10 @@ def _check(args: argparse.Namespace) -> int:
             source=path,
             fmt=args.format or format_for(path),
             max_bytes=args.max_bytes,
-            validators=(),
+            validators=validators,
             policy=policy,
             decode=None if layers is None else layers.document,
+            strict=args.strict,
         )
 
     def load(path: str) -> Active[Any]:
@@ -110,7 +139,12 @@ def _check(args: argparse.Namespace) -> int:
         else:
             print(f"invalid: {exc}", file=sys.stderr)
         return EXIT_INVALID
-    report: dict[str, Any] = {"valid": True, "file": path, "config_hash": active.config_hash}
+    report: dict[str, Any] = {
+        "valid": True,
+        "file": path,
+        "config_hash": active.config_hash,
+        "unknown": [_unknown_dict(key) for key in active.unknown],
+    }
     if args.against is not None:
         try:
             old = load(str(args.against))
@@ -130,6 +164,13 @@ def _check(args: argparse.Namespace) -> int:
         print(json.dumps(report))
         return EXIT_OK
     print(f"ok: {path} (config_hash {active.config_hash[:12]})")
+    for key in active.unknown:
+        print(f"warning: {_unknown_line(path, key)}", file=sys.stderr)
+    if active.unknown:
+        print(
+            f"{len(active.unknown)} unknown key(s) ignored; --strict makes them an error",
+            file=sys.stderr,
+        )
     if args.against is not None:
         changes = report["changes"]
         print(f"{len(changes)} changed against {args.against}" + (":" if changes else ""))
@@ -141,6 +182,24 @@ def _check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _unknown_dict(key: UnknownKey) -> dict[str, Any]:
+    return {
+        "path": key.dotted,
+        "file": key.source,
+        "line": key.line,
+        "column": key.column,
+        "did_you_mean": key.suggestion,
+    }
+
+
+def _unknown_line(path: str, key: UnknownKey) -> str:
+    where = key.source or path
+    if key.line is not None:
+        where = f"{where}:{key.line}:{key.column}"
+    hint = "" if key.suggestion is None else f" (did you mean `{key.suggestion}`?)"
+    return f"{where}: unknown key `{key.dotted}`{hint}"
+
+
 def _shown(value: Any) -> str:
     return "(absent)" if value is None else json.dumps(value)
 
@@ -150,10 +209,23 @@ def _outcome_line(outcome: ReloadOutcome, as_json: bool) -> str:
 
 
 async def _watch(
-    files: list[str], schema: Any, *, as_json: bool, env_prefix: str | None = None
+    files: list[str],
+    schema: Any,
+    validators: tuple[Validator[Any], ...] = (),
+    *,
+    as_json: bool,
+    env_prefix: str | None = None,
+    strict: bool = False,
 ) -> None:
     paths: str | list[str] = files[0] if len(files) == 1 else files
-    async with HotReloader(paths, schema=schema, name="cli", env_prefix=env_prefix) as reloader:
+    async with HotReloader(
+        paths,
+        schema=schema,
+        name="cli",
+        env_prefix=env_prefix,
+        validators=validators,
+        strict=strict,
+    ) as reloader:
         path = reloader.path
         outcomes = reloader.outcomes()
         snap = reloader.snapshot
@@ -168,10 +240,19 @@ async def _watch(
 
 
 def _run_watch(args: argparse.Namespace) -> int:
-    schema = _load_schema(args.schema)
+    schema, validators = _load_schema(args.schema)
     try:
         files = [str(f) for f in args.file]
-        asyncio.run(_watch(files, schema, as_json=args.json, env_prefix=args.env_prefix))
+        asyncio.run(
+            _watch(
+                files,
+                schema,
+                validators,
+                as_json=args.json,
+                env_prefix=args.env_prefix,
+                strict=args.strict,
+            )
+        )
     except ConfigError as exc:
         print(f"invalid: {exc}", file=sys.stderr)
         return EXIT_INVALID
@@ -185,7 +266,7 @@ def _run_demo(args: argparse.Namespace) -> int:
         from . import _demo  # noqa: PLC0415 - needs the `demo` extra, only here
     except ImportError as exc:
         print(f"hotreload demo needs the demo extra ({exc.name} is missing):", file=sys.stderr)
-        print('  pip install "hotreload-engine[demo]"', file=sys.stderr)
+        print(f"  {INSTALL_HINT.format(extra='demo')}", file=sys.stderr)
         return EXIT_INVALID
     owned = args.config_dir is None
     directory = Path(tempfile.mkdtemp(prefix="hotreload-demo-")) if owned else args.config_dir
@@ -195,15 +276,27 @@ def _run_demo(args: argparse.Namespace) -> int:
         path.write_text(_demo.DEMO_CONFIG)
     print(f"hotreload demo: edit {path}", flush=True)
     code = EXIT_OK
+    # SIGTERM (timeout, docker stop, Kubernetes) stops the demo like Ctrl-C: uvicorn shuts
+    # down gracefully, then re-raises the signal it caught, which lands here as _Terminated.
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         code = _demo.serve(path, args.port)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Terminated):
         pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if owned:
             shutil.rmtree(directory, ignore_errors=True)
     print("stopped", flush=True)
     return code
+
+
+class _Terminated(Exception):
+    """SIGTERM arrived: stop as on Ctrl-C."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated
 
 
 def _port(text: str) -> int:
@@ -214,18 +307,33 @@ def _port(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hotreload", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="hotreload",
+        description="Vet a config before it ships, watch one live, or try the demo.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}", help="print the version"
+    )
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="one of the commands below"
+    )
 
     check = sub.add_parser(
         "check",
         help="validate a config file (or layers: base, overlays, environment) and exit 0 or 1",
+        description="Validate a config (several files: layers, merged in order): exit 0 if "
+        "valid, 1 if not, 2 on a usage error.",
     )
     check.add_argument(
         "file",
         type=Path,
         nargs="+",
+        metavar="FILE",
         help="the config file; several are layers, merged in order (later wins)",
+    )
+    check.add_argument("--schema", required=True, help=_SCHEMA_HELP)
+    check.add_argument(
+        "--strict", action="store_true", help="keys the schema does not know make it invalid"
     )
     check.add_argument(
         "--env-prefix",
@@ -239,9 +347,18 @@ def _parser() -> argparse.ArgumentParser:
         help="print the effective config, each value with its origin (file:line, $VARIABLE "
         "or (default)); secrets as ***",
     )
-    check.add_argument("--schema", required=True, help="'holmes' or 'module:Class'")
-    check.add_argument("--format", choices=("yaml", "json", "toml"))
-    check.add_argument("--max-bytes", type=int, default=1 << 20)
+    check.add_argument(
+        "--format",
+        choices=("yaml", "json", "toml"),
+        help="the files' format (default: by suffix; anything but .json and .toml is YAML)",
+    )
+    check.add_argument(
+        "--max-bytes",
+        type=int,
+        default=1 << 20,
+        metavar="N",
+        help="refuse a file larger than N bytes (default: 1 MiB, as the reloader)",
+    )
     check.add_argument(
         "--against",
         type=Path,
@@ -250,16 +367,29 @@ def _parser() -> argparse.ArgumentParser:
         "secrets as ***)",
     )
     check.add_argument("--json", action="store_true", help="print one JSON object")
-    check.set_defaults(run=_check)
+    check.set_defaults(run=_check, parser=check)
 
-    watch = sub.add_parser("watch", help="reload a config live and print each outcome")
-    watch.add_argument("file", type=Path, nargs="+", help="the config file, or layers in order")
-    watch.add_argument("--schema", required=True, help="'holmes' or 'module:Class'")
+    watch = sub.add_parser(
+        "watch",
+        help="reload a config live and print each outcome",
+        description="Run a reloader on the config and print one line per outcome until Ctrl-C.",
+    )
+    watch.add_argument(
+        "file", type=Path, nargs="+", metavar="FILE", help="the config file, or layers in order"
+    )
+    watch.add_argument("--schema", required=True, help=_SCHEMA_HELP)
+    watch.add_argument(
+        "--strict", action="store_true", help="refuse a version with keys the schema does not know"
+    )
     watch.add_argument("--env-prefix", metavar="PREFIX", help="add PREFIX_A__B variables on top")
     watch.add_argument("--json", action="store_true", help="print JSON lines")
-    watch.set_defaults(run=_run_watch)
+    watch.set_defaults(run=_run_watch, parser=watch)
 
-    demo = sub.add_parser("demo", help="try it: edit a Holmes-style config and see it reload")
+    demo = sub.add_parser(
+        "demo",
+        help="try it: edit a HolmesGPT API config and see it reload",
+        description="Serve a HolmesGPT API config on 127.0.0.1 and reload it as you edit it.",
+    )
     demo.add_argument(
         "--config-dir",
         type=Path,
@@ -272,7 +402,7 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("HOTRELOAD_DEMO_PORT", "8000"),
         help="port on 127.0.0.1 (default $HOTRELOAD_DEMO_PORT or 8000; 0: any free port)",
     )
-    demo.set_defaults(run=_run_demo)
+    demo.set_defaults(run=_run_demo, parser=demo)
     return parser
 
 
@@ -299,7 +429,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.run(args)
     except _UsageError as exc:
-        parser.print_usage(sys.stderr)
+        args.parser.print_usage(sys.stderr)  # the subcommand's usage, not the top level's
         print(f"hotreload: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return code

@@ -1,12 +1,16 @@
 """The HolmesGPT API preset: its two config files, their schemas and ready-made reloaders.
 
-``config.yaml`` (BR-HAPI-199, `ApiConfig`, `create_reloader`): hot-reloadable ``llm.*``,
-``toolsets.*`` and ``log_level``; restart-required (the running value stays until the pod
-restarts, with a warning and a gauge) ``api_host``, ``api_port``, ``auth_enabled``,
-``kubernetes.*`` and ``data_storage_url``. A change of ``llm.provider`` refuses the whole new
-version (the provider is the client's identity: a new provider with the old one's key or
-endpoint must never go out half-applied); `derive_llm_client` keeps an HTTP client for
-``llm.*`` in step with the file.
+``config.yaml`` (BR-HAPI-199, `ApiConfig`, `create_reloader`) is the file the real service
+(jordigilh/kubernaut ``holmesgpt-api/``) reads, in all four of its variants: every section they
+use is modelled with types and bounds, and the defaults are its ``ConfigManager.DEFAULTS`` (plus
+its ``load_config`` defaults for the sections that one does not cover). Keys the schema does not
+know are named and logged, not fatal (``strict=True`` makes them fatal). Hot-reloadable: all of
+it but the restart-required ``api_host``, ``api_port``, ``auth_enabled``, ``kubernetes.*`` and
+``data_storage.url`` (the running value stays until the pod restarts, with a warning and a
+gauge). ``log_level`` and ``logging.level`` both set the log level live. A change of
+``llm.provider`` refuses the whole new version (the provider is the client's identity: a new
+provider with the old one's key or endpoint must never go out half-applied);
+`derive_llm_client` keeps an HTTP client for ``llm.*`` in step with the file.
 
 ``toolsets.yaml`` (BR-HAPI-190, `ToolsetCatalog`, `create_toolset_reloader`): the discovered
 toolsets with per-name overrides; ``TOOLSET_MAX_FAILURES_BEFORE_RELOAD`` sets the failure
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import ssl
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -34,13 +39,24 @@ if TYPE_CHECKING:
     import httpx
 
 __all__ = [
+    "CONFIG_FILE_ENV",
+    "DEFAULT_PATH",
     "DEV_MODE_ENV",
+    "HOT_RELOAD_ENV",
     "NAMESPACE",
     "REFUSED",
     "THRESHOLD_ENV",
     "ApiConfig",
+    "AuditConfig",
     "CatalogError",
+    "ContextApiConfig",
+    "DataStorageConfig",
+    "HapiConfig",
+    "KubernetesConfig",
     "LLMConfig",
+    "LoggingConfig",
+    "MetricsConfig",
+    "PromptConfig",
     "Toolset",
     "ToolsetCatalog",
     "ToolsetOverride",
@@ -48,7 +64,9 @@ __all__ = [
     "create_toolset_reloader",
     "derive_llm_client",
     "dev_mode_from_env",
+    "duration_seconds",
     "failure_threshold_from_env",
+    "hot_reload_from_env",
     "llm_client",
     "validate_catalog",
 ]
@@ -65,47 +83,211 @@ PROVIDER_ENDPOINTS = {
 }
 THRESHOLD_ENV = "TOOLSET_MAX_FAILURES_BEFORE_RELOAD"
 DEV_MODE_ENV = "HOLMESGPT_DEV_MODE"
+CONFIG_FILE_ENV = "CONFIG_FILE"
+HOT_RELOAD_ENV = "HOT_RELOAD_ENABLED"
+DEFAULT_PATH = "/etc/holmesgpt/config.yaml"
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+Port = Annotated[int, Meta(ge=1, le=65535)]
+Url = Annotated[str, Meta(pattern=r"^https?://\S+$")]
+UrlPath = Annotated[str, Meta(pattern=r"^/")]
+Seconds = Annotated[float, Meta(gt=0, le=3600)]
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
-class LLMConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Which model answers, and how it is called. All of it reloads live."""
+def duration_seconds(text: str) -> float:
+    """``"1m30s"`` -> 90.0. Raises ValueError for anything else (``30``, ``30x``, ``-1s``)."""
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"not a duration such as 30s, 500ms or 1m30s: {text!r}")
+    return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
 
-    provider: Annotated[str, Meta(min_length=1)]
-    model: Annotated[str, Meta(min_length=1)]
+
+class _Section(msgspec.Struct, frozen=True, kw_only=True):
+    """A section of ``config.yaml``: unknown keys are allowed, so the engine names them."""
+
+
+class LoggingConfig(_Section, frozen=True):
+    """``logging:``; ``level`` is the same setting as the top-level ``log_level``."""
+
+    level: LogLevel | None = None
+
+
+class LLMConfig(_Section, frozen=True):
+    """Which model answers, and how it is called. All of it reloads live.
+
+    ``provider`` and ``model`` may be empty, as the Helm chart's unset values render them (the
+    service accepts that too); ``api_key`` is a secret, never logged.
+    """
+
+    provider: str = "openai"
+    model: str = "gpt-4"
     endpoint: str | None = None
     max_retries: Annotated[int, Meta(ge=0, le=100)] = 3
     timeout_seconds: Annotated[int, Meta(gt=0, le=3600)] = 60
     temperature: Annotated[float, Meta(ge=0.0, le=2.0)] = 0.7
     max_tokens_per_request: Annotated[int, Meta(gt=0)] = 4096
     api_key: Annotated[str | None, Secret] = None
+    secrets_file: str | None = None
+    gcp_project_id: str | None = None
+    gcp_region: str | None = None
 
 
-class ApiConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """The HolmesGPT API's ConfigMap (``config.yaml``)."""
+class DataStorageConfig(_Section, frozen=True):
+    """The Data Storage service; its ``url`` (the spec's ``DATA_STORAGE_URL``) needs a restart."""
 
-    llm: LLMConfig
+    url: Annotated[Url | None, RestartRequired] = None
+    timeout: Seconds = 60.0
+
+
+class AuditConfig(_Section, frozen=True):
+    """Buffered audit events to Data Storage (BR-AUDIT-005, ADR-038)."""
+
+    flush_interval_seconds: Seconds = 5.0
+    buffer_size: Annotated[int, Meta(ge=1)] = 10000
+    batch_size: Annotated[int, Meta(ge=1)] = 50
+
+    def __post_init__(self) -> None:
+        if self.batch_size > self.buffer_size:
+            raise ValueError(
+                f"audit.batch_size ({self.batch_size}) is larger than "
+                f"audit.buffer_size ({self.buffer_size})"
+            )
+
+
+class PromptConfig(_Section, frozen=True):
+    """Prompt thresholds (Issue #224, BR-HAPI-016, BR-HAPI-198)."""
+
+    repeated_remediation_escalation_threshold: Annotated[int, Meta(ge=1)] = 2
+    confidence_threshold_human_review: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.7
+
+
+class ContextApiConfig(_Section, frozen=True):
+    """The Context API client."""
+
+    enabled: bool = True
+    url: Url = "http://localhost:8091"
+    timeout_seconds: Annotated[int, Meta(gt=0, le=3600)] = 10
+    max_retries: Annotated[int, Meta(ge=0, le=100)] = 2
+
+
+class HapiConfig(_Section, frozen=True):
+    """``hapi:`` in the service's E2E test config: where the tests reach the API."""
+
+    url: Url | None = None
+
+
+class KubernetesConfig(_Section, frozen=True):
+    """The Kubernetes API; the whole section is restart-required."""
+
+    service_host: str = "kubernetes.default.svc"
+    service_port: Port = 443
+    token_reviewer_enabled: bool = True
+    in_cluster: bool = True
+    kubeconfig_path: str | None = None
+
+
+class MetricsConfig(_Section, frozen=True):
+    """Metrics exposure; ``scrape_interval`` is a duration such as ``30s``."""
+
+    enabled: bool = True
+    endpoint: UrlPath = "/metrics"
+    scrape_interval: str = "30s"
+    """A Prometheus/Go-style duration: ``30s``, ``500ms``, ``1m30s``."""
+    port: Port | None = None
+    path: UrlPath | None = None
+
+    def __post_init__(self) -> None:
+        try:
+            seconds = duration_seconds(self.scrape_interval)
+        except ValueError as exc:
+            raise ValueError(f"metrics.scrape_interval: {exc}") from None
+        if seconds <= 0:
+            raise ValueError("metrics.scrape_interval must be longer than 0s")
+
+    @property
+    def scrape_interval_seconds(self) -> float:
+        return duration_seconds(self.scrape_interval)
+
+
+def _default_endpoints() -> tuple[str, ...]:
+    return ("/health", "/ready", "/metrics")
+
+
+class ApiConfig(_Section, frozen=True):
+    """The HolmesGPT API's ``config.yaml`` (its ConfigMap), every section the service uses.
+
+    ``log_level`` and ``logging.level`` are one setting: give either (or both, equal); once
+    loaded both hold the level in force (default ``INFO``), which the reloader applies live.
+    """
+
+    llm: LLMConfig = msgspec.field(default_factory=LLMConfig)
     toolsets: dict[str, dict[str, Any]] = {}
-    log_level: LogLevel = "INFO"
+    mcp_servers: dict[str, dict[str, Any]] = {}
+    log_level: LogLevel | None = None
+    logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
+    service_name: str = "holmesgpt-api"
+    version: str = "1.0.0"
+    dev_mode: bool = False
     api_host: Annotated[str, RestartRequired] = "0.0.0.0"  # noqa: S104 - a pod binds all
-    api_port: Annotated[int, Meta(ge=1, le=65535), RestartRequired] = 8080
+    api_port: Annotated[Port, RestartRequired] = 8080
     auth_enabled: Annotated[bool, RestartRequired] = True
-    kubernetes: Annotated[dict[str, Any], RestartRequired] = {}
-    data_storage_url: Annotated[str | None, RestartRequired] = None
+    kubernetes: Annotated[KubernetesConfig, RestartRequired] = msgspec.field(
+        default_factory=KubernetesConfig
+    )
+    data_storage: DataStorageConfig = msgspec.field(default_factory=DataStorageConfig)
+    context_api: ContextApiConfig = msgspec.field(default_factory=ContextApiConfig)
+    audit: AuditConfig = msgspec.field(default_factory=AuditConfig)
+    prompt: PromptConfig = msgspec.field(default_factory=PromptConfig)
+    metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
+    public_endpoints: tuple[UrlPath, ...] = msgspec.field(default_factory=_default_endpoints)
+    hapi: HapiConfig | None = None
+
+    def __post_init__(self) -> None:
+        nested = self.logging.level
+        if self.log_level is not None and nested is not None and self.log_level != nested:
+            raise ValueError(
+                f"log_level ({self.log_level}) and logging.level ({nested}) differ: "
+                "they are one setting, give one of them or the same value in both"
+            )
+        level = self.log_level or nested or "INFO"
+        msgspec.structs.force_setattr(self, "log_level", level)
+        if nested != level:
+            section = msgspec.structs.replace(self.logging, level=level)
+            msgspec.structs.force_setattr(self, "logging", section)
+
+
+def hot_reload_from_env(environ: Mapping[str, str] | None = None) -> bool:
+    """``HOT_RELOAD_ENABLED`` (default ``true``): ``false`` loads the config once, as the
+    service's switch does; anything but true/false is a start-up error, not a silent default."""
+    raw = (os.environ if environ is None else environ).get(HOT_RELOAD_ENV, "true")
+    value = raw.strip().lower()
+    if value not in ("true", "false"):
+        raise ValueError(f"{HOT_RELOAD_ENV} must be true or false, got {raw!r}")
+    return value == "true"
 
 
 def create_reloader(
-    path: str | os.PathLike[str] = "/etc/holmesgpt/config.yaml",
+    path: str | os.PathLike[str] | None = None,
     *,
     name: str = "holmesgpt-api",
+    environ: Mapping[str, str] | None = None,
     **options: Any,
 ) -> HotReloader[ApiConfig]:
     """A `HotReloader` for `ApiConfig` with the Holmes metric namespace, refusing a change of
-    ``llm.provider`` (`REFUSED`); options pass through."""
+    ``llm.provider`` (`REFUSED`); options pass through.
+
+    ``path`` defaults to ``$CONFIG_FILE`` or ``/etc/holmesgpt/config.yaml`` (the service's own
+    default); ``HOT_RELOAD_ENABLED=false`` means ``watch=False`` unless ``watch`` is given.
+    """
+    env = os.environ if environ is None else environ
     options.setdefault("namespace", NAMESPACE)
     options.setdefault("refuse_changes", REFUSED)
-    return HotReloader(path, schema=ApiConfig, name=name, **options)
+    options.setdefault("watch", hot_reload_from_env(env))
+    where = env.get(CONFIG_FILE_ENV, DEFAULT_PATH) if path is None else path
+    return HotReloader(where, schema=ApiConfig, name=name, **options)
 
 
 @functools.cache

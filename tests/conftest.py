@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -44,3 +45,12 @@ def config_path(tmp_path: Path) -> Path:
     path = directory / "config.yaml"
     path.write_text("model: gpt-4\n")
     return path
+
+
+@pytest.fixture
+def restore_root_level() -> Iterator[None]:
+    """Put the root logger's level back: a config's ``log_level`` sets it, process-wide."""
+    root = logging.getLogger()
+    level = root.level
+    yield
+    root.setLevel(level)

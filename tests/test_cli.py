@@ -49,7 +49,7 @@ def test_check_valid_exits_0(tmp_path: Path) -> None:
             4,
             "llm.temperature",
         ),
-        ("llm: {provider: openai, model: gpt-4}\nbogus: 1\n", "schema", 2, "bogus"),
+        ("llm: {provider: openai, model: gpt-4}\napi_port: 0\n", "schema", 2, "api_port"),
     ],
 )
 def test_check_invalid_exits_1_with_position(
@@ -136,9 +136,8 @@ async def read_until(stream: asyncio.StreamReader, needle: str) -> str:
             return line
 
 
-async def test_demo_serves_the_config_and_an_edit_shows_at_once(tmp_path: Path) -> None:
-    """The installed console script: ``/`` answers the model in use, an edit of the printed
-    file shows there within a second, Ctrl-C exits 0 and removes the temp directory."""
+async def start_demo() -> tuple[asyncio.subprocess.Process, Path]:
+    """The installed console script's demo on any free port, and the config file it prints."""
     assert SCRIPT.exists(), "the console script is installed with the package"
     proc = await asyncio.create_subprocess_exec(
         str(SCRIPT),
@@ -149,10 +148,17 @@ async def test_demo_serves_the_config_and_an_edit_shows_at_once(tmp_path: Path) 
         stderr=asyncio.subprocess.PIPE,
     )
     assert proc.stdout is not None
+    first = (await asyncio.wait_for(proc.stdout.readline(), 10)).decode()
+    assert first.startswith("hotreload demo: edit ")
+    return proc, Path(first.removeprefix("hotreload demo: edit ").strip())
+
+
+async def test_demo_serves_the_config_and_an_edit_shows_at_once(tmp_path: Path) -> None:
+    """The installed console script: ``/`` answers the model in use, an edit of the printed
+    file shows there within a second, Ctrl-C exits 0 and removes the temp directory."""
+    proc, config = await start_demo()
+    assert proc.stdout is not None
     try:
-        first = (await asyncio.wait_for(proc.stdout.readline(), 10)).decode()
-        assert first.startswith("hotreload demo: edit ")
-        config = Path(first.removeprefix("hotreload demo: edit ").strip())
         serving = await read_until(proc.stdout, "serving http://127.0.0.1:")
         url = serving.split()[3]
         await read_until(proc.stdout, "[gen 1] loaded")
@@ -185,11 +191,11 @@ async def test_demo_serves_the_config_and_an_edit_shows_at_once(tmp_path: Path) 
             # The README tour, step 4: a line `llm: [` added at the end.
             config.write_text(config.read_text() + "llm: [\n")
             line = await read_until(proc.stdout, "validation_failed")
-            assert f"keeping previous: {config}:13:1: while parsing a flow node" in line
+            assert f"keeping previous: {config}:45:1: while parsing a flow node" in line
             assert (await client.get("/")).json()["model"] == "claude-3-5"
             report = (await client.get("/-/config")).json()
             error = report["last_outcome"]["error"]
-            assert (report["status"], error["line"], error["column"]) == ("degraded", 13, 1)
+            assert (report["status"], error["line"], error["column"]) == ("degraded", 45, 1)
             ready = await client.get("/-/readyz")
             assert (ready.status_code, ready.json()["status"]) == (200, "degraded")
             metrics = (await client.get("/metrics")).text.splitlines()  # step 5
@@ -325,7 +331,72 @@ def test_core_and_asgi_import_without_web_dependencies(tmp_path: Path) -> None:
         timeout=60,
     )
     assert proc.returncode == 1, proc.stderr
-    assert 'pip install "hotreload-engine[demo]"' in proc.stderr
+    assert 'pip install -e ".[demo]"  (from a checkout of hotreload)' in proc.stderr
+
+
+async def test_demo_on_sigterm_cleans_up_and_exits_0() -> None:
+    """As timeout, docker stop and Kubernetes stop it: a real SIGTERM to a real process."""
+    proc, config = await start_demo()
+    assert proc.stdout is not None
+    try:
+        await read_until(proc.stdout, "[gen 1] loaded")
+        assert config.parent.name.startswith("hotreload-demo-")
+        assert config.exists()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = await asyncio.wait_for(proc.communicate(), 10)
+    assert proc.returncode == 0, err
+    assert b"stopped" in out
+    assert not config.parent.exists(), "the demo removes its temp directory on SIGTERM too"
+
+
+def test_version() -> None:
+    from hotreload import __version__
+
+    proc = run("--version")
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"hotreload {__version__}"
+
+
+@pytest.mark.parametrize("command", [(), ("check",), ("watch",), ("demo",)])
+def test_every_argument_has_help_and_no_literal_double_backticks(command: tuple[str, ...]) -> None:
+    from hotreload.cli import _parser
+
+    parser = _parser()
+    if command:
+        sub = next(a for a in parser._actions if a.dest == "command")
+        parser = sub.choices[command[0]]  # type: ignore[index]
+    for action in parser._actions:
+        assert action.help, f"{command} {action.option_strings or action.dest} has no help"
+    text = run(*command, "--help").stdout
+    assert "``" not in text
+    if not command:
+        assert "--version" in text
+
+
+def test_schema_help_lists_the_presets() -> None:
+    from hotreload.cli import PRESETS
+
+    env = {**os.environ, "COLUMNS": "1000"}  # argparse wraps at a hyphen otherwise
+    text = subprocess.run(
+        [sys.executable, "-m", "hotreload", "check", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    ).stdout
+    assert set(PRESETS) >= {"holmes", "holmes-toolsets"}
+    for name in PRESETS:
+        assert name in text
+
+
+def test_a_bad_schema_prints_the_usage_of_check(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(HOLMES.format(n=10))
+    proc = run("check", str(path), "--schema", "holmez")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("usage: hotreload check ")
+    assert "a preset (holmes, holmes-toolsets" in proc.stderr
 
 
 def test_the_generic_cli_does_not_import_the_holmes_preset_until_asked() -> None:

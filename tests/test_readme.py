@@ -66,12 +66,13 @@ def test_cli_check_examples(tmp_path: Path) -> None:
         "llm: {provider: openai, model: gpt-4o, api_key: sk-PLANTED-new}\napi_port: 9090\n"
     )
     (tmp_path / "settings.yaml").write_text("model: gpt-4\n")
+    (tmp_path / "toolsets.yaml").write_text("discovered:\n  - {name: kubernetes, enabled: true}\n")
     (tmp_path / "settings.py").write_text(
         "import msgspec\n\nclass Settings(msgspec.Struct, frozen=True):\n    model: str\n"
     )
     cli = blocks("bash")[-1]
     checks = [line.split("#")[0].split() for line in cli.splitlines() if " check " in line]
-    assert len(checks) == 3
+    assert len(checks) == 5
     outputs = []
     for argv in checks:
         assert argv[0] == "hotreload"

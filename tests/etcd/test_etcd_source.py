@@ -419,7 +419,7 @@ def test_import_hotreload_etcd_needs_no_client_library() -> None:
         "    print(exc)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert "pip install 'hotreload-engine[etcd]'" in out.stdout
+    assert 'pip install -e ".[etcd]" (from a checkout of hotreload)' in out.stdout
 
 
 def test_options_are_checked() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, MutableMapping
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from hotreload import ConfigParseError, ReloadResult, filter_by_stdlib_level
-from hotreload.holmes import ApiConfig, create_reloader, derive_llm_client
+from hotreload.holmes import create_reloader, derive_llm_client
 from hotreload.testing import ConfigMapVolume
 from tests.conftest import MetricReader
 
@@ -39,14 +39,6 @@ def edit(text: str, old: str, new: str) -> str:
 @pytest.fixture
 def volume(tmp_path: Path) -> ConfigMapVolume:
     return ConfigMapVolume(tmp_path / "holmes", {"config.yaml": BASE})
-
-
-@pytest.fixture
-def restore_root_level() -> Iterator[None]:
-    root = logging.getLogger()
-    level = root.level
-    yield
-    root.setLevel(level)
 
 
 async def test_scenario_1_model_switch_without_restart(
@@ -113,26 +105,46 @@ async def test_scenario_3_provider_failover(
         assert (snap.config.llm.provider, snap.config.llm.endpoint) == ("vertex_ai", None)
 
 
+LOG_LEVEL = "log_level: {}\n"
+LOGGING_LEVEL = "logging:\n  level: {}\n"  # the real service's files spell it this way
+
+
+@pytest.mark.parametrize(
+    ("spelling", "other"), [(LOG_LEVEL, LOGGING_LEVEL), (LOGGING_LEVEL, LOG_LEVEL)]
+)
 async def test_scenario_4_log_level_change_emits_debug_logs(
-    volume: ConfigMapVolume, registry: CollectorRegistry, restore_root_level: None
+    volume: ConfigMapVolume,
+    registry: CollectorRegistry,
+    restore_root_level: None,
+    spelling: str,
+    other: str,
 ) -> None:
+    """FR-4 through ``log_level`` and through ``logging.level``, which are one setting."""
     captured: list[str] = []
 
     def keep(_: Any, __: str, event_dict: Any) -> str:
         captured.append(event_dict["event"])
         raise structlog.DropEvent
 
+    def text(form: str, level: str) -> str:
+        return edit(BASE, "log_level: INFO\n", form.format(level))
+
+    volume.update({"config.yaml": text(spelling, "INFO")})
     structlog.configure(processors=[filter_by_stdlib_level(), keep])
     try:
         app_log = structlog.get_logger("holmes")
         async with create_reloader(volume.path("config.yaml"), registry=registry) as r:
             assert logging.getLogger().level == logging.INFO
             app_log.debug("probe-before")
-            volume.update({"config.yaml": edit(BASE, "log_level: INFO", "log_level: DEBUG")})
+            volume.update({"config.yaml": text(spelling, "DEBUG")})
             await r.wait_for_generation(2, timeout=5)
             assert logging.getLogger().level == logging.DEBUG
             assert logging.getLogger("any.stdlib.logger").isEnabledFor(logging.DEBUG)
             app_log.debug("probe-after")
+            volume.update({"config.yaml": text(other, "WARNING")})  # the other spelling
+            await r.wait_for_generation(3, timeout=5)
+            assert logging.getLogger().level == logging.WARNING
+            assert (r.config.log_level, r.config.logging.level) == ("WARNING", "WARNING")
     finally:
         structlog.reset_defaults()
     assert "probe-before" not in captured
@@ -208,22 +220,31 @@ async def test_restart_required_fields_keep_running_value(
 async def test_restart_required_subtree(
     volume: ConfigMapVolume, registry: CollectorRegistry, restore_root_level: None
 ) -> None:
-    text = BASE + "kubernetes:\n  namespace: holmes\n"
+    text = BASE + "kubernetes:\n  service_host: kubernetes.default.svc\n"
     volume.update({"config.yaml": text})
     async with create_reloader(volume.path("config.yaml"), registry=registry) as r:
-        volume.update({"config.yaml": edit(text, "namespace: holmes", "namespace: other")})
+        volume.update({"config.yaml": edit(text, "host: kubernetes.default", "host: other")})
         outcome = await r.wait_for_outcome(
             lambda o: o.restart_required == ("kubernetes",), timeout=5
         )
         assert outcome.result is ReloadResult.CONFIG_UNCHANGED
-        assert r.config.kubernetes == {"namespace": "holmes"}
+        assert r.config.kubernetes.service_host == "kubernetes.default.svc"
 
 
-def test_holmes_schema_defaults() -> None:
-    import msgspec
-
-    config = msgspec.convert({"llm": {"provider": "openai", "model": "gpt-4"}}, ApiConfig)
-    assert (config.log_level, config.api_port, config.auth_enabled) == ("INFO", 8080, True)
+async def test_data_storage_url_is_restart_required_its_timeout_is_live(
+    volume: ConfigMapVolume, registry: CollectorRegistry, restore_root_level: None
+) -> None:
+    text = BASE + "data_storage:\n  url: http://ds:8080\n  timeout: 60\n"
+    volume.update({"config.yaml": text})
+    async with create_reloader(volume.path("config.yaml"), registry=registry) as r:
+        changed = edit(edit(text, "http://ds:8080", "http://ds2:8080"), "timeout: 60", "timeout: 5")
+        volume.update({"config.yaml": changed})
+        snap = await r.wait_for_generation(2, timeout=5)
+        assert (snap.config.data_storage.url, snap.config.data_storage.timeout) == (
+            "http://ds:8080",
+            5.0,
+        )
+        assert r.restart_required == ("data_storage.url",)
 
 
 async def test_the_preset_refuses_a_provider_change_and_derives_an_llm_client(

@@ -1,4 +1,4 @@
-"""Log-level hot reload helpers, and the Holmes API config schema."""
+"""Log-level hot reload helpers."""
 
 from __future__ import annotations
 
@@ -6,13 +6,10 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-import msgspec
 import pytest
 import structlog
 
-from hotreload._fields import FieldPolicy
 from hotreload._logging import apply_log_level, filter_by_stdlib_level, level_number
-from hotreload.holmes import ApiConfig, LLMConfig
 
 LOGGER_NAMES = ("", "hotreload.test.a", "hotreload.test.b", "hotreload.test.filter")
 
@@ -160,92 +157,3 @@ def test_filter_default_is_the_root_logger() -> None:
     with pytest.raises(structlog.DropEvent):
         processor(None, "info", {"event": "x"})
     assert processor(None, "warning", {"event": "x"}) == {"event": "x"}
-
-
-# --- Holmes ApiConfig ------------------------------------------------------------------------
-
-HOLMES_CONFIG: dict[str, Any] = {
-    "llm": {
-        "provider": "openai",
-        "model": "gpt-4o",
-        "endpoint": "https://llm.internal/v1",
-        "max_retries": 5,
-        "timeout_seconds": 120,
-        "temperature": 0.2,
-        "max_tokens_per_request": 8192,
-        "api_key": "sk-test",
-    },
-    "toolsets": {"kubernetes/core": {"enabled": True}, "prometheus": {"url": "http://prom:9090"}},
-    "log_level": "DEBUG",
-    "api_host": "10.0.0.7",
-    "api_port": 8443,
-    "auth_enabled": False,
-    "kubernetes": {"namespace": "kubernaut", "in_cluster": True},
-    "data_storage_url": "http://data-storage:8080",
-}
-
-
-def holmes(data: dict[str, Any]) -> ApiConfig:
-    return msgspec.convert(data, ApiConfig, strict=True)
-
-
-def test_holmes_config_converts() -> None:
-    config = holmes(HOLMES_CONFIG)
-    assert config.llm == LLMConfig(
-        provider="openai",
-        model="gpt-4o",
-        endpoint="https://llm.internal/v1",
-        max_retries=5,
-        timeout_seconds=120,
-        temperature=0.2,
-        max_tokens_per_request=8192,
-        api_key="sk-test",
-    )
-    assert config.toolsets["prometheus"] == {"url": "http://prom:9090"}
-    assert config.log_level == "DEBUG"
-    assert config.api_port == 8443
-    assert config.auth_enabled is False
-    assert config.kubernetes == {"namespace": "kubernaut", "in_cluster": True}
-    assert config.data_storage_url == "http://data-storage:8080"
-
-
-def test_holmes_minimal_config_gets_defaults() -> None:
-    config = holmes({"llm": {"provider": "openai", "model": "gpt-4o"}})
-    assert config.llm.temperature == 0.7
-    assert config.llm.api_key is None
-    assert config.log_level == "INFO"
-    assert config.api_port == 8080
-    assert config.auth_enabled is True
-    assert config.toolsets == {}
-
-
-def test_holmes_rejects_temperature_out_of_range() -> None:
-    data = {**HOLMES_CONFIG, "llm": {**HOLMES_CONFIG["llm"], "temperature": 5.0}}
-    with pytest.raises(msgspec.ValidationError, match=r"\$\.llm\.temperature"):
-        holmes(data)
-
-
-def test_holmes_rejects_unknown_top_level_key() -> None:
-    with pytest.raises(msgspec.ValidationError, match="unknown field `llm_model`"):
-        holmes({**HOLMES_CONFIG, "llm_model": "gpt-4o"})
-
-
-def test_holmes_rejects_unknown_log_level() -> None:
-    with pytest.raises(msgspec.ValidationError, match=r"\$\.log_level"):
-        holmes({**HOLMES_CONFIG, "log_level": "VERBOSE"})
-
-
-def test_holmes_field_policy_matches_its_documentation() -> None:
-    policy = FieldPolicy(ApiConfig)
-    assert set(policy.restart_required) == {
-        ("api_host",),
-        ("api_port",),
-        ("auth_enabled",),
-        ("kubernetes",),
-        ("data_storage_url",),
-    }
-    assert ("llm", "api_key") in policy.secrets
-    assert policy.restart_root(("kubernetes", "namespace")) == ("kubernetes",)
-    assert policy.restart_root(("llm", "model")) is None
-    assert policy.restart_root(("toolsets", "prometheus")) is None
-    assert policy.restart_root(("log_level",)) is None

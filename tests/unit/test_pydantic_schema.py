@@ -398,3 +398,33 @@ def test_both_restart_modes_are_found_through_annotated() -> None:
 
     policy = FieldPolicy(Identity)
     assert (policy.refused, policy.restart_required) == ((("provider",),), (("port",),))
+
+
+def test_unknown_keys_are_named_for_a_model_that_ignores_them() -> None:
+    """pydantic's default (``extra="ignore"``) drops a key it does not know without a word; the
+    engine names it like a Struct's, and ``strict`` refuses it. A model that forbids extras
+    refuses them itself; one that allows them keeps them as config."""
+
+    class Ignoring(pydantic.BaseModel):
+        model_config = pydantic.ConfigDict(frozen=True)
+        temperature: float = 0.7
+
+    class Allowing(pydantic.BaseModel):
+        model_config = pydantic.ConfigDict(frozen=True, extra="allow")
+        temperature: float = 0.7
+
+    raw = b"temperature: 0.2\ntemprature: 0.1\n"
+    unknown = make_pipeline(Ignoring).load(raw).unknown
+    assert [(k.dotted, k.suggestion, k.line) for k in unknown] == [("temprature", "temperature", 2)]
+    strict = Pipeline(
+        Ignoring,
+        source=SOURCE,
+        fmt="yaml",
+        max_bytes=1 << 20,
+        validators=(),
+        policy=FieldPolicy(Ignoring),
+        strict=True,
+    )
+    error = schema_error(strict, raw)
+    assert (error.reason, error.field_path, error.line) == ("unknown_key", "temprature", 2)
+    assert make_pipeline(Allowing).load(raw).unknown == ()
