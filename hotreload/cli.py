@@ -66,6 +66,12 @@ INSTALL_HINT = 'pip install -e ".[{extra}]"  (from a checkout of hotreload)'
 PRESETS: dict[str, tuple[str, ...]] = {
     "holmes": ("hotreload.holmes:ApiConfig",),
     "holmes-toolsets": ("hotreload.holmes:ToolsetCatalog",),
+    # upstream HolmesGPT: ~/.holmes/config.yaml or the server's custom_toolset.yaml
+    "holmesgpt": ("hotreload.holmesgpt:HolmesGPTConfig",),
+    "holmesgpt-models": (
+        "hotreload.holmesgpt:ModelList",
+        "hotreload.holmesgpt:validate_model_list",
+    ),
 }
 
 _SCHEMA_HELP = (
