@@ -1,4 +1,6 @@
-"""Developer sessions: ``nox -s tests lint typecheck`` (what CI runs) and ``nox -s bench``."""
+"""Developer sessions: ``nox`` runs lint, typecheck and the tests on every supported Python
+(a missing interpreter is skipped, or an error where ``CI`` is set); ``nox -s coverage`` and
+``nox -s bench`` on demand."""
 
 from __future__ import annotations
 
@@ -7,12 +9,26 @@ import nox
 nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
+#: Every Python that pyproject's ``requires-python`` admits and that is still supported.
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 
-@nox.session
+
+@nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """The test suite (unit, integration), as the README runs it."""
+    """The test suite, as the README runs it, on each supported Python."""
     session.install("-e", ".[test]")
     session.run("pytest", *session.posargs)
+
+
+@nox.session
+def coverage(session: nox.Session) -> None:
+    """Line and branch coverage of the package over the whole suite, the Python programs it
+    starts (CLI, README snippets, demo workers) included; settings in pyproject."""
+    session.install("-e", ".[test,coverage]")
+    session.run("coverage", "erase")
+    session.run("coverage", "run", "-m", "pytest", *session.posargs)
+    session.run("coverage", "combine", "--quiet")
+    session.run("coverage", "report")
 
 
 @nox.session

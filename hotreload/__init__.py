@@ -5,7 +5,10 @@ model, with the ``pydantic`` extra), swap it in as one atomic reference, and kee
 version whenever a new one is bad.
 """
 
+import inspect as _inspect
 from importlib.metadata import PackageNotFoundError, version
+from types import FunctionType as _FunctionType
+from types import GenericAlias as _GenericAlias
 
 from ._derive import Derived
 from ._errors import (
@@ -66,3 +69,24 @@ __all__ = [
     "filter_by_stdlib_level",
     "reload_on_sighup",
 ]
+
+# Public names say where users import them from: `hotreload.ConfigParseError: ...` in a
+# traceback, `<class 'hotreload.HotReloader'>` in a repr (httpx's fix-up). Pickle finds each
+# by that name too. Classes and functions only: an alias (which Python 3.10 still calls a
+# type) or a marker instance has no home of its own.
+
+
+def _rehome(obj: object) -> None:
+    """Move ``obj`` to ``hotreload``. A class's own annotations are evaluated first, in the
+    module that wrote them: afterwards `typing.get_type_hints` and msgspec would look their
+    names (``T``, ``ClassVar``, ``os``) up in ``hotreload``, where they are not."""
+    if isinstance(obj, type):
+        obj.__annotations__ = _inspect.get_annotations(obj, eval_str=True)
+    obj.__module__ = "hotreload"
+
+
+for __name in __all__:
+    __obj = globals()[__name]
+    if isinstance(__obj, (type, _FunctionType)) and not isinstance(__obj, _GenericAlias):
+        _rehome(__obj)
+del __name, __obj, _rehome, _FunctionType, _GenericAlias

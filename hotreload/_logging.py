@@ -1,4 +1,7 @@
-"""Log-level hot reload (HOLMES FR-4) without configuring anyone's logging.
+"""The package's logging, and log-level hot reload (HOLMES FR-4), without configuring anyone's.
+
+Every module logs through `ContextLogger`: structlog when the application configured it, the
+stdlib logger ``hotreload[.part]`` when nobody did.
 
 The stdlib logger level is the one switch: the reloader sets it on the loggers it was given
 (the root logger by default) and nothing else. structlog setups that route through stdlib
@@ -10,12 +13,12 @@ switch instead of a level frozen in at ``structlog.configure`` time.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
 import structlog
 
-__all__ = ["ContextLogger", "apply_log_level", "filter_by_stdlib_level", "level_number"]
+__all__ = ["ContextLogger", "apply_log_level", "filter_by_stdlib_level", "level_number", "render"]
 
 _LEVELS = {
     "CRITICAL": logging.CRITICAL,
@@ -70,30 +73,59 @@ def filter_by_stdlib_level(logger_name: str = "") -> structlog.types.Processor:
 
 
 class ContextLogger:
-    """A structlog logger with fixed context that resolves structlog's configuration per call.
+    """The package's one way to log: an event name with key-value fields and fixed context.
 
-    ``structlog.get_logger().bind()`` freezes the processors in force at bind time; a library
-    that binds at construction would ignore the service's later ``structlog.configure`` (and
-    ``structlog.testing.capture_logs``). This keeps the lazy proxy and adds the context itself.
+    When the application configured structlog, events go through it as they always did, and
+    structlog's configuration is resolved per call (``structlog.get_logger().bind()`` would
+    freeze the processors in force at bind time, ignoring a later ``structlog.configure`` or
+    ``structlog.testing.capture_logs``). When nobody configured structlog, its default would
+    print every event, DEBUG included, to stdout, into the application's own output; events
+    go to the stdlib logger of the same name (under ``hotreload``) instead, so the stdlib
+    level applies, as it does for the log-level switch, and an unconfigured application sees
+    only warnings and errors, on stderr.
     """
 
-    __slots__ = ("_ctx", "_logger")
+    __slots__ = ("_ctx", "_stdlib", "_structlog")
 
     def __init__(self, name: str, **context: Any) -> None:
-        self._logger = structlog.get_logger(name)
+        self._structlog = structlog.get_logger(name)
+        self._stdlib = logging.getLogger(name)
         self._ctx = context
 
     def debug(self, event: str, **kw: Any) -> None:
-        self._logger.debug(event, **self._ctx, **kw)
+        self._emit(logging.DEBUG, "debug", event, kw)
 
     def info(self, event: str, **kw: Any) -> None:
-        self._logger.info(event, **self._ctx, **kw)
+        self._emit(logging.INFO, "info", event, kw)
 
     def warning(self, event: str, **kw: Any) -> None:
-        self._logger.warning(event, **self._ctx, **kw)
+        self._emit(logging.WARNING, "warning", event, kw)
 
     def error(self, event: str, **kw: Any) -> None:
-        self._logger.error(event, **self._ctx, **kw)
+        self._emit(logging.ERROR, "error", event, kw)
 
     def exception(self, event: str, **kw: Any) -> None:
-        self._logger.exception(event, **self._ctx, **kw)
+        self._emit(logging.ERROR, "exception", event, kw)
+
+    def _emit(self, level: int, method: str, event: str, kw: dict[str, Any]) -> None:
+        if structlog.is_configured():
+            getattr(self._structlog, method)(event, **self._ctx, **kw)
+        elif self._stdlib.isEnabledFor(level):  # below the level: not even formatted
+            self._stdlib.log(
+                level,
+                "%s",
+                render(event, {**self._ctx, **kw}),
+                exc_info=method == "exception",
+                stacklevel=3,  # the record names the caller, not this module
+            )
+
+
+def render(event: str, fields: Mapping[str, Any]) -> str:
+    """``event key=value ...`` (keys sorted, as structlog's console renderer does)."""
+    return " ".join([event, *(f"{key}={_value(fields[key])}" for key in sorted(fields))])
+
+
+def _value(value: object) -> str:
+    if isinstance(value, str) and value and not any(c.isspace() or c in "\\\"'=" for c in value):
+        return value
+    return repr(value)

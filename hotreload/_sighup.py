@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any, Protocol
 
-import structlog
+from ._logging import ContextLogger
 
 __all__ = ["reload_on_sighup", "reload_on_sighup_if_possible", "track", "untrack"]
 
-_log = structlog.get_logger("hotreload.sighup")
+_log = ContextLogger("hotreload.sighup")
 
 TRIGGER = "signal"
 

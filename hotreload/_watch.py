@@ -38,16 +38,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import structlog
+from watchfiles import Change
 from watchfiles._rust_notify import RustNotify
 
 from ._backoff import backoff_delay
+from ._logging import ContextLogger
 
 __all__ = ["Subscription", "WatchHub", "hub_for", "polling_settings"]
 
-_log = structlog.get_logger("hotreload.watch")
+_log = ContextLogger("hotreload.watch")
 
-_MODIFIED = 2  # watchfiles.Change.modified; added (1) and deleted (3) are the others
 _BACKOFF_FIRST = 0.05
 _BACKOFF_MAX = 5.0
 #: Files larger than this are compared by their stat signature, not their content, in polling.
@@ -170,11 +170,23 @@ class _Watcher:
         polling, delay_ms = hub.force_polling, hub.poll_delay_ms
         timeout_ms = max(delay_ms, 1) if polling else 0
         try:
-            with RustNotify(sorted(self.roots), False, polling, delay_ms, False, True) as notify:
+            with RustNotify(
+                watch_paths=sorted(self.roots),
+                debug=False,
+                force_polling=polling,
+                poll_delay_ms=delay_ms,
+                recursive=False,
+                ignore_permission_denied=True,
+            ) as notify:
                 _call(loop, hub._ready, self)
                 next_poll = time.monotonic() + delay_ms / 1000
                 while not self.stop.is_set():
-                    batch = notify.watch(hub.debounce_ms, hub.step_ms, timeout_ms, self.stop)
+                    batch = notify.watch(
+                        debounce_ms=hub.debounce_ms,
+                        step_ms=hub.step_ms,
+                        timeout_ms=timeout_ms,
+                        stop_event=self.stop,
+                    )
                     if isinstance(batch, set) and batch:
                         _call(loop, hub._dispatch, self, batch)
                     if polling and time.monotonic() >= next_poll:
@@ -327,7 +339,7 @@ class WatchHub:
             # took its name, and maybe its inode number), so a new watcher must start.
             subs = self._by_path.get(path, ())
             moved.update(subs)
-            if subs and change != _MODIFIED:
+            if subs and change != Change.modified:
                 self._force_new_watcher = True
         hit |= moved
         # A link may now point somewhere else: follow it.

@@ -28,11 +28,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
-import structlog
 from msgspec import Meta
 
 from ._derive import Derived
 from ._fields import RestartRequired, Secret
+from ._logging import ContextLogger
 from ._reloader import HotReloader
 
 if TYPE_CHECKING:
@@ -381,7 +381,7 @@ class CatalogError(ValueError):
 def validate_catalog(catalog: ToolsetCatalog) -> None:
     """BR-HAPI-190's checks: names are unique, at least one toolset is enabled. A toolset
     without ``enabled`` counts as enabled, and is logged."""
-    log = structlog.get_logger("hotreload.holmes")
+    log = ContextLogger("hotreload.holmes")
     seen: set[str] = set()
     for index, toolset in enumerate(catalog.discovered):
         if toolset.name in seen:

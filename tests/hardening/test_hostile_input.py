@@ -25,13 +25,13 @@ from hotreload import (
 )
 from hotreload.testing import write_atomic
 from tests.hardening.conftest import (
-    MAX_LOOP_LAG,
     MAX_PEAK_BYTES,
     WAIT,
     failures_by_reason,
-    loop_lag,
+    loop_hold,
     next_commit,
     open_reloader,
+    ordinary_hold,
     peak_memory,
 )
 from tests.integration.conftest import Settings
@@ -144,13 +144,12 @@ async def test_hostile_input_is_refused_and_contained(
     async with open_reloader(config_path, registry, max_bytes=MAX_BYTES) as r:
         before = r.snapshot
         with peak_memory() as peak:
-            async with loop_lag() as lag:
+            async with loop_hold() as hold:
                 # Atomic: the watcher must see this version whole, so that exactly one
                 # bad version exists (an in-place write could also show a truncated one).
                 write_atomic(config_path, case.raw)
                 outcome = await r.wait_for_outcome(lambda o: o.error is not None, timeout=WAIT)
                 again = await r.reload()  # a forced re-check of the same bad bytes
-        assert lag.worst < MAX_LOOP_LAG, f"the loop was blocked for {lag.worst:.3f} s"
         assert peak.bytes < MAX_PEAK_BYTES, f"{peak.bytes / 1e6:.1f} MB while refusing it"
 
         error = outcome.error
@@ -182,6 +181,15 @@ async def test_hostile_input_is_refused_and_contained(
         assert r.config == Settings(model="gpt-5")
         assert r.snapshot.generation == 2
         assert failures_by_reason(registry, "hard") == {case.reason: 1.0}
+
+        # The loop was held at most twice as long as an ordinary document just under the
+        # inline-parse size holds it, the most the design allows (measured: 0.5 at worst, the
+        # billion laughs; the wide fan-out once took 20 times as long).
+        ordinary = await ordinary_hold(r, config_path, traced=True)
+    assert hold.worst <= 2 * ordinary, (
+        f"refusing it held the loop for {hold.worst * 1000:.1f} ms of CPU, "
+        f"{hold.worst / ordinary:.1f} times an ordinary document's {ordinary * 1000:.1f} ms"
+    )
 
 
 async def test_yaml_12_octal_spelling_is_a_plain_string(

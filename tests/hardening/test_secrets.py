@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import inspect
 import json
+import logging
 import signal
 import subprocess
 import sys
@@ -28,6 +29,7 @@ import httpx
 import msgspec
 import pydantic
 import pytest
+import structlog
 from prometheus_client import CollectorRegistry, generate_latest
 
 from hotreload import ConfigError, HotReloader, ReloadOutcome, Secret
@@ -137,14 +139,30 @@ def outcome_texts(outcome: ReloadOutcome) -> list[object]:
     return texts
 
 
+@pytest.fixture(params=["structlog", "stdlib"])
+def logs_either_way(
+    request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> list[MutableMapping[str, Any]]:
+    """Both ways the library logs: through a configured structlog (its events, returned), and,
+    when nobody configured it, as rendered messages on the stdlib logger (every level let
+    through to ``caplog``; nothing returned)."""
+    if request.param == "structlog":
+        logs: list[MutableMapping[str, Any]] = request.getfixturevalue("logs")
+        return logs
+    request.getfixturevalue("structlog_unconfigured")
+    caplog.set_level(logging.DEBUG)
+    return []
+
+
 async def test_secrets_never_appear_in_logs_outcomes_or_metrics(  # noqa: PLR0917
     tmp_path: Path,
     registry: CollectorRegistry,
-    logs: list[MutableMapping[str, Any]],
+    logs_either_way: list[MutableMapping[str, Any]],
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
     secret_schema: SecretSchema,
 ) -> None:
+    logs = logs_either_way
     path = tmp_path / "config.yaml"
     path.write_text(valid(1))
     docs: list[str | bytes] = [*REJECTED.values(), *REJECTED_BYTES.values()]
@@ -183,6 +201,9 @@ async def test_secrets_never_appear_in_logs_outcomes_or_metrics(  # noqa: PLR091
     found += leaks(captured.out, captured.err)
     found += leaks(generate_latest(registry).decode())
     assert found == []
+    if not structlog.is_configured():  # the records really carry the events (could leak)
+        assert any(r.name == "hotreload" and r.levelno == logging.DEBUG for r in caplog.records)
+        assert "Failed to apply new configuration - keeping previous" in caplog.text
 
 
 @pytest.mark.parametrize(

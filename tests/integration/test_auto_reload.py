@@ -435,6 +435,7 @@ async def test_eight_threads_lose_no_count_and_never_block_the_loop(
 
         tick = asyncio.create_task(ticker())
         workers = [threading.Thread(target=hammer, args=(n,)) for n in range(threads)]
+        started = time.perf_counter()
         for w in workers:
             w.start()
 
@@ -444,13 +445,17 @@ async def test_eight_threads_lose_no_count_and_never_block_the_loop(
 
         await asyncio.to_thread(join_all)
         await service.failures_settled()
+        elapsed = time.perf_counter() - started
         stop.set()
         await tick
         totals = [service.failures[f"toolset-{n}"].total_failures for n in range(2)]
         assert totals == [threads * calls // 2] * 2
         assert len(events(logs, "toolset_failure_recorded")) == threads * calls
-        # A correctness bound, not a benchmark: the loop kept ticking while 80,000 calls landed.
-        assert worst < 1.0
+        # The loop kept serving while 80,000 calls landed: no stall took a quarter of the run (a
+        # loop held by its callers would stall for all of it). A ratio against the run itself,
+        # which a busy machine stretches too: measured 0.02-0.05 with both cores busy, and up
+        # to 0.12 for 8 threads that only spin (the GIL's share alone).
+        assert worst < elapsed / 4, f"a {worst:.3f} s stall in a {elapsed:.3f} s run"
 
 
 # -- the Holmes preset ------------------------------------------------------------------------

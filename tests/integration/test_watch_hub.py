@@ -1,31 +1,27 @@
 """The process-wide watcher hub: many reloaders, one thread, the safety poll, restarts.
 
-Real files and the real watcher throughout; the only stand-in is the `RustNotify` wrapper of the
-crash test, patched in at the hub's own boundary. Nothing sleeps: waits are on outcomes,
+Real files and the real watcher throughout; the only stand-in is the crash test's steerable
+`RustNotify` (the shared `rust_notify` fixture, a real one inside), patched in at the hub's own
+boundary. Nothing sleeps: waits are on outcomes,
 generations, futures and thread joins, each with a timeout.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import anyio
 import anyio.to_thread
 import pytest
 from prometheus_client import CollectorRegistry
-from watchfiles._rust_notify import RustNotify
 
-import hotreload._watch
 from hotreload import HotReloader, ReloadOutcome, Stream
 from hotreload._watch import WatchHub, hub_for
 from hotreload.testing import write_in_place
-from tests.conftest import MetricReader
+from tests.conftest import MetricReader, RustNotifyControls
 from tests.integration.conftest import AnySettings, SettingsSchema
 
 WAIT = 5.0
@@ -251,80 +247,29 @@ async def test_safety_poll_commits_a_change_the_watcher_cannot_see(
 # -- a watcher that crashes -------------------------------------------------------------------
 
 
-@dataclass
-class FlakyControls:
-    """What the test holds to steer `flaky_rust_notify`'s instances."""
-
-    crash: threading.Event = field(default_factory=threading.Event)
-    resume: threading.Event = field(default_factory=threading.Event)
-    restarting: asyncio.Future[None] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
-    created: int = 0
-
-
-def flaky_rust_notify(real: Any, controls: FlakyControls) -> type:
-    """A stand-in for `RustNotify` with a real one inside.
-
-    The first instance's ``watch()`` raises once ``controls.crash`` is set (until then it only
-    waits for that or for its stop event); the second instance's construction tells the test
-    through ``controls.restarting`` and then waits for ``controls.resume``; any later instance
-    is the real thing.
-    """
-
-    class Flaky:
-        def __init__(self, *args: Any) -> None:
-            self.index = controls.created
-            controls.created += 1
-            if self.index == 1:
-                loop = controls.restarting.get_loop()
-                loop.call_soon_threadsafe(controls.restarting.set_result, None)
-                controls.resume.wait(timeout=WAIT * 2)
-            self.inner = real(*args)
-
-        def __enter__(self) -> Flaky:
-            self.inner.__enter__()
-            return self
-
-        def __exit__(self, *exc: object) -> None:
-            self.inner.__exit__(*exc)
-
-        def watch(self, debounce_ms: int, step_ms: int, timeout_ms: int, stop_event: Any) -> Any:
-            if self.index != 0:
-                return self.inner.watch(debounce_ms, step_ms, timeout_ms, stop_event)
-            while not controls.crash.wait(step_ms / 1000):
-                if stop_event.is_set():
-                    return "stop"
-            raise RuntimeError("simulated watcher crash")
-
-    return Flaky
-
-
 async def test_watcher_crash_is_survived(
     config_path: Path,
     registry: CollectorRegistry,
     metric: MetricReader,
-    monkeypatch: pytest.MonkeyPatch,
+    rust_notify: RustNotifyControls,
     settings: SettingsSchema,
 ) -> None:
-    flaky = FlakyControls()
-    monkeypatch.setattr(hotreload._watch, "RustNotify", flaky_rust_notify(RustNotify, flaky))
-
     try:
         async with open_reloader(config_path, registry, "crashy", settings) as r:
             await watcher_up(r)
-            assert flaky.created == 1
+            assert rust_notify.created == 1
             assert metric("hotreload_watch_restarts_total", config="crashy") == 0
 
-            flaky.crash.set()  # the watcher's thread dies with RuntimeError
+            rust_notify.restarts_open.clear()
+            rust_notify.crash.set()  # the watcher's thread dies with RuntimeError
             with anyio.fail_after(WAIT):
-                await flaky.restarting  # the hub is starting a new one, held back for now
+                await rust_notify.restarting  # the hub is starting a new one, held back for now
             assert metric("hotreload_watch_restarts_total", config="crashy") == 1
 
             # Written while nothing watches: only the rescan after the restart can find it.
             write_in_place(config_path, "model: gpt-5\n")
             assert r.snapshot.generation == 1
-            flaky.resume.set()
+            rust_notify.restarts_open.set()
             outcome = await next_commit(r)
             snap = await r.wait_for_generation(2, timeout=WAIT)
             assert outcome.trigger == "rescan"
@@ -337,8 +282,8 @@ async def test_watcher_crash_is_survived(
             assert outcome.trigger == "watch"
             assert snap.config == r.config == settings(model="gpt-6")
             assert metric("hotreload_watch_restarts_total", config="crashy") == 1
-            assert flaky.created == 2
+            assert rust_notify.created == 2
             assert len(watch_threads()) == 1
     finally:
-        flaky.resume.set()
+        rust_notify.release()
     assert watch_threads() == []

@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 import structlog
 
-from hotreload._logging import apply_log_level, filter_by_stdlib_level, level_number
+from hotreload._logging import (
+    ContextLogger,
+    apply_log_level,
+    filter_by_stdlib_level,
+    level_number,
+    render,
+)
 
 LOGGER_NAMES = ("", "hotreload.test.a", "hotreload.test.b", "hotreload.test.filter")
 
@@ -157,3 +163,107 @@ def test_filter_default_is_the_root_logger() -> None:
     with pytest.raises(structlog.DropEvent):
         processor(None, "info", {"event": "x"})
     assert processor(None, "warning", {"event": "x"}) == {"event": "x"}
+
+
+# --- ContextLogger: stdlib when nobody configured structlog, structlog when someone did ------
+
+
+@pytest.mark.usefixtures("structlog_unconfigured")
+def test_unconfigured_events_go_to_the_stdlib_logger(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = ContextLogger("hotreload.test.a", config="api")
+    with caplog.at_level(logging.DEBUG, logger="hotreload"):
+        log.debug("config_unchanged", trigger="rescan")
+        log.info("Configuration hot-reloaded successfully", changed=["model"], generation=2)
+    [debug, info] = caplog.records
+    assert (debug.name, debug.levelno) == ("hotreload.test.a", logging.DEBUG)
+    assert debug.getMessage() == "config_unchanged config=api trigger=rescan"
+    assert info.levelno == logging.INFO
+    assert info.getMessage() == (
+        "Configuration hot-reloaded successfully changed=['model'] config=api generation=2"
+    )
+    assert debug.filename == info.filename == "test_logging.py"  # the caller, not _logging.py
+    assert capsys.readouterr().out == ""  # structlog's default would have printed both here
+
+
+@pytest.mark.usefixtures("structlog_unconfigured", "restore_levels")
+def test_unconfigured_events_below_the_stdlib_level_are_dropped(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = ContextLogger("hotreload.test.a")
+    logging.getLogger("hotreload.test.a").setLevel(logging.WARNING)
+    with caplog.at_level(logging.DEBUG):  # the handler takes anything: the logger decides
+        log.debug("quiet")
+        log.info("quiet too")
+        log.warning("watcher_restarting", attempt=1)
+        log.error("Failed to apply new configuration - keeping previous", reason="parse")
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.WARNING, "watcher_restarting attempt=1"),
+        (logging.ERROR, "Failed to apply new configuration - keeping previous reason=parse"),
+    ]
+    assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.usefixtures("structlog_unconfigured", "restore_levels")
+def test_unconfigured_events_follow_a_level_set_later(caplog: pytest.LogCaptureFixture) -> None:
+    """The log-level switch (FR-4) sets the root level: the library's events obey it."""
+    log = ContextLogger("hotreload.test.b")
+    with caplog.at_level(logging.NOTSET):
+        apply_log_level("WARNING", [""])
+        log.debug("before")
+        apply_log_level("DEBUG", [""])
+        log.debug("after")
+    assert [r.getMessage() for r in caplog.records if r.name == "hotreload.test.b"] == ["after"]
+
+
+@pytest.mark.usefixtures("structlog_unconfigured")
+def test_unconfigured_exception_carries_the_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    log = ContextLogger("hotreload.test.a")
+    with caplog.at_level(logging.DEBUG, logger="hotreload"):
+        try:
+            raise RuntimeError("boom")
+        except RuntimeError:
+            log.exception("apply_hook_failed", hook="h")
+    [record] = caplog.records
+    assert record.levelno == logging.ERROR
+    assert record.exc_info is not None
+    assert record.exc_info[0] is RuntimeError
+
+
+def test_configured_structlog_gets_the_events_and_stdlib_none(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen: list[tuple[str, dict[str, Any]]] = []
+
+    def keep(_: Any, method: str, event_dict: Any) -> Any:
+        seen.append((method, dict(event_dict)))
+        raise structlog.DropEvent
+
+    log = ContextLogger("hotreload.test.a", config="api")  # made before the configuration
+    structlog.configure(processors=[keep])
+    with caplog.at_level(logging.DEBUG):
+        log.debug("config_unchanged", trigger="rescan")
+        log.warning("watcher_restarting", attempt=2)
+    assert seen == [
+        ("debug", {"event": "config_unchanged", "config": "api", "trigger": "rescan"}),
+        ("warning", {"event": "watcher_restarting", "config": "api", "attempt": 2}),
+    ]
+    assert not [r for r in caplog.records if r.name.startswith("hotreload")]
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("api", "api"),
+        ("a b", "'a b'"),
+        ("", "''"),
+        ("k=v", "'k=v'"),
+        ('say "x"', "'say \"x\"'"),
+        (None, "None"),
+        (2, "2"),
+        (["model"], "['model']"),
+    ],
+)
+def test_render_shows_each_value_unambiguously(value: object, shown: str) -> None:
+    assert render("e", {"k": value}) == f"e k={shown}"
