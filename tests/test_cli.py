@@ -487,6 +487,32 @@ async def test_watch_takes_layers(tmp_path: Path) -> None:
     assert b"PLANTED" not in out + err
 
 
+def test_check_explain_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    """`check --explain | head -1`: no BrokenPipeError traceback when the reader leaves."""
+    path = tmp_path / "config.yaml"
+    path.write_text("".join(f"item_{i}: {'v' * 60}\n" for i in range(5000)))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hotreload.cli",
+            "check",
+            str(path),
+            "--schema",
+            "builtins:dict",
+            "--explain",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline()
+    proc.stdout.close()  # the reader leaves, as `head -1` does, with 300 KB still to print
+    _, err = proc.communicate(timeout=60)
+    assert b"Traceback" not in err, err.decode()
+    assert b"BrokenPipeError" not in err
+
+
 PYDANTIC_SCHEMA = """\
 from typing import Annotated
 
