@@ -28,6 +28,7 @@ PIECES = (
     "failure",
     "layers",
     "derived",
+    "schemas",
     "bombs",
 )
 
@@ -285,6 +286,7 @@ def summarise(results: dict[str, dict[str, Any]]) -> str:
         for name, tables in (
             ("layers", layers_table),
             ("derived", derived_tables),
+            ("schemas", schemas_tables),
             ("bombs", bombs_table),
         )
         if name in results
@@ -370,6 +372,29 @@ def bombs_table(r: dict[str, Any]) -> str:
             "peak x plain same size",
         ],
         rows,
+    )
+
+
+def schemas_tables(r: dict[str, Any]) -> str:
+    """msgspec vs pydantic: the schema's steps, the commit, the read; ratios beside each."""
+    steps = r["steps"]
+    rows = [
+        [key.removesuffix("_us"), steps["msgspec"][key], steps["pydantic"][key],
+         steps["pydantic_vs_msgspec"][key]]
+        for key in steps["msgspec"]
+    ]  # fmt: skip
+    commit = r["commit"]
+    for pct in ("p50_ms", "p95_ms", "p99_ms"):
+        ms, pyd = commit["msgspec"][pct], commit["pydantic"][pct]
+        rows.append([f"commit {pct[:3]} (ms)", ms, pyd, round(pyd / ms, 2) if ms else None])
+    read = r["read"]
+    for key in read["msgspec"]:
+        rows.append([f"read {key.removesuffix('_ns')} (ns)", read["msgspec"][key],
+                     read["pydantic"][key], read["pydantic_vs_msgspec"][key]])  # fmt: skip
+    return (
+        f"### Schema: msgspec vs pydantic ({steps['document_bytes']}-byte document; "
+        f"steps in µs; plain attribute read {read['plain_attribute_ns']} ns)\n\n"
+        + table(["measure", "msgspec", "pydantic", "x msgspec"], rows)
     )
 
 

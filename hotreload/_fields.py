@@ -16,9 +16,8 @@ import typing
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
-import msgspec
-
 from . import _redact
+from ._schema import model_fields, secret_type
 
 __all__ = ["FieldPolicy", "Path", "RestartMode", "RestartRequired", "Secret", "format_path"]
 
@@ -151,7 +150,11 @@ def _collect(
     *,
     refuse: list[Path],
 ) -> None:
-    """Walk a schema type for Annotated markers, through structs, optionals, dicts and lists."""
+    """Walk a schema type for Annotated markers, through structs, pydantic models, optionals,
+    dicts and lists. A pydantic ``SecretStr`` (or ``SecretBytes``, ``Secret[...]``) is secret."""
+    if secret_type(tp):
+        secret.append(prefix)
+        return
     origin = typing.get_origin(tp)
     if origin is typing.Annotated:
         inner, *extras = typing.get_args(tp)
@@ -162,20 +165,13 @@ def _collect(
             secret.append(prefix)
         _collect(inner, prefix, restart, secret, seen, refuse=refuse)
         return
-    if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
+    fields = model_fields(tp)
+    if fields is not None:
         if tp in seen:
             return
         seen.add(tp)
-        hints = typing.get_type_hints(tp, include_extras=True)
-        for field in msgspec.structs.fields(tp):
-            _collect(
-                hints[field.name],
-                (*prefix, field.encode_name),
-                restart,
-                secret,
-                seen,
-                refuse=refuse,
-            )
+        for name, annotation in fields:
+            _collect(annotation, (*prefix, name), restart, secret, seen, refuse=refuse)
         seen.discard(tp)
         return
     args: Sequence[Any] = typing.get_args(tp)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import anyio
 
@@ -18,15 +18,13 @@ from ._lkg import LastKnownGood
 from ._logging import ContextLogger
 from ._pipeline import Active
 from ._snapshot import Snapshot
-
-if TYPE_CHECKING:
-    from ._tasks import TaskSet
+from ._tasks import TaskSet
 
 __all__ = ["ApplyHook", "Hooks"]
 
 T = TypeVar("T")
 
-ApplyHook = Callable[["Snapshot[T]", "Snapshot[T]"], Awaitable[None]]
+ApplyHook = Callable[[Snapshot[T], Snapshot[T]], Awaitable[None]]
 """``async def hook(new, old)``: runs before a change is put in force; raising refuses it."""
 
 

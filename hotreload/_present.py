@@ -20,6 +20,7 @@ from ._fields import FieldPolicy, Path, format_path
 from ._outcome import ReloadOutcome
 from ._provenance import Document, Origin, dotted, leaves
 from ._redact import REDACTED, redact
+from ._schema import json_builtins
 from ._snapshot import Snapshot
 
 __all__ = [
@@ -143,7 +144,7 @@ def to_builtins(config: Any) -> Any:
     shows it (``"404"``, ``"true"``, ``"null"``).
     """
     try:
-        value = msgspec.to_builtins(config, order="sorted")
+        value = json_builtins(config)
     except TypeError:  # keys of several types do not sort
         value = msgspec.to_builtins(config)
     try:

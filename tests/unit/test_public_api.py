@@ -144,23 +144,7 @@ def test_enum_snapshot_and_record_still_pickle_and_decode() -> None:
 
 @pytest.mark.parametrize(
     "cls",
-    [
-        pytest.param(
-            o,
-            marks=[
-                pytest.mark.xfail(
-                    strict=True,
-                    raises=TypeError,
-                    reason="the Hooks mixin's `list[ApplyHook[T]]` subscripts a Callable "
-                    "alias with string arguments (_hooks.py; not from the move)",
-                )
-            ]
-            if o is hotreload.HotReloader
-            else [],
-        )
-        for o in HOMED
-        if inspect.isclass(o)
-    ],
+    [o for o in HOMED if inspect.isclass(o)],
     ids=lambda o: o.__name__,
 )
 def test_type_hints_of_public_classes_resolve(cls: type) -> None:
