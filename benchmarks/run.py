@@ -19,7 +19,18 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-PIECES = ("latency", "readcost", "memory", "storm", "idle", "failure", "layers", "derived")
+PIECES = (
+    "latency",
+    "readcost",
+    "memory",
+    "storm",
+    "idle",
+    "failure",
+    "layers",
+    "derived",
+    "schemas",
+    "bombs",
+)
 
 
 def table(headers: list[str], rows: list[list[Any]]) -> str:
@@ -272,7 +283,12 @@ def summarise(results: dict[str, dict[str, Any]]) -> str:
         )
     parts.extend(
         tables(results[name]["results"])
-        for name, tables in (("layers", layers_table), ("derived", derived_tables))
+        for name, tables in (
+            ("layers", layers_table),
+            ("derived", derived_tables),
+            ("schemas", schemas_tables),
+            ("bombs", bombs_table),
+        )
         if name in results
     )
     return "\n\n".join(parts) + "\n"
@@ -325,6 +341,60 @@ def layers_table(r: dict[str, Any]) -> str:
         + f"\n\np99 ratio (three layers / one file): {ratio.get('p99')} (target <= "
         f"{ratio.get('target_p99')}); p50 ratio {ratio.get('p50')}; worker time per reload, "
         f"p50 ratio {ratio.get('reload_duration_p50')}."
+    )
+
+
+def bombs_table(r: dict[str, Any]) -> str:
+    rows = [
+        [
+            k,
+            v["bytes"],
+            v["result"],
+            v["stall_ms_median"],
+            v["stall_ms_max"],
+            v.get("stall_vs_plain_same_size"),
+            v.get("stall_vs_plain_64KiB"),
+            v["peak_kb_median"],
+            v.get("peak_vs_plain_same_size"),
+        ]
+        for k, v in r.items()
+    ]
+    return "### Alias and merge-key bombs (loop stall, peak Python heap)\n\n" + table(
+        [
+            "document",
+            "bytes",
+            "result",
+            "stall ms p50",
+            "stall ms max",
+            "stall x plain same size",
+            "stall x plain 64 KiB",
+            "peak KB",
+            "peak x plain same size",
+        ],
+        rows,
+    )
+
+
+def schemas_tables(r: dict[str, Any]) -> str:
+    """msgspec vs pydantic: the schema's steps, the commit, the read; ratios beside each."""
+    steps = r["steps"]
+    rows = [
+        [key.removesuffix("_us"), steps["msgspec"][key], steps["pydantic"][key],
+         steps["pydantic_vs_msgspec"][key]]
+        for key in steps["msgspec"]
+    ]  # fmt: skip
+    commit = r["commit"]
+    for pct in ("p50_ms", "p95_ms", "p99_ms"):
+        ms, pyd = commit["msgspec"][pct], commit["pydantic"][pct]
+        rows.append([f"commit {pct[:3]} (ms)", ms, pyd, round(pyd / ms, 2) if ms else None])
+    read = r["read"]
+    for key in read["msgspec"]:
+        rows.append([f"read {key.removesuffix('_ns')} (ns)", read["msgspec"][key],
+                     read["pydantic"][key], read["pydantic_vs_msgspec"][key]])  # fmt: skip
+    return (
+        f"### Schema: msgspec vs pydantic ({steps['document_bytes']}-byte document; "
+        f"steps in µs; plain attribute read {read['plain_attribute_ns']} ns)\n\n"
+        + table(["measure", "msgspec", "pydantic", "x msgspec"], rows)
     )
 
 

@@ -1,7 +1,8 @@
 """hotreload: keep a running asyncio service's configuration current without a restart.
 
-Watch a file, validate every new version against a msgspec schema, swap it in as one atomic
-reference, and keep the previous version whenever a new one is bad.
+Watch a file, validate every new version against a msgspec schema (or a frozen pydantic v2
+model, with the ``pydantic`` extra), swap it in as one atomic reference, and keep the previous
+version whenever a new one is bad.
 """
 
 import inspect as _inspect

@@ -7,31 +7,46 @@ from collections.abc import Iterator
 from typing import Any
 
 from ._fields import FieldPolicy, Path
+from ._snapshot import canonical_json
 
-__all__ = ["changed_paths", "get_path", "retain"]
+__all__ = ["changed_paths", "get_path", "retain", "same"]
 
 _MISSING: Any = object()
 
 
 def changed_paths(old: Any, new: Any, prefix: Path = ()) -> Iterator[Path]:
-    """Paths (as tuples) whose values differ; mappings are compared key by key, the rest whole."""
+    """Paths (as tuples) whose values differ; mappings are compared key by key, the rest whole.
+
+    "Differ" means a different canonical form (`canonical_json`), not ``!=``: ``.nan`` equals
+    itself here, and ``1``, ``1.0`` and ``true`` are three values.
+    """
     if isinstance(old, dict) and isinstance(new, dict):
         for key in sorted(old.keys() | new.keys(), key=str):
             a, b = old.get(key, _MISSING), new.get(key, _MISSING)
             if a is _MISSING or b is _MISSING:
                 yield (*prefix, str(key))
-            elif a != b:
+            elif not same(a, b):
                 yield from changed_paths(a, b, (*prefix, str(key)))
-    elif old != new:
+    elif not same(old, new):
         yield prefix
+
+
+def same(a: Any, b: Any) -> bool:
+    """Whether two builtins values are the same config (their canonical forms are equal)."""
+    return a is b or canonical_json(a) == canonical_json(b)
 
 
 def get_path(data: Any, path: Path) -> Any:
     """The value at ``path``, or a sentinel that compares unequal to everything real."""
     for seg in path:
-        if not isinstance(data, dict) or seg not in data:
+        if not isinstance(data, dict):
             return _MISSING
-        data = data[seg]
+        key: Any = seg
+        if key not in data:  # a key that is not a string (``404:``) is named by its str()
+            key = next((k for k in data if not isinstance(k, str) and str(k) == seg), _MISSING)
+            if key is _MISSING:
+                return _MISSING
+        data = data[key]
     return data
 
 

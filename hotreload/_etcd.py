@@ -30,6 +30,7 @@ from ._backoff import backoff_delay
 from ._errors import ConfigReadError
 from ._logging import ContextLogger
 from ._parsing import Format
+from ._redact import REDACTED
 from ._source import Revision
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ class _Hidden:
         self.value = value
 
     def __repr__(self) -> str:
-        return "***"
+        return REDACTED
 
 
 class EtcdSource:

@@ -12,28 +12,18 @@ pattern covers everything below it.
 
 from __future__ import annotations
 
-import re
 import typing
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
-import msgspec
+from . import _redact
+from ._schema import model_fields, secret_type
 
 __all__ = ["FieldPolicy", "Path", "RestartMode", "RestartRequired", "Secret", "format_path"]
 
 RestartMode = Literal["keep", "refuse"]
 
 Path = tuple[str, ...]
-
-#: A field is secret when its name contains one of these (DESIGN's ``*key*``, ``*token*``,
-#: ...): over-redacting is safer than missing ``slackwebhooktoken``. One exception: the word
-#: ``tokens`` is a count of LLM tokens (``max_tokens_per_request``), not a credential.
-_SECRET_NAME = re.compile(r"key|token|password|passwd|secret|credential", re.IGNORECASE)
-_NOT_SECRET = re.compile(r"tokens", re.IGNORECASE)
-
-
-def _is_secret_name(segment: str) -> bool:
-    return _SECRET_NAME.search(_NOT_SECRET.sub("", segment)) is not None
 
 
 class _Marker:
@@ -132,34 +122,23 @@ class FieldPolicy:
         return None
 
     def is_secret(self, path: Path) -> bool:
-        """Declared secret, or any segment named like a key, token, password or secret."""
-        if any(_is_secret_name(seg) for seg in path):
+        """Declared secret, or any segment named like a secret (see `hotreload._redact`)."""
+        if any(_redact.is_secret_name(seg) for seg in path):
             return True
         return any(_prefix_matches(pattern, path) for pattern in self.secrets)
 
     def redact(self, path: Path, value: Any) -> Any:
-        return "***" if self.is_secret(path) else value
+        """``value`` (builtins) as it may be shown, found at ``path``."""
+        return _redact.redact(value, self.is_secret, path)
 
     def secret_values(self, builtins: Any) -> set[str]:
-        """The string values held in secret fields of a config (as builtins), to scrub them
-        out of text the engine did not write itself, such as an apply hook's error."""
-        found: set[str] = set()
-        stack: list[tuple[Path, Any]] = [((), builtins)]
-        while stack:
-            path, value = stack.pop()
-            if isinstance(value, dict):
-                stack.extend(((*path, str(k)), v) for k, v in value.items())
-            elif isinstance(value, list | tuple):
-                stack.extend((path, v) for v in value)
-            elif isinstance(value, str) and len(value) >= 4 and self.is_secret(path):
-                found.add(value)
-        return found
+        """The secret strings of a config (as builtins), to scrub them out of text the engine
+        did not write itself, such as an apply hook's error."""
+        return _redact.secret_values(builtins, self.is_secret)
 
     def scrub(self, text: str, builtins: Any) -> str:
-        """``text`` with every secret value of the config replaced by ``***``."""
-        for value in sorted(self.secret_values(builtins), key=len, reverse=True):
-            text = text.replace(value, "***")
-        return text
+        """``text`` with every secret value of the config, and every secret shape, masked."""
+        return _redact.scrub(text, self.secret_values(builtins))
 
 
 def _collect(
@@ -171,7 +150,11 @@ def _collect(
     *,
     refuse: list[Path],
 ) -> None:
-    """Walk a schema type for Annotated markers, through structs, optionals, dicts and lists."""
+    """Walk a schema type for Annotated markers, through structs, pydantic models, optionals,
+    dicts and lists. A pydantic ``SecretStr`` (or ``SecretBytes``, ``Secret[...]``) is secret."""
+    if secret_type(tp):
+        secret.append(prefix)
+        return
     origin = typing.get_origin(tp)
     if origin is typing.Annotated:
         inner, *extras = typing.get_args(tp)
@@ -182,20 +165,13 @@ def _collect(
             secret.append(prefix)
         _collect(inner, prefix, restart, secret, seen, refuse=refuse)
         return
-    if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
+    fields = model_fields(tp)
+    if fields is not None:
         if tp in seen:
             return
         seen.add(tp)
-        hints = typing.get_type_hints(tp, include_extras=True)
-        for field in msgspec.structs.fields(tp):
-            _collect(
-                hints[field.name],
-                (*prefix, field.encode_name),
-                restart,
-                secret,
-                seen,
-                refuse=refuse,
-            )
+        for name, annotation in fields:
+            _collect(annotation, (*prefix, name), restart, secret, seen, refuse=refuse)
         seen.discard(tp)
         return
     args: Sequence[Any] = typing.get_args(tp)

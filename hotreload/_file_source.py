@@ -134,10 +134,28 @@ class FileSource:
                     "until then only the safety poll sees them",
                 )
             )
+        links = hard_links(self.resolved)
+        if links > 1:
+            found.append(
+                (
+                    "config_file_has_hard_links",
+                    f"the file has {links} names (hard links): an edit made through a name in "
+                    "another directory is not reported by inotify here, and is seen only by "
+                    "the safety poll (poll_interval)",
+                )
+            )
         return found
 
     def __repr__(self) -> str:
         return f"FileSource({self.path!r})"
+
+
+def hard_links(path: str) -> int:
+    """How many names the file (after symlinks) has; 0 when it cannot be read."""
+    try:
+        return os.stat(path).st_nlink
+    except OSError:
+        return 0
 
 
 def _nothing() -> None:

@@ -131,6 +131,8 @@ class Layers:
             names.append(f"${self.env_prefix}*")
         self._uri = " + ".join(names)
         self._cache: dict[int, tuple[str | bytes, Parsed]] = {}
+        self._max_text: int | None = None
+        """The size cap of the last read: each layer's aliases may expand to no more text."""
         self._env_cache: tuple[list[tuple[str, str]], Parsed] | None = None
         self._empty: str | None = None
         self.on_watch_restart: Callable[[], None] = _nothing
@@ -152,6 +154,7 @@ class Layers:
 
     async def read(self, max_bytes: int) -> Revision:
         """Every layer's current bytes as one bundle (empty while a layer file is empty)."""
+        self._max_text = max_bytes
         entries: list[_Entry | None] = [None] * len(self._specs)
         versions: list[str | None] = [None] * len(self._specs)
         for index, spec in enumerate(self._specs):
@@ -164,6 +167,7 @@ class Layers:
         """`read`, for layers that are all files, without an event loop (the CLI)."""
         if any(s.file is None for s in self._specs):
             raise TypeError("read_now reads files only; use `await read()`")
+        self._max_text = max_bytes
         entries: list[_Entry | None] = [None] * len(self._specs)
         self._read_files(max_bytes, entries)
         return self._bundle(entries, [None] * len(self._specs))
@@ -216,7 +220,7 @@ class Layers:
                 continue  # an optional layer that is missing
             cached = self._cache.get(index)
             if cached is None or cached[0] != content:
-                cached = (content, _parse_layer(spec, content))
+                cached = (content, _parse_layer(spec, content, self._max_text))
                 self._cache[index] = cached
             parsed.append(cached[1])
         if self.env_prefix:
@@ -377,14 +381,14 @@ async def _read_source(spec: _Spec, max_bytes: int) -> tuple[_Entry | None, str 
         return _Entry(spec.source.uri, raw=revision.content), revision.version
 
 
-def _parse_layer(spec: _Spec, content: str | bytes) -> Parsed:
+def _parse_layer(spec: _Spec, content: str | bytes, max_text: int | None) -> Parsed:
     uri = spec.source.uri
     raw = content.encode() if isinstance(content, str) else content
     if spec.format == "text":
         if isinstance(content, bytes):
             parse_node(content, "yaml", uri)  # raises: says where the bad UTF-8 is
         return nest(whole(content, Origin(uri, 1, 1)), spec.at)
-    data, node = parse_node(raw, spec.format, uri)
+    data, node = parse_node(raw, spec.format, uri, max_text=max_text)
     parsed = whole(data, Origin(uri)) if node is None else walk_yaml(data, node, uri)
     return nest(parsed, spec.at)
 

@@ -4,14 +4,12 @@ and on every change, and refused as invalid before it can be committed."""
 from __future__ import annotations
 
 import logging
-from typing import Any, Generic, TypeVar
-
-import msgspec
+from typing import Generic, TypeVar
 
 from ._errors import ConfigValidationError
 from ._logging import ContextLogger, apply_log_level, level_number
 
-__all__ = ["LogLevelSwitch", "has_field"]
+__all__ = ["LogLevelSwitch"]
 
 T = TypeVar("T")
 
@@ -53,11 +51,3 @@ class LogLevelSwitch(Generic[T]):
             if self._applied_level is not None:
                 self._log.info("log_level_applied", new_level=logging.getLevelName(level))
             self._applied_level = level
-
-
-def has_field(schema: Any, name: str | None) -> bool:
-    if name is None:
-        return False
-    if isinstance(schema, type) and issubclass(schema, msgspec.Struct):
-        return name in schema.__struct_fields__
-    return name in getattr(schema, "__dataclass_fields__", {})

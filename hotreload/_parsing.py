@@ -2,10 +2,11 @@
 
 YAML is the format most configs arrive in and the one with the sharpest edges, so the loader
 is the safe one (no python tags), rejects duplicate keys instead of silently keeping the last,
-and bounds what aliases may expand to (a "billion laughs" document is a few hundred bytes that
-become billions of nodes the moment anything walks it). libyaml already refuses nesting deeper
-than 1000; the pure-Python fallback hits the recursion limit, which is turned into the same
-typed error.
+and bounds what aliases and merge keys may expand to (a "billion laughs" document is a few
+hundred bytes that become billions of nodes the moment anything walks it; one 50 KB string
+aliased 20,000 times is a gigabyte of text) before anything is built from the document.
+libyaml already refuses nesting deeper than 1000; the pure-Python fallback hits the recursion
+limit, which is turned into the same typed error.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Literal
 import yaml
 
 from ._errors import ConfigParseError
+from ._redact import yaml_message
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -73,12 +75,19 @@ def format_for(path: str) -> Format:
     return "yaml"
 
 
-def parse(raw: bytes, fmt: Format, source: str) -> Any:
-    """Decode and parse ``raw``; raise `ConfigParseError` with a 1-based line and column."""
-    return parse_node(raw, fmt, source)[0]
+def parse(raw: bytes, fmt: Format, source: str, *, max_text: int | None = None) -> Any:
+    """Decode and parse ``raw``; raise `ConfigParseError` with a 1-based line and column.
+
+    ``max_text`` bounds the bytes of scalar text a YAML document may expand to through its
+    aliases (the reloader passes its ``max_bytes``: a document without aliases never has more
+    text than bytes, so only an expansion can break it).
+    """
+    return parse_node(raw, fmt, source, max_text=max_text)[0]
 
 
-def parse_node(raw: bytes, fmt: Format, source: str) -> tuple[Any, yaml.Node | None]:
+def parse_node(
+    raw: bytes, fmt: Format, source: str, *, max_text: int | None = None
+) -> tuple[Any, yaml.Node | None]:
     """`parse`, also returning the YAML node tree the data was built from (``None`` for JSON
     and TOML): where each value sits in the file, without composing the document twice."""
     text = _decode(raw, source)
@@ -90,7 +99,7 @@ def parse_node(raw: bytes, fmt: Format, source: str) -> tuple[Any, yaml.Node | N
     elif fmt == "toml":
         data = _parse_toml(text, source)
     else:
-        data, node = _parse_yaml(text, source)
+        data, node = _parse_yaml(text, source, max_text)
     if data is None or (fmt == "toml" and data == {}):
         # Comments only: no config at all. Refused like an empty file, never taken as
         # "all defaults" (a ConfigMap emptied by mistake must not reset the service).
@@ -122,15 +131,17 @@ def _position(prefix: str) -> tuple[int, int]:
     return line, len(prefix) - (prefix.rfind("\n") + 1) + 1
 
 
-def _parse_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
-    # yaml.load's own steps, keeping the node tree it builds the data from.
-    loader = _StrictLoader(text)
+def _parse_yaml(text: str, source: str, max_text: int | None) -> tuple[Any, yaml.Node | None]:
     try:
-        node = loader.get_single_node()
-        data = None if node is None else loader.construct_document(node)
+        return _load_yaml(text, max_text)
+    except _TooBig as exc:
+        mark = exc.node.start_mark
+        raise ConfigParseError(
+            source, exc.message, line=mark.line + 1, column=mark.column + 1
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        parts = [_scrub(p) for p in (exc.context, exc.problem) if p]
+        parts = [yaml_message(p) for p in (exc.context, exc.problem) if p]
         message = ": ".join(parts) or "invalid YAML"
         if mark is None:
             raise ConfigParseError(source, message) from None
@@ -146,105 +157,94 @@ def _parse_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
         raise ConfigParseError(source, type(exc).__name__) from None
     except RecursionError:
         raise ConfigParseError(source, "the document is nested too deeply") from None
+
+
+def _load_yaml(text: str, max_text: int | None) -> tuple[Any, yaml.Node | None]:
+    """``yaml.load``'s own steps, with the node graph measured between composing and
+    constructing, and kept (where each value sits in the file).
+
+    Composing is libyaml's C code and linear in the file; everything after it (merge-key
+    flattening, constructing, converting, hashing, serving ``/-/config``) pays for the document
+    as aliases expand it. So the limits are checked on the composed nodes, before any of that.
+    """
+    loader = _StrictLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, None
+        _check_nodes(node, max_text)
+        return loader.construct_document(node), node
     finally:
         loader.dispose()
-    _check_shape(data, source)
-    return data, node
 
 
-_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*"')
-_UNKNOWN_TAG = re.compile(r"could not determine a constructor for the tag '(?P<tag>[^']*)'")
-_STANDARD_TAG = "tag:yaml.org,2002:"
+class _TooBig(Exception):
+    """A limit broken at ``node``: turned into a `ConfigParseError` that points at it."""
+
+    def __init__(self, message: str, node: yaml.Node) -> None:
+        super().__init__(message)
+        self.message = message
+        self.node = node
 
 
-def _scrub(message: str) -> str:
-    """A YAML error message without the document's text in it.
+def _check_nodes(root: yaml.Node, max_text: int | None) -> None:
+    """Refuse a node graph that expands past `MAX_EXPANDED_NODES` nodes, ``max_text`` bytes
+    of scalar text or `MAX_DEPTH` levels, or that refers to itself.
 
-    PyYAML quotes tags, anchors and alias names it did not expect, and those are document
-    text: ``password: !Sup3r`` makes ``!Sup3r`` a tag, ``token: *xyz`` makes ``xyz`` an alias.
-    Our own duplicate-key message keeps the key (a name, and the point of the message).
+    One post-order walk, memoised by identity: a node an alias shares is measured once and
+    counted as often as it is referenced, so the cost is that of the file, not of what it
+    expands to. A merge key (``<<: *base``) counts like any other entry: PyYAML copies the
+    merged pairs into every mapping that merges them before it drops duplicates.
     """
-    if message.startswith("found duplicate key "):
-        return message
-    found = _UNKNOWN_TAG.search(message)
-    if found is not None:
-        tag = found.group("tag")
-        if tag.startswith(_STANDARD_TAG + "python/"):
-            name = "!!" + tag[len(_STANDARD_TAG) :].split(":", 1)[0]
-            return f"could not determine a constructor for the unsafe tag {name}"
-        return (
-            "could not determine a constructor for the tag "
-            "(a value that starts with '!' is a YAML tag: quote it)"
-        )
-    return _QUOTED.sub(_keep_if_not_text, message)
-
-
-def _keep_if_not_text(found: re.Match[str]) -> str:
-    """A quoted character ('\\t') or token name ('<scalar>') stays; anything else goes."""
-    quoted = found.group(0)
-    if len(quoted) <= 4 or re.fullmatch(r"'<[a-z ]+>'", quoted):
-        return quoted
-    return "(...)"
-
-
-def _check_shape(data: Any, source: str) -> None:
-    """Bound depth and expanded size in one cheap pass (a shared subtree is walked each time it
-    is referenced, so the budget is what anything walking the config later would pay).
-
-    Only when the budget runs out is the exact, memoised walk used to say why.
-    """
-    budget = MAX_EXPANDED_NODES
-    stack: list[tuple[Any, int]] = [(data, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if not isinstance(node, (dict, list)):
-            continue
-        if depth > MAX_DEPTH:
-            _check_expansion(data, source)  # says "refers to itself" when it is a cycle
-            raise ConfigParseError(source, f"nesting is deeper than {MAX_DEPTH} levels")
-        budget -= len(node)
-        if budget < 0:
-            _check_expansion(data, source)
-            raise ConfigParseError(source, f"the document has more than {MAX_EXPANDED_NODES} nodes")
-        children = node.values() if isinstance(node, dict) else node
-        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
-
-
-def _check_expansion(data: Any, source: str) -> None:
-    """Reject alias cycles, documents that expand past `MAX_EXPANDED_NODES`, or nest too deep.
-
-    One post-order walk over the object graph, memoised by identity, so shared subtrees are
-    costed as often as they are referenced without being visited more than once.
-    """
-    size: dict[int, int] = {}
-    depth: dict[int, int] = {}
+    measured: dict[int, tuple[int, int, int]] = {}  # id -> (nodes, text bytes, depth)
     on_path: set[int] = set()
-    stack: list[tuple[Any, bool]] = [(data, False)]
+    aliased = False
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
         node, children_done = stack.pop()
-        if not isinstance(node, (dict, list)):
-            continue
         key = id(node)
-        if not children_done and key in size:
-            continue  # a shared subtree already costed: skip before touching its children
-        children = list(node.keys()) + list(node.values()) if isinstance(node, dict) else node
-        containers = [c for c in children if isinstance(c, (dict, list))]
+        if isinstance(node, yaml.ScalarNode):
+            if key in measured:
+                aliased = True
+            else:
+                value: str = node.value
+                measured[key] = (1, len(value) if value.isascii() else len(value.encode()), 1)
+            continue
+        if not children_done and key in measured:
+            aliased = True
+            continue
+        children = _children(node)
         if children_done:
             on_path.discard(key)
-            size[key] = 1 + len(children) + sum(size[id(c)] - 1 for c in containers)
-            depth[key] = 1 + max((depth[id(c)] for c in containers), default=0)
-            if size[key] > MAX_EXPANDED_NODES:
-                raise ConfigParseError(
-                    source, f"aliases expand to more than {MAX_EXPANDED_NODES} nodes"
+            nodes, size, depth = 1, 0, 0
+            for child in children:
+                n, t, d = measured[id(child)]
+                nodes, size, depth = nodes + n, size + t, max(depth, d)
+            depth += 1
+            if nodes > MAX_EXPANDED_NODES:
+                what = "aliases expand to" if aliased else "the document has"
+                raise _TooBig(f"{what} more than {MAX_EXPANDED_NODES} nodes", node)
+            if max_text is not None and size > max_text:
+                raise _TooBig(
+                    f"aliases expand to more than {max_text} bytes of text (max_bytes)", node
                 )
-            if depth[key] > MAX_DEPTH:
-                raise ConfigParseError(source, f"nesting is deeper than {MAX_DEPTH} levels")
+            if depth > MAX_DEPTH:
+                raise _TooBig(f"nesting is deeper than {MAX_DEPTH} levels", node)
+            measured[key] = (nodes, size, depth)
             continue
         if key in on_path:
-            raise ConfigParseError(source, "an alias refers to itself (recursive structure)")
+            raise _TooBig("an alias refers to itself (recursive structure)", node)
         on_path.add(key)
         stack.append((node, True))
-        stack.extend((c, False) for c in containers if id(c) not in size)
+        stack.extend((child, False) for child in children)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -256,15 +256,41 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+#: ``\\ud800``-``\\udfff`` escapes not in a high + low pair: JSON can spell a lone surrogate,
+#: which is no character, cannot be encoded as UTF-8 and so cannot be hashed or served.
+_LONE_SURROGATE = re.compile(
+    r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+
+
 def _parse_json(text: str, source: str) -> Any:
     try:
-        return json.loads(text, object_pairs_hook=_reject_duplicates)
+        data = json.loads(text, object_pairs_hook=_reject_duplicates)
     except json.JSONDecodeError as exc:
         raise ConfigParseError(source, exc.msg, line=exc.lineno, column=exc.colno) from None
     except ValueError as exc:  # duplicate key; the decoder does not say where
         raise ConfigParseError(source, str(exc)) from None
     except RecursionError:
         raise ConfigParseError(source, "the document is nested too deeply") from None
+    lone = _LONE_SURROGATE.search(text)
+    if lone is not None and not _encodable(data):
+        line, column = _position(text[: lone.start()])
+        raise ConfigParseError(
+            source,
+            "a \\u escape is half of a UTF-16 surrogate pair, which is not a character",
+            line=line,
+            column=column,
+        )
+    return data
+
+
+def _encodable(data: Any) -> bool:
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")

@@ -1,18 +1,15 @@
 """The pure, synchronous part of a reload: bytes in, a verdict and a candidate out.
 
-read (size cap) → sha256 → unchanged shortcut → parse → ``msgspec.convert`` (strict) →
-unknown keys (named, or refused when ``strict``) → restart-required retention → validators →
-canonical hash. No I/O but `Pipeline.read`, no event loop, no clock: every step is testable on
-its own and the reloader stays the only writer.
+read (size cap) → sha256 → unchanged shortcut → parse → convert (``msgspec.convert``, strict,
+or a pydantic model's validation: `hotreload._schema`) → unknown keys (named, or refused when
+``strict``) → restart-required retention → validators → canonical hash. No I/O but
+`Pipeline.read`, no event loop, no clock: every step is testable on its own and the reloader
+stays the only writer.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import decimal
 import hashlib
-import re
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -26,7 +23,8 @@ from ._fields import FieldPolicy, Path, format_path
 from ._outcome import ReloadResult
 from ._parsing import Format, locate, locate_all, parse, parse_node
 from ._provenance import Document, Origin, Parsed, dotted, walk_yaml, whole
-from ._snapshot import canonical_hash
+from ._schema import RICH, Schema, schema_for
+from ._snapshot import canonical_hash, canonical_json
 from ._unknown import UnknownKey, describe, find_unknown
 
 __all__ = [
@@ -40,13 +38,6 @@ __all__ = [
 
 T = TypeVar("T")
 Validator = Callable[[T], object]
-
-# Kept as objects by to_builtins: JSON-encodable for the hash and convertible straight back.
-_RICH = (_dt.datetime, _dt.date, _dt.time, _dt.timedelta, decimal.Decimal, uuid.UUID, bytes)
-_MSGSPEC_PATH = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
-_PATH_TOKEN = re.compile(r"\.([^.\[]+)|\[(\d+|\.\.\.)\]")
-_UNKNOWN = re.compile(r"unknown field `(?P<f>[^`]+)`")
-_MISSING = re.compile(r"missing required field `(?P<f>[^`]+)`")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +97,7 @@ class Pipeline(Generic[T]):
         strict: bool = False,
     ) -> None:
         self.schema = schema
+        self._schema: Schema[T] = schema_for(schema)
         self.decode = decode
         """Bytes to a `Document` for a layered source (parse, merge, origins); None: one
         document in ``fmt``, its origins worked out only when asked for."""
@@ -125,7 +117,7 @@ class Pipeline(Generic[T]):
             self._validate(config, document)
         except ConfigValidationError as exc:
             raise self._redact(exc, data) from None
-        builtins = _to_builtins(config)
+        builtins = self._builtins(config)
         return self._active(config, builtins, sha256_hex(raw), raw, document, unknown=unknown)
 
     def _active(
@@ -146,7 +138,7 @@ class Pipeline(Generic[T]):
         if self.decode is not None:
             document = self.decode(raw)
             return document.data, document
-        return parse(raw, self.fmt, self.source), None
+        return parse(raw, self.fmt, self.source, max_text=self.max_bytes), None
 
     def document_of(self, active: Active[T]) -> Document:
         """Where each value of ``active`` came from (a single file: worked out now)."""
@@ -172,7 +164,7 @@ class Pipeline(Generic[T]):
             data, document = self._document(raw)
             config = self._convert(data, raw, document)
             unknown = self._unknown(data, raw, document)
-            builtins = _to_builtins(config)
+            builtins = self._builtins(config)
             changed = list(changed_paths(active.builtins, builtins))
             self._refuse(changed)
             effective, roots = retain(active.builtins, builtins, changed, self.policy)
@@ -198,6 +190,24 @@ class Pipeline(Generic[T]):
             restart_required=wanted,
             unknown=unknown,
         )
+
+    def _builtins(self, config: T) -> Any:
+        """The config as builtins, checked to have a canonical form (so hashing cannot fail).
+
+        A safety net: what the parsers accept always has one (a lone surrogate is refused
+        where it is read), but a `ConfigError` is the only way a version may fail.
+        """
+        try:
+            builtins = self._schema.to_builtins(config)
+        except TypeError:  # keys of several types (``{404: a, x: b}``) do not sort: file order
+            builtins = msgspec.to_builtins(config, builtin_types=RICH)
+        try:
+            canonical_json(builtins)
+        except (TypeError, ValueError, msgspec.EncodeError) as exc:
+            raise ConfigValidationError(
+                self.source, f"the config has no canonical form ({type(exc).__name__})"
+            ) from None
+        return builtins
 
     def _unknown(self, data: Any, raw: bytes, document: Document | None) -> tuple[UnknownKey, ...]:
         """The document's unknown keys with where they are (a layered source: the layer that
@@ -257,71 +267,24 @@ class Pipeline(Generic[T]):
 
     def _convert(self, data: Any, raw: bytes, document: Document | None) -> T:
         try:
-            return msgspec.convert(data, self.schema, strict=True)
-        except msgspec.ValidationError as exc:
-            raise self._schema_error(str(exc), raw, data, document) from None
-
-    def _schema_error(
-        self, text: str, raw: bytes, data: Any, document: Document | None
-    ) -> ConfigValidationError:
-        found = _MSGSPEC_PATH.match(text)
-        message = found.group("msg") if found else text
-        tokens: list[str | int | None] = []
-        for name, index in _PATH_TOKEN.findall(found.group("path") or "" if found else ""):
-            tokens.append(name or (None if index == "..." else int(index)))
-        segments = self._name_dict_keys(data, tokens, text)
-        at_key = False
-        field = _UNKNOWN.search(message) or _MISSING.search(message)
-        shown = list(segments)
-        if field is not None:
-            shown.append(field.group("f"))
-            if field.re is _UNKNOWN:
-                segments, at_key = shown, True
+            return self._schema.convert(data)
+        except self._schema.errors as exc:
+            problem = self._schema.problem(exc, data)
+        path = dotted(problem.shown)
         if document is not None:  # layered: the layer (and line) that supplied the value
-            origin = document.origin(segments, at_key=at_key)
-            return ConfigValidationError(
+            origin = document.origin(problem.located, at_key=problem.at_key)
+            raise ConfigValidationError(
                 origin.source,
-                message,
-                field_path=dotted(shown),
+                problem.message,
+                field_path=path,
                 line=origin.line,
                 column=origin.column,
-            )
-        position = locate(raw, self.fmt, segments, at_key=at_key)
+            ) from None
+        position = locate(raw, self.fmt, problem.located, at_key=problem.at_key)
         line, column = position if position else (None, None)
-        return ConfigValidationError(
-            self.source, message, field_path=dotted(shown), line=line, column=column
-        )
-
-    def _name_dict_keys(
-        self, data: Any, tokens: list[str | int | None], text: str
-    ) -> list[str | int]:
-        """Fill in the dict keys msgspec's path leaves out (``toolsets[...].enabled``).
-
-        For each unnamed key, convert the document again with that mapping cut down to one
-        entry at a time: the entry that alone reproduces the same error is the one at fault.
-        Error path only; a mapping of n entries costs n small conversions. If no single
-        entry reproduces it, the path stops at the mapping.
-        """
-        named: list[str | int] = []
-        for token in tokens:
-            if token is not None:
-                named.append(token)
-                continue
-            mapping = _get(data, named)
-            culprit = None
-            if isinstance(mapping, dict):
-                for key in mapping:
-                    trial = _replace(data, named, {key: mapping[key]})
-                    try:
-                        msgspec.convert(trial, self.schema, strict=True)
-                    except msgspec.ValidationError as exc:
-                        if str(exc) == text:
-                            culprit = key
-                            break
-            if culprit is None:
-                return named
-            named.append(str(culprit))
-        return named
+        raise ConfigValidationError(
+            self.source, problem.message, field_path=path, line=line, column=column
+        ) from None
 
     def _validate(self, config: T, document: Document | None) -> None:
         for validator in self.validators:
@@ -358,29 +321,7 @@ def sha256_hex(raw: bytes) -> str:
 
 def _digest(value: Any) -> str:
     try:
-        encoded = msgspec.json.encode(value, order="sorted")
+        encoded = canonical_json(value)
     except (TypeError, msgspec.EncodeError):  # the field was removed from the file
         encoded = b"<absent>"
     return hashlib.sha256(encoded).hexdigest()[:16]
-
-
-def _to_builtins(config: Any) -> Any:
-    return msgspec.to_builtins(config, builtin_types=_RICH, order="sorted")
-
-
-def _get(data: Any, path: list[str | int]) -> Any:
-    for seg in path:
-        try:
-            data = data[seg]
-        except (KeyError, IndexError, TypeError):
-            return None
-    return data
-
-
-def _replace(data: Any, path: list[str | int], value: Any) -> Any:
-    """A copy of ``data`` with the node at ``path`` replaced; only the path is copied."""
-    if not path:
-        return value
-    copy = dict(data) if isinstance(data, dict) else list(data)
-    copy[path[0]] = _replace(data[path[0]], path[1:], value)  # type: ignore[index]
-    return copy

@@ -19,6 +19,8 @@ from ._failures import ToolsetFailureRecord
 from ._fields import FieldPolicy, Path, format_path
 from ._outcome import ReloadOutcome
 from ._provenance import Document, Origin, dotted, leaves
+from ._redact import REDACTED, redact
+from ._schema import json_builtins
 from ._snapshot import Snapshot
 
 __all__ = [
@@ -34,8 +36,6 @@ __all__ = [
     "redacted",
     "snapshot_dict",
 ]
-
-REDACTED = "***"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -54,7 +54,7 @@ def explain(builtins: Any, document: Document, policy: FieldPolicy) -> list[Expl
     out = []
     for path, value in leaves(builtins):
         names = tuple(seg for seg in path if isinstance(seg, str))
-        shown = REDACTED if names and policy.is_secret(names) else value
+        shown = redact(value, policy.is_secret, names)
         out.append(Explained(dotted(path), shown, values.get(path)))
     return out
 
@@ -132,19 +132,37 @@ def snapshot_dict(snapshot: Snapshot[Any]) -> dict[str, Any]:
 
 
 def redacted(value: Any, policy: FieldPolicy, path: Path = ()) -> Any:
-    """``value`` (builtins) with every secret field, at any depth, replaced by ``***``."""
-    if path and policy.is_secret(path):
-        return REDACTED
-    if isinstance(value, dict):
-        return {k: redacted(v, policy, (*path, str(k))) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redacted(v, policy, path) for v in value]
-    return value
+    """``value`` (builtins) with every secret field, at any depth, replaced by ``***`` and
+    secret-shaped strings (a URL's password, a bearer token) masked."""
+    return redact(value, policy.is_secret, path)
 
 
 def to_builtins(config: Any) -> Any:
-    """JSON-ready builtins of a config (datetimes and the like as strings)."""
-    return msgspec.to_builtins(config, order="sorted")
+    """JSON-ready builtins of a config (datetimes and the like as strings).
+
+    A key that is not a string (YAML's ``404: retry`` in a free-form field) is shown as JSON
+    shows it (``"404"``, ``"true"``, ``"null"``).
+    """
+    try:
+        value = json_builtins(config)
+    except TypeError:  # keys of several types do not sort
+        value = msgspec.to_builtins(config)
+    try:
+        msgspec.json.encode(value)
+    except TypeError:
+        value = _string_keys(value)
+    return value
+
+
+def _string_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            (k if isinstance(k, str) else msgspec.json.encode(k).decode()): _string_keys(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_string_keys(v) for v in value]
+    return value
 
 
 def diff_records(old: Any, new: Any, policy: FieldPolicy) -> list[dict[str, Any]]:

@@ -18,7 +18,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
-import msgspec
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from . import _sighup
@@ -31,12 +30,13 @@ from ._file_source import Attachment, FileSource
 from ._hooks import ApplyHook
 from ._layers import Layer, LayerItem, Layers
 from ._logging import ContextLogger
-from ._loglevel import has_field
 from ._metrics import ReloaderMetrics
 from ._outcome import ReloadOutcome
 from ._parsing import Format, format_for
 from ._pipeline import Pipeline, Validator
 from ._present import Explained, explain, to_builtins
+from ._redact import scrub
+from ._schema import schema_for
 from ._sessions import Sessions
 from ._snapshot import Snapshot
 from ._source import Source
@@ -56,7 +56,8 @@ class HotReloader(Sessions[T]):
     ``async with HotReloader("config.yaml", schema=Settings) as r:`` loads the file (an invalid
     file raises a `ConfigError` there and then), starts watching it, and stops everything when
     the block ends. ``r.config`` is the current config; ``r.snapshot`` adds its generation,
-    hashes, load time and source.
+    hashes, load time and source. ``schema`` is a frozen msgspec Struct or dataclass, or a
+    frozen pydantic v2 model (the ``pydantic`` extra); a mutable one is refused here.
 
     ``path`` may be a list (``["base.yaml", "prod.yaml"]``, `Layer` objects, other sources):
     the layers are deep-merged in order as one config, later ones winning, and ``env_prefix``
@@ -151,7 +152,7 @@ class HotReloader(Sessions[T]):
         watch: bool = True,
         strict: bool = False,
     ) -> None:
-        _require_frozen(schema)
+        kind = schema_for(schema)  # refuses a mutable schema: readers share the config
         if poll_interval < 0 or max_bytes <= 0 or debounce_ms <= 0 or step_ms <= 0:
             raise ValueError("poll_interval must be >= 0; max_bytes, debounce_ms, step_ms > 0")
         if hook_timeout <= 0:
@@ -180,7 +181,9 @@ class HotReloader(Sessions[T]):
         self._registry = registry
         self._namespace = namespace
         self._loggers = tuple(loggers)
-        self._log_level_field = log_level_field if has_field(schema, log_level_field) else None
+        self._log_level_field = (
+            log_level_field if log_level_field and kind.has_field(log_level_field) else None
+        )
         checks: list[Validator[T]] = list(validators)
         if self._log_level_field is not None:
             checks.insert(0, self._check_log_level)
@@ -396,9 +399,7 @@ class HotReloader(Sessions[T]):
 
     def _scrub(self, text: str) -> str:
         """``text`` with the config's secret values masked (a tool error may quote a key)."""
-        for value in self._secrets:
-            text = text.replace(value, "***")
-        return text
+        return scrub(text, self._secrets)
 
     def _mark(self) -> Mark:
         return Mark(self.snapshot.generation, self._gate.pending_seq)
@@ -515,18 +516,3 @@ def _source_for(
     if not isinstance(source, Source):
         raise TypeError(f"source must implement hotreload.Source, got {source!r}")
     return source
-
-
-def _require_frozen(schema: Any) -> None:
-    """A config readers can mutate is not one snapshot: refuse mutable structs and dataclasses."""
-    if (
-        isinstance(schema, type)
-        and issubclass(schema, msgspec.Struct)
-        and not schema.__struct_config__.frozen
-    ):
-        raise TypeError(
-            f"{schema.__qualname__} must be declared with frozen=True: readers share it"
-        )
-    params = getattr(schema, "__dataclass_params__", None)
-    if params is not None and not params.frozen:
-        raise TypeError(f"{schema.__qualname__} must be a frozen dataclass: readers share it")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import math
+import re
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import msgspec
 
-__all__ = ["Snapshot", "canonical_hash"]
+__all__ = ["Snapshot", "canonical_hash", "canonical_json"]
 
 T = TypeVar("T")
 
@@ -32,5 +35,45 @@ class Snapshot(msgspec.Struct, Generic[T], frozen=True, kw_only=True):
 
 
 def canonical_hash(builtins: Any) -> str:
-    """sha256 of the key-sorted JSON encoding of an already ``to_builtins``-converted config."""
-    return hashlib.sha256(msgspec.json.encode(builtins, order="sorted")).hexdigest()
+    """sha256 of the canonical encoding (`canonical_json`) of a ``to_builtins``-converted config."""
+    return hashlib.sha256(canonical_json(builtins)).hexdigest()
+
+
+#: A msgpack float64 whose exponent bits are all ones: NaN or an infinity.
+_NON_FINITE = re.compile(rb"\xcb[\x7f\xff][\xf0-\xff]")
+
+
+def canonical_json(value: Any) -> bytes:
+    """The key-sorted JSON encoding that decides whether two versions are the same config.
+
+    Plain JSON loses two distinctions a config can make, so those are spelled out instead:
+    non-finite floats (JSON writes NaN, inf and -inf all as ``null``) become ``"\\u0000nan"``,
+    ``"\\u0000inf"``, ``"\\u0000-inf"``; a mapping with a key that is not a string (YAML's
+    ``404: retry``) has each such key written as ``"\\u0000<type>:<json>"``. Neither can clash
+    with a real YAML string (no NUL is allowed in one). The common case is msgspec alone: a
+    msgpack pass (C, microseconds) tells whether any float is non-finite.
+    """
+    try:
+        packed: bytes | None = msgspec.msgpack.encode(value)
+    except (TypeError, msgspec.EncodeError):
+        packed = None
+    if packed is not None and _NON_FINITE.search(packed) is None:
+        with contextlib.suppress(TypeError):  # a key that is not a string
+            return msgspec.json.encode(value, order="sorted")
+    return msgspec.json.encode(_spelled_out(value), order="sorted")
+
+
+def _spelled_out(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "\x00" + ("nan" if math.isnan(value) else "inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {_key(k): _spelled_out(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_spelled_out(v) for v in value]
+    return value
+
+
+def _key(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    return f"\x00{type(key).__name__}:{canonical_json(key).decode()}"

@@ -22,6 +22,7 @@ from typing import Any
 import msgspec
 
 from ._provenance import dotted
+from ._schema import is_pydantic_model, model_fields
 
 __all__ = ["KeyPath", "UnknownKey", "describe", "find_unknown"]
 
@@ -127,6 +128,10 @@ def _record_fields(tp: type) -> tuple[dict[str, Any], bool] | None:
         return {f.name: hints[f.name] for f in dataclasses.fields(tp)}, False
     if typing.is_typeddict(tp):
         return dict(typing.get_type_hints(tp, include_extras=True)), False
+    if is_pydantic_model(tp):
+        # extra="forbid": pydantic refuses them itself; "allow": they are config, not unknown.
+        closed = tp.model_config.get("extra") in ("forbid", "allow")  # type: ignore[attr-defined]
+        return dict(model_fields(tp) or ()), closed
     return None
 
 

@@ -12,7 +12,8 @@ What each subscription watches (non-recursively) and why:
 * that directory's parent, because when the directory itself is deleted or renamed away its
   own watch just goes quiet; the parent sees it go and come back;
 * while the directory is missing, its nearest existing ancestor, until it is back;
-* the directory of the symlink's target when the file is a link to somewhere else.
+* when the file is a symlink, the directory of every hop of the chain (each link it passes
+  through and the final target), re-resolved on every event.
 
 When the set of watched paths changes the hub starts a new watcher and stops the old one only
 once the new one is running, so there is no gap; a subscription that was added is re-checked
@@ -100,8 +101,7 @@ class Subscription:
     on_watch_restart: Callable[[], None]
     directory: str = field(init=False)
     name: str = field(init=False)
-    target_dir: str | None = field(init=False, default=None)
-    target: str | None = field(init=False, default=None)
+    hops: tuple[str, ...] = field(init=False, default=())
     roots: set[str] = field(init=False, default_factory=set)
     ready: asyncio.Future[None] | None = field(init=False, default=None)
     """Resolved once a running watcher covers this subscription."""
@@ -133,23 +133,48 @@ def _roots_for(sub: Subscription) -> set[str]:
         existing = next((a for a in _ancestors(directory) if os.path.isdir(a)), None)
         if existing is not None:
             roots.add(existing)
-    target_dir = _outside_target_dir(sub)
-    if target_dir is not None and os.path.isdir(target_dir):
-        roots.add(target_dir)
+    for hop in sub.hops:
+        hop_dir = os.path.dirname(hop)
+        if os.path.isdir(hop_dir):
+            roots.add(hop_dir)
     return roots
 
 
-def _outside_target_dir(sub: Subscription) -> str | None:
-    """The directory of the file's symlink target when it lies outside the file's directory.
+#: Symlinks followed at most (the kernel's own limit is 40).
+_MAX_HOPS = 40
 
-    kubelet's targets live in ``..<timestamp>`` directories inside it: those are covered by
-    the ``..data`` events already and change on every update, so they are not watched.
+
+def _hops(sub: Subscription) -> tuple[str, ...]:
+    """Every path the file's symlink chain passes through after the file itself, as the
+    watcher reports it (real directory + name), for ``config.yaml -> hop1/link -> real.yaml``:
+    ``(<real hop1>/link, <real dir>/real.yaml)``. Each hop's directory is watched, and the
+    chain is resolved again on every event, so re-pointing any link of it is seen.
+
+    kubelet's targets live in ``..<timestamp>`` directories inside the file's directory:
+    those are covered by the ``..data`` events already and change on every update, so they
+    are left out.
     """
     real_dir = os.path.realpath(sub.directory)
-    target_dir = os.path.dirname(os.path.realpath(sub.path))
-    if target_dir == real_dir or target_dir.startswith(real_dir + os.sep):
-        return None
-    return target_dir
+    hops: list[str] = []
+    path = sub.path
+    for _ in range(_MAX_HOPS):
+        try:
+            target = os.readlink(path)
+        except OSError:  # not a link (or gone): the chain ends here
+            break
+        directory, name = os.path.split(os.path.join(os.path.dirname(path), target))
+        path = os.path.join(os.path.realpath(directory), name)
+        if path in hops:  # a loop: reading the file will say so
+            break
+        if not _inside_kubelet_data(path, real_dir):
+            hops.append(path)
+    return tuple(hops)
+
+
+def _inside_kubelet_data(path: str, real_dir: str) -> bool:
+    if not path.startswith(real_dir + os.sep):
+        return False
+    return path[len(real_dir) + 1 :].startswith("..")
 
 
 class _Watcher:
@@ -303,27 +328,25 @@ class WatchHub:
     # Incremental, so that a thousand reloaders cost a thousand small updates, not a million.
 
     def _add(self, sub: Subscription) -> None:
-        sub.target_dir = _outside_target_dir(sub)
+        sub.hops = _hops(sub)
         sub.roots = _roots_for(sub)
         self._by_dir.setdefault(sub.directory, set()).add(sub)
-        if sub.target_dir is not None:
-            sub.target = os.path.realpath(sub.path)
-            self._by_target.setdefault(sub.target, set()).add(sub)
+        for hop in sub.hops:
+            self._by_target.setdefault(hop, set()).add(sub)
         for path in (sub.directory, *_ancestors(sub.directory)):
             self._by_path.setdefault(path, set()).add(sub)
 
     def _remove(self, sub: Subscription) -> None:
         keyed = [(self._by_dir, sub.directory)]
         keyed += [(self._by_path, p) for p in (sub.directory, *_ancestors(sub.directory))]
-        if sub.target is not None:
-            keyed.append((self._by_target, sub.target))
+        keyed += [(self._by_target, hop) for hop in sub.hops]
         for index, key in keyed:
             subs = index.get(key)
             if subs is not None:
                 subs.discard(sub)
                 if not subs:
                     del index[key]
-        sub.target = None
+        sub.hops = ()
 
     def _dispatch(self, watcher: _Watcher, batch: set[tuple[int, str]]) -> None:
         hit: set[Subscription] = set()
@@ -342,8 +365,8 @@ class WatchHub:
             if subs and change != Change.modified:
                 self._force_new_watcher = True
         hit |= moved
-        # A link may now point somewhere else: follow it.
-        moved.update(s for s in hit if _outside_target_dir(s) != s.target_dir)
+        # A link of the chain may now point somewhere else: follow it.
+        moved.update(s for s in hit if _hops(s) != s.hops)
         if moved:
             for sub in moved:
                 self._remove(sub)

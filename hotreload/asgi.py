@@ -27,15 +27,15 @@ from urllib.parse import parse_qs
 import msgspec
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from ._fields import FieldPolicy, Path
+from ._fields import FieldPolicy
 from ._present import (
-    REDACTED,
     failure_dict,
     outcome_dict,
     redacted,
     snapshot_dict,
     to_builtins,
 )
+from ._redact import scrub_all
 from ._reloader import HotReloader
 from ._sighup import reload_on_sighup_if_possible
 from ._snapshot import Snapshot
@@ -295,49 +295,13 @@ def config_report(
             report["origins"] = {
                 e.path: None if e.origin is None else str(e.origin) for e in reloader.explain()
             }
-    scrubbed: dict[str, Any] = _scrub(
-        report, _secret_values(to_builtins(snapshot.config), reloader.policy)
-    )
+    scrubbed: dict[str, Any] = scrub_all(report, _secret_values(snapshot.config, reloader.policy))
     return scrubbed
 
 
-def _secret_values(value: Any, policy: FieldPolicy, path: Path = ()) -> set[str]:
+def _secret_values(config: Any, policy: FieldPolicy) -> set[str]:
     """Every secret string in the config: any that turns up in a message is masked too."""
-    if path and policy.is_secret(path):
-        leaves = _strings(value)
-        return {s for s in leaves if len(s) >= 4}
-    if isinstance(value, dict):
-        found: set[str] = set()
-        for k, v in value.items():
-            found |= _secret_values(v, policy, (*path, str(k)))
-        return found
-    if isinstance(value, list):
-        return set().union(*(_secret_values(v, policy, path) for v in value))
-    return set()
-
-
-def _strings(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [s for v in value.values() for s in _strings(v)]
-    if isinstance(value, list):
-        return [s for v in value for s in _strings(v)]
-    return []
-
-
-def _scrub(value: Any, secrets: set[str]) -> Any:
-    if not secrets:
-        return value
-    if isinstance(value, str):
-        for secret in secrets:
-            value = value.replace(secret, REDACTED)
-        return value
-    if isinstance(value, dict):
-        return {k: _scrub(v, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_scrub(v, secrets) for v in value]
-    return value
+    return policy.secret_values(to_builtins(config))
 
 
 _GET = ("GET", "HEAD")
@@ -430,8 +394,8 @@ class HotReloadAdmin:
         status = 503 if state["status"] == "degraded" and self.strict_ready else 200
         if state["status"] == "degraded":
             body.update(state)
-        secrets = _secret_values(to_builtins(snapshot.config), reloader.policy)
-        await _json(send, status, _scrub(body, secrets))
+        secrets = _secret_values(snapshot.config, reloader.policy)
+        await _json(send, status, scrub_all(body, secrets))
 
     async def _metrics(self, reloader: HotReloader[Any], send: Send) -> None:
         registry = self._registry or _registry_of(reloader)
@@ -452,8 +416,8 @@ class HotReloadAdmin:
             await _json(send, 403, {"error": "wrong token"})
             return
         outcome = await reloader.reload()
-        secrets = _secret_values(to_builtins(reloader.snapshot.config), reloader.policy)
-        await _json(send, 200, _scrub(outcome_dict(outcome), secrets))
+        secrets = _secret_values(reloader.snapshot.config, reloader.policy)
+        await _json(send, 200, scrub_all(outcome_dict(outcome), secrets))
 
 
 def admin_routes(

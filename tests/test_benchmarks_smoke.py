@@ -87,3 +87,19 @@ def test_layers_benchmark_runs(tmp_path: Path) -> None:
     for name in ("one_file", "three_layers"):
         assert (results[name]["n"], results[name]["missed"]) == (3, 0)
     assert "p99" in results["ratio"]
+
+
+def test_schema_comparison_runs(tmp_path: Path) -> None:
+    """benchmarks/schemas.py (msgspec vs pydantic) runs and reports both, ratios included."""
+    out = tmp_path / "schemas.json"
+    script = LATENCY.parent / "schemas.py"
+    subprocess.run(
+        [sys.executable, str(script), "--quick", "--samples", "3", "--json", str(out)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    results: dict[str, Any] = json.loads(out.read_text())["results"]
+    assert results["commit"]["msgspec"]["n"] == results["commit"]["pydantic"]["n"] == 3
+    for part in ("steps", "read"):
+        assert set(results[part]["pydantic_vs_msgspec"]) == set(results[part]["msgspec"])

@@ -511,3 +511,49 @@ def test_check_explain_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     _, err = proc.communicate(timeout=60)
     assert b"Traceback" not in err, err.decode()
     assert b"BrokenPipeError" not in err
+
+
+PYDANTIC_SCHEMA = """\
+from typing import Annotated
+
+import pydantic
+
+from hotreload import RestartRequired
+
+
+class Settings(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+
+    model: str
+    port: Annotated[int, RestartRequired] = 8080
+    api_key: pydantic.SecretStr = pydantic.SecretStr("")
+"""
+
+
+def test_check_takes_a_pydantic_model(tmp_path: Path) -> None:
+    """``--schema module:Class`` with a frozen pydantic model: valid, invalid with the line,
+    column and field path, and ``--against`` with restart-required flagged, secrets as ***."""
+    (tmp_path / "pyd_settings.py").write_text(PYDANTIC_SCHEMA)
+    old, new = tmp_path / "old.yaml", tmp_path / "new.yaml"
+    old.write_text("model: gpt-4\napi_key: sk-PLANTED-1\n")
+    new.write_text("model: gpt-4o\nport: 9090\napi_key: sk-PLANTED-2\n")
+    schema = ("--schema", "pyd_settings:Settings")
+    proc = run("check", str(new), *schema, "--against", str(old), "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    found = json.loads(proc.stdout)["changes"]
+    changes = {c["path"]: (c["old"], c["new"], c["restart_required"]) for c in found}
+    assert changes == {
+        "api_key": ("***", "***", False),
+        "model": ("gpt-4", "gpt-4o", False),
+        "port": (8080, 9090, True),
+    }
+    new.write_text("model: gpt-4o\nport: eighty\napi_key: sk-PLANTED-3\n")
+    proc = run("check", str(new), *schema, "--json", cwd=tmp_path)
+    assert proc.returncode == 1
+    report = json.loads(proc.stdout)
+    assert (report["field_path"], report["line"], report["column"]) == ("port", 2, 7)
+    human = run("check", str(new), *schema, cwd=tmp_path)
+    assert human.returncode == 1
+    assert human.stderr.startswith(f"invalid: {new}:2:7: Input should be a valid integer")
+    for output in (proc, human):
+        assert "PLANTED" not in output.stdout + output.stderr

@@ -1,11 +1,13 @@
 """Secret values never leave the config: planted values are looked for in every output.
 
-Fields named like ``api_key``, ``token`` or ``password`` and fields marked `Secret` get unique
-planted values; the tests then scan structlog events, stdlib log records, stdout/stderr,
+Fields named like ``api_key``, ``token`` or ``password``, fields marked `Secret` and (in the
+pydantic twin of the schema) a ``SecretStr`` named like nothing secret get unique planted
+values; the tests then scan structlog events, stdlib log records, stdout/stderr,
 outcomes and errors (``str``, ``repr``, ``args``), changed key paths, the metrics exposition,
 the admin endpoints (``/-/config``, ``/-/reload``) and the CLI's output (``check``,
 ``check --against``, ``watch --json``), for valid documents and, above all, for rejected
-ones, where the error sits right next to the secret or on it.
+ones, where the error sits right next to the secret or on it. Each test runs with the msgspec
+schema and with its pydantic twin (the ``secret_schema`` fixture).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Annotated, Any, Literal
 
 import httpx
 import msgspec
+import pydantic
 import pytest
 import structlog
 from prometheus_client import CollectorRegistry, generate_latest
@@ -53,6 +56,35 @@ class SecretSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     """Named like nothing secret: only the marker makes it one."""
     tier: Annotated[Literal["free", "paid"], Secret] = "free"
     """An enum: msgspec quotes a value it refuses."""
+
+
+class PydanticLlm(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(frozen=True, strict=True, extra="forbid")
+
+    model: str
+    api_key: str = ""
+
+
+class PydanticSecretSettings(pydantic.BaseModel):
+    """`SecretSettings` as a pydantic model; ``dsn`` is secret by its type alone."""
+
+    model_config = pydantic.ConfigDict(frozen=True, strict=True, extra="forbid")
+
+    llm: PydanticLlm
+    token: str = ""
+    password: str = ""
+    dsn: pydantic.SecretStr = pydantic.SecretStr("")
+    tier: Annotated[Literal["free", "paid"], Secret] = "free"
+
+
+AnySecretSettings = SecretSettings | PydanticSecretSettings
+SecretSchema = type[SecretSettings] | type[PydanticSecretSettings]
+
+
+@pytest.fixture(params=[SecretSettings, PydanticSecretSettings], ids=["msgspec", "pydantic"])
+def secret_schema(request: pytest.FixtureRequest) -> SecretSchema:
+    schema: SecretSchema = request.param
+    return schema
 
 
 def valid(n: int, model: str = "gpt-4") -> str:
@@ -89,7 +121,7 @@ REJECTED_BYTES = {
 }
 
 
-def picky(config: SecretSettings) -> None:
+def picky(config: AnySecretSettings) -> None:
     """A validator that quotes the whole config it refuses (as careless ones do)."""
     if config.llm.model == "refuse-me":
         raise ValueError(f"refusing {config!r}")
@@ -122,12 +154,13 @@ def logs_either_way(
     return []
 
 
-async def test_secrets_never_appear_in_logs_outcomes_or_metrics(
+async def test_secrets_never_appear_in_logs_outcomes_or_metrics(  # noqa: PLR0917
     tmp_path: Path,
     registry: CollectorRegistry,
     logs_either_way: list[MutableMapping[str, Any]],
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
+    secret_schema: SecretSchema,
 ) -> None:
     logs = logs_either_way
     path = tmp_path / "config.yaml"
@@ -136,7 +169,7 @@ async def test_secrets_never_appear_in_logs_outcomes_or_metrics(
     seen: list[ReloadOutcome] = []
     async with HotReloader(
         path,
-        schema=SecretSettings,
+        schema=secret_schema,
         name="secrets",
         registry=registry,
         poll_interval=0,
@@ -177,13 +210,13 @@ async def test_secrets_never_appear_in_logs_outcomes_or_metrics(
     "doc", [*REJECTED.values(), *REJECTED_BYTES.values()], ids=[*REJECTED, *REJECTED_BYTES]
 )
 async def test_a_secret_in_a_document_refused_at_start_is_not_in_the_error(
-    tmp_path: Path, registry: CollectorRegistry, doc: str | bytes
+    tmp_path: Path, registry: CollectorRegistry, doc: str | bytes, secret_schema: SecretSchema
 ) -> None:
     """Fail-fast start raises the same typed error, just as clean."""
     path = tmp_path / "config.yaml"
     path.write_bytes(doc.encode() if isinstance(doc, str) else doc)
     reloader = HotReloader(
-        path, schema=SecretSettings, name="start", registry=registry, validators=(picky,)
+        path, schema=secret_schema, name="start", registry=registry, validators=(picky,)
     )
     with pytest.raises(ConfigError) as caught:
         await reloader.__aenter__()
@@ -198,9 +231,12 @@ SCHEMA_MODULE = "\n".join(
     [
         "from typing import Annotated, Literal",
         "import msgspec",
+        "import pydantic",
         "from hotreload import Secret",
         inspect.getsource(Llm),
         inspect.getsource(SecretSettings),
+        inspect.getsource(PydanticLlm),
+        inspect.getsource(PydanticSecretSettings),
     ]
 )
 
@@ -222,7 +258,10 @@ def schema_dir(tmp_path: Path) -> Path:
 
 
 def test_cli_check_never_prints_a_secret(
-    schema_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    schema_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    secret_schema: SecretSchema,
 ) -> None:
     """Every document through ``main()`` in this process (fast), and the sharpest ones through
     the real command in a subprocess as well."""
@@ -230,7 +269,7 @@ def test_cli_check_never_prints_a_secret(
     monkeypatch.setattr(sys, "path", list(sys.path))  # main() puts the cwd on it
     path = schema_dir / "config.yaml"
     docs: dict[str, str | bytes] = {"valid": valid(7), **REJECTED, **REJECTED_BYTES}
-    schema = ("--schema", "secret_schema:SecretSettings")
+    schema = ("--schema", f"secret_schema:{secret_schema.__name__}")
     found: list[str] = []
     for name, doc in docs.items():
         path.write_bytes(doc.encode() if isinstance(doc, str) else doc)
@@ -254,9 +293,12 @@ async def read_json(stream: asyncio.StreamReader) -> dict[str, Any]:
     return record
 
 
-async def test_cli_watch_json_never_prints_a_secret(schema_dir: Path) -> None:
-    path = schema_dir / "config.yaml"
-    path.write_text(valid(1))
+async def watch_json(
+    cwd: Path, path: Path, schema: str, docs: list[str | bytes]
+) -> tuple[list[dict[str, Any]], str]:
+    """Run ``hotreload watch --json`` on ``path``, write each of ``docs`` in turn and collect
+    the JSON lines up to each one's outcome; then SIGINT it. The lines and all of its output
+    (stdout and stderr, for scanning), once it exited 0."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -264,23 +306,17 @@ async def test_cli_watch_json_never_prints_a_secret(schema_dir: Path) -> None:
         "watch",
         str(path),
         "--schema",
-        "secret_schema:SecretSettings",
+        schema,
         "--json",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        cwd=schema_dir,
+        cwd=cwd,
     )
     assert proc.stdout is not None
     lines: list[dict[str, Any]] = []
     try:
         lines.append(await read_json(proc.stdout))
         assert lines[0]["result"] == "loaded"
-        docs: list[str | bytes] = [
-            valid(2, model="gpt-4o"),
-            *REJECTED.values(),
-            *REJECTED_BYTES.values(),
-            valid(3),
-        ]
         for doc in docs:
             write_atomic(path, doc)
             while True:  # until the outcome of this version (not the watcher's first rescan)
@@ -291,11 +327,27 @@ async def test_cli_watch_json_never_prints_a_secret(schema_dir: Path) -> None:
         proc.send_signal(signal.SIGINT)
         out, err = await asyncio.wait_for(proc.communicate(), WAIT * 2)
     assert proc.returncode == 0, err
+    return lines, out.decode() + err.decode()
+
+
+async def test_cli_watch_json_never_prints_a_secret(
+    schema_dir: Path, secret_schema: SecretSchema
+) -> None:
+    path = schema_dir / "config.yaml"
+    path.write_text(valid(1))
+    docs: list[str | bytes] = [
+        valid(2, model="gpt-4o"),
+        *REJECTED.values(),
+        *REJECTED_BYTES.values(),
+        valid(3),
+    ]
+    schema = f"secret_schema:{secret_schema.__name__}"
+    lines, output = await watch_json(schema_dir, path, schema, docs)
     results = [line["result"] for line in lines]
     # The CLI runs no validators: the document only a validator refuses is a change there.
     assert results.count("config_changed") == 3
     assert results.count("validation_failed") == len(REJECTED) + len(REJECTED_BYTES) - 1
-    assert leaks(*lines, out.decode(), err.decode()) == []
+    assert leaks(*lines, output) == []
 
 
 # -- the admin endpoint and the diff --------------------------------------------------------
@@ -303,14 +355,14 @@ async def test_cli_watch_json_never_prints_a_secret(schema_dir: Path) -> None:
 
 @contextlib.asynccontextmanager
 async def admin_client(
-    path: Path, registry: CollectorRegistry
-) -> AsyncIterator[tuple[HotReloader[SecretSettings], Callable[[], Awaitable[None]], list[str]]]:
+    path: Path, registry: CollectorRegistry, secret_schema: SecretSchema
+) -> AsyncIterator[tuple[HotReloader[AnySecretSettings], Callable[[], Awaitable[None]], list[str]]]:
     """A reloader behind `HotReloadAdmin`; ``look()`` fetches every admin endpoint and keeps
     the bodies in the list it yields."""
     token = "reload-token-not-a-config-secret"  # noqa: S105 - the admin's, planted nowhere
     async with HotReloader(
         path,
-        schema=SecretSettings,
+        schema=secret_schema,
         name="admin",
         registry=registry,
         poll_interval=0,
@@ -337,13 +389,16 @@ async def admin_client(
 
 
 async def test_admin_config_endpoint_never_shows_a_secret(
-    tmp_path: Path, registry: CollectorRegistry, logs: list[MutableMapping[str, Any]]
+    tmp_path: Path,
+    registry: CollectorRegistry,
+    logs: list[MutableMapping[str, Any]],
+    secret_schema: SecretSchema,
 ) -> None:
     """``GET /-/config`` (and ``/-/reload``, ``/metrics``) after every kind of outcome: a valid
     change, each rejected document, and a change pending behind a session."""
     path = tmp_path / "config.yaml"
     path.write_text(valid(1))
-    async with admin_client(path, registry) as (r, look, bodies):
+    async with admin_client(path, registry, secret_schema) as (r, look, bodies):
         write_atomic(path, valid(2, model="gpt-4o"))
         await r.wait_for_generation(2, timeout=WAIT)
         await look()
@@ -362,7 +417,7 @@ async def test_admin_config_endpoint_never_shows_a_secret(
     assert leaks(*logs) == []
 
 
-async def record_failures_quoting_the_key(r: HotReloader[SecretSettings]) -> None:
+async def record_failures_quoting_the_key(r: HotReloader[AnySecretSettings]) -> None:
     """A tool's error that quotes the key in force, as an HTTP client's 401 message may."""
     key = r.config.llm.api_key
     for _ in range(2):
@@ -371,11 +426,11 @@ async def record_failures_quoting_the_key(r: HotReloader[SecretSettings]) -> Non
 
 
 async def test_admin_config_masks_a_secret_quoted_by_a_tool_failure(
-    tmp_path: Path, registry: CollectorRegistry
+    tmp_path: Path, registry: CollectorRegistry, secret_schema: SecretSchema
 ) -> None:
     path = tmp_path / "config.yaml"
     path.write_text(valid(1))
-    async with admin_client(path, registry) as (r, look, bodies):
+    async with admin_client(path, registry, secret_schema) as (r, look, bodies):
         await record_failures_quoting_the_key(r)
         await look()
         assert json.loads(bodies[0])["failures"]
@@ -383,19 +438,25 @@ async def test_admin_config_masks_a_secret_quoted_by_a_tool_failure(
 
 
 async def test_a_secret_quoted_by_a_tool_failure_is_not_logged(
-    tmp_path: Path, registry: CollectorRegistry, logs: list[MutableMapping[str, Any]]
+    tmp_path: Path,
+    registry: CollectorRegistry,
+    logs: list[MutableMapping[str, Any]],
+    secret_schema: SecretSchema,
 ) -> None:
     path = tmp_path / "config.yaml"
     path.write_text(valid(1))
     async with HotReloader(
-        path, schema=SecretSettings, name="tool", registry=registry, poll_interval=0
+        path, schema=secret_schema, name="tool", registry=registry, poll_interval=0
     ) as r:
         await record_failures_quoting_the_key(r)
     assert leaks(*logs) == []
 
 
 def test_cli_check_against_shows_secret_changes_as_stars(
-    schema_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    schema_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    secret_schema: SecretSchema,
 ) -> None:
     """``check --against`` lists changed key paths with old and new values: secrets as ***."""
     monkeypatch.chdir(schema_dir)
@@ -403,7 +464,7 @@ def test_cli_check_against_shows_secret_changes_as_stars(
     old, new = schema_dir / "old.yaml", schema_dir / "new.yaml"
     old.write_text(valid(1))
     new.write_text(valid(2, model="gpt-4o"))
-    schema = ("--schema", "secret_schema:SecretSettings")
+    schema = ("--schema", f"secret_schema:{secret_schema.__name__}")
     outputs: list[str] = []
     for extra in ((), ("--json",)):
         assert main(["check", str(new), "--against", str(old), *schema, *extra]) == 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-import hotreload._parsing
+import hotreload._redact
 from hotreload import ConfigParseError
 from hotreload._parsing import parse
 
@@ -71,10 +71,10 @@ def test_pure_python_loader_messages_are_scrubbed_too(
 
 def test_quoted_characters_and_token_names_stay() -> None:
     """What is scrubbed is text: a single quoted character or a token name is kept."""
-    assert hotreload._parsing._scrub("found character '\\t' that cannot start any token") == (
+    assert hotreload._redact.yaml_message("found character '\\t' that cannot start any token") == (
         "found character '\\t' that cannot start any token"
     )
-    assert "'<scalar>'" in hotreload._parsing._scrub("expected ',' or ']', but got '<scalar>'")
+    assert "'<scalar>'" in hotreload._redact.yaml_message("expected ',' or ']', but got '<scalar>'")
 
 
 @pytest.mark.parametrize(
@@ -85,4 +85,4 @@ def test_quoted_text_of_three_characters_or_more_goes(quoted: str, kept: bool) -
     """The cut-off, exactly: two characters (an escape such as '\\t') stay, three are text."""
     message = f"found undefined alias {quoted} here"
     expected = message if kept else "found undefined alias (...) here"
-    assert hotreload._parsing._scrub(message) == expected
+    assert hotreload._redact.yaml_message(message) == expected

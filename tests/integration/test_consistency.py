@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
+import pydantic
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -26,8 +27,27 @@ class WithLevel(msgspec.Struct, frozen=True):
     log_level: str = "INFO"
 
 
+class PydanticPair(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(frozen=True)
+
+    a: int
+    b: int
+
+
+class PydanticWithLevel(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(frozen=True)
+
+    log_level: str = "INFO"
+
+
+AnyPair = Pair | PydanticPair
+# The swap is the same whatever made the config: both kinds of schema race the readers.
+pair_schemas = pytest.mark.parametrize("schema", [Pair, PydanticPair], ids=["msgspec", "pydantic"])
+
+
+@pair_schemas
 async def test_reader_threads_see_whole_versions_in_order(
-    tmp_path: Path, registry: CollectorRegistry
+    tmp_path: Path, registry: CollectorRegistry, schema: type[AnyPair]
 ) -> None:
     path = tmp_path / "pair.yaml"
     path.write_text("a: 0\nb: 0\n")
@@ -35,7 +55,7 @@ async def test_reader_threads_see_whole_versions_in_order(
     generations: list[set[int]] = []
     stop = threading.Event()
 
-    def reader(r: HotReloader[Pair]) -> None:
+    def reader(r: HotReloader[AnyPair]) -> None:
         last, seen = 0, set()
         while not stop.is_set():
             snap = r.snapshot
@@ -50,7 +70,7 @@ async def test_reader_threads_see_whole_versions_in_order(
         generations.append(seen)
 
     async with HotReloader(
-        path, schema=Pair, name="pair", registry=registry, poll_interval=0
+        path, schema=schema, name="pair", registry=registry, poll_interval=0
     ) as reloader:
         threads = [threading.Thread(target=reader, args=(reloader,)) for _ in range(3)]
         for t in threads:
@@ -94,14 +114,18 @@ def app_logger() -> Iterator[logging.Logger]:
     logging.getLogger().setLevel(root_level)
 
 
+@pytest.mark.parametrize("schema", [WithLevel, PydanticWithLevel], ids=["msgspec", "pydantic"])
 async def test_log_level_goes_to_the_named_loggers_only(
-    tmp_path: Path, registry: CollectorRegistry, app_logger: logging.Logger
+    tmp_path: Path,
+    registry: CollectorRegistry,
+    app_logger: logging.Logger,
+    schema: type[WithLevel | PydanticWithLevel],
 ) -> None:
     path = tmp_path / "levels.yaml"
     path.write_text("log_level: WARNING\n")
     root_before = logging.getLogger().level
     async with HotReloader(
-        path, schema=WithLevel, name="levels", registry=registry, loggers=["app.sub"]
+        path, schema=schema, name="levels", registry=registry, loggers=["app.sub"]
     ) as reloader:
         assert app_logger.level == logging.WARNING
         path.write_text("log_level: debug\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import msgspec
+import pydantic
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -35,6 +36,42 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     port: int = 8080
 
 
+class PydanticLlm(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(frozen=True, strict=True, extra="forbid")
+
+    provider: str = "openai"
+    model: str = "gpt-4o-mini"
+    temperature: float = 0.7
+    api_key: str = ""
+
+
+class PydanticSettings(pydantic.BaseModel):
+    """`Settings` as a pydantic model: layers, origins and errors work the same."""
+
+    model_config = pydantic.ConfigDict(frozen=True, strict=True, extra="forbid")
+
+    llm: PydanticLlm = PydanticLlm()
+    hosts: list[str] = []
+    log_level: str = "INFO"
+    prompt: str | None = "default prompt"
+    port: int = 8080
+
+
+AnyLlm = Llm | PydanticLlm
+
+
+@pytest.fixture(params=[Settings, PydanticSettings], ids=["msgspec", "pydantic"])
+def schema(request: pytest.FixtureRequest) -> type[Settings] | type[PydanticSettings]:
+    chosen: type[Settings] | type[PydanticSettings] = request.param
+    return chosen
+
+
+def llm(schema: type[Settings] | type[PydanticSettings], **fields: object) -> AnyLlm:
+    """The ``llm`` section the test expects, of the kind ``schema`` makes."""
+    kind: type[AnyLlm] = Llm if schema is Settings else PydanticLlm
+    return kind(**fields)  # type: ignore[arg-type]
+
+
 class Tls(msgspec.Struct, frozen=True):
     cert: str
     key: str
@@ -58,17 +95,22 @@ def files(tmp_path: Path) -> tuple[Path, Path]:
 
 
 async def test_list_form_merges_in_order_with_the_environment_on_top(
-    files: tuple[Path, Path], registry: CollectorRegistry, monkeypatch: pytest.MonkeyPatch
+    files: tuple[Path, Path],
+    registry: CollectorRegistry,
+    monkeypatch: pytest.MonkeyPatch,
+    schema: type[Settings] | type[PydanticSettings],
 ) -> None:
     base, prod = files
     monkeypatch.setenv("HOLMES_LLM__API_KEY", "sk-from-env-0123")
     monkeypatch.setenv("HOLMES_PORT", "9090")
     monkeypatch.setenv("OTHER_PORT", "1")
     async with HotReloader(
-        [base, prod], env_prefix="HOLMES_", schema=Settings, registry=registry
+        [base, prod], env_prefix="HOLMES_", schema=schema, registry=registry
     ) as reloader:
         config = reloader.config
-        assert config.llm == Llm("openai", "gpt-4o", 0.2, "sk-from-env-0123")
+        assert config.llm == llm(
+            schema, model="gpt-4o", temperature=0.2, api_key="sk-from-env-0123"
+        )
         assert config.hosts == ["c"]  # lists are replaced, not merged
         assert config.port == 9090  # an env value is read as YAML: a number
         assert isinstance(reloader.source, Layers)
@@ -91,20 +133,24 @@ async def test_list_form_merges_in_order_with_the_environment_on_top(
 
 
 async def test_null_in_an_overlay_is_a_value_not_a_deletion(
-    files: tuple[Path, Path], registry: CollectorRegistry
+    files: tuple[Path, Path],
+    registry: CollectorRegistry,
+    schema: type[Settings] | type[PydanticSettings],
 ) -> None:
     base, prod = files
     base.write_text(BASE + "prompt: from base\n")
     prod.write_text(PROD + "prompt: null\n")
-    async with HotReloader([base, prod], schema=Settings, registry=registry) as reloader:
+    async with HotReloader([base, prod], schema=schema, registry=registry) as reloader:
         assert reloader.config.prompt is None
 
 
 async def test_a_change_in_any_layer_is_one_commit(
-    files: tuple[Path, Path], registry: CollectorRegistry
+    files: tuple[Path, Path],
+    registry: CollectorRegistry,
+    schema: type[Settings] | type[PydanticSettings],
 ) -> None:
     base, prod = files
-    async with HotReloader([base, prod], schema=Settings, registry=registry) as reloader:
+    async with HotReloader([base, prod], schema=schema, registry=registry) as reloader:
         changes = reloader.changes()
         write_in_place(base, BASE.replace("0.2", "0.3"))
         snap = await anext(changes)
@@ -113,7 +159,7 @@ async def test_a_change_in_any_layer_is_one_commit(
         write_atomic(prod, PROD.replace("gpt-4o", "gpt-5"))
         snap = await anext(changes)
         assert snap.generation == 3
-        assert snap.config.llm == Llm("openai", "gpt-5", 0.3)
+        assert snap.config.llm == llm(schema, model="gpt-5", temperature=0.3)
         # A layer the overlay overrides changes nothing in force: no commit.
         write_in_place(base, BASE.replace("0.2", "0.3").replace("gpt-4o-mini", "other"))
         outcome = await reloader.wait_for_outcome(timeout=10)
@@ -122,10 +168,12 @@ async def test_a_change_in_any_layer_is_one_commit(
 
 
 async def test_a_bad_value_in_the_overlay_names_its_file_and_line_and_the_merged_config_stays(
-    files: tuple[Path, Path], registry: CollectorRegistry
+    files: tuple[Path, Path],
+    registry: CollectorRegistry,
+    schema: type[Settings] | type[PydanticSettings],
 ) -> None:
     base, prod = files
-    async with HotReloader([base, prod], schema=Settings, registry=registry) as reloader:
+    async with HotReloader([base, prod], schema=schema, registry=registry) as reloader:
         before = reloader.snapshot
         write_in_place(prod, "llm:\n  model: gpt-4o\n  temperature: hot\nhosts: [c]\n")
         outcome = await reloader.wait_for_outcome(ReloadResult.VALIDATION_FAILED, timeout=10)
@@ -136,7 +184,7 @@ async def test_a_bad_value_in_the_overlay_names_its_file_and_line_and_the_merged
         assert error.field_path == "llm.temperature"
         assert str(error).startswith(f"{prod}:3:16: ")
         assert reloader.snapshot is before  # the previous merged config stays in force
-        assert reloader.config.llm == Llm("openai", "gpt-4o", 0.2)
+        assert reloader.config.llm == llm(schema, model="gpt-4o", temperature=0.2)
 
         # An unknown key is pointed at in the layer that has it.
         write_in_place(prod, "llm:\n  model: gpt-4o\n  modle: typo\n")
@@ -147,24 +195,29 @@ async def test_a_bad_value_in_the_overlay_names_its_file_and_line_and_the_merged
 
 
 async def test_a_bad_env_value_names_the_variable(
-    files: tuple[Path, Path], registry: CollectorRegistry, monkeypatch: pytest.MonkeyPatch
+    files: tuple[Path, Path],
+    registry: CollectorRegistry,
+    monkeypatch: pytest.MonkeyPatch,
+    schema: type[Settings] | type[PydanticSettings],
 ) -> None:
     base, prod = files
     monkeypatch.setenv("APP_PORT", "not-a-port")
     with pytest.raises(ConfigValidationError) as caught:
-        async with HotReloader([base, prod], env_prefix="APP_", schema=Settings):
+        async with HotReloader([base, prod], env_prefix="APP_", schema=schema):
             pass
     assert caught.value.source == "$APP_PORT"
     assert caught.value.field_path == "port"
 
 
 async def test_optional_layer_is_skipped_until_it_appears_required_one_is_an_error(
-    files: tuple[Path, Path], registry: CollectorRegistry
+    files: tuple[Path, Path],
+    registry: CollectorRegistry,
+    schema: type[Settings] | type[PydanticSettings],
 ) -> None:
     base, _ = files
     local = base.parent / "local.yaml"
     layers: list[Path | Layer] = [base, Layer(local, optional=True)]
-    async with HotReloader(layers, schema=Settings, registry=registry) as reloader:
+    async with HotReloader(layers, schema=schema, registry=registry) as reloader:
         assert reloader.config.llm.model == "gpt-4o-mini"
         write_atomic(local, "llm:\n  model: local-model\n")
         snap = await reloader.wait_for_generation(2, timeout=10)
@@ -174,17 +227,19 @@ async def test_optional_layer_is_skipped_until_it_appears_required_one_is_an_err
         assert snap.config.llm.model == "gpt-4o-mini"
 
     with pytest.raises(ConfigReadError) as caught:
-        async with HotReloader([base, local], schema=Settings, registry=CollectorRegistry()):
+        async with HotReloader([base, local], schema=schema, registry=CollectorRegistry()):
             pass
     assert caught.value.source == str(local)
     assert caught.value.reason == "missing"
 
 
 async def test_an_empty_overlay_is_refused_naming_it(
-    files: tuple[Path, Path], registry: CollectorRegistry
+    files: tuple[Path, Path],
+    registry: CollectorRegistry,
+    schema: type[Settings] | type[PydanticSettings],
 ) -> None:
     base, prod = files
-    async with HotReloader([base, prod], schema=Settings, registry=registry) as reloader:
+    async with HotReloader([base, prod], schema=schema, registry=registry) as reloader:
         write_in_place(prod, "")
         outcome = await reloader.reload()
         assert outcome.result is ReloadResult.VALIDATION_FAILED
@@ -209,11 +264,11 @@ async def test_text_layers_mount_a_whole_file_at_a_key(
 
 
 async def test_two_keys_of_one_configmap_update_as_one_commit(
-    tmp_path: Path, registry: CollectorRegistry
+    tmp_path: Path, registry: CollectorRegistry, schema: type[Settings] | type[PydanticSettings]
 ) -> None:
     volume = ConfigMapVolume(tmp_path / "cm", {"base.yaml": BASE, "prod.yaml": PROD})
     layers = [volume.path("base.yaml"), volume.path("prod.yaml")]
-    async with HotReloader(layers, schema=Settings, registry=registry) as reloader:
+    async with HotReloader(layers, schema=schema, registry=registry) as reloader:
         outcomes = reloader.outcomes()
         volume.update(
             {"base.yaml": BASE.replace("0.2", "0.9"), "prod.yaml": PROD.replace("[c]", "[d]")}
@@ -240,31 +295,34 @@ async def test_single_file_still_explains_its_origins(
 
 
 async def test_format_applies_to_every_path_of_the_list(
-    tmp_path: Path, registry: CollectorRegistry
+    tmp_path: Path, registry: CollectorRegistry, schema: type[Settings] | type[PydanticSettings]
 ) -> None:
     (tmp_path / "base.conf").write_text('{"llm": {"model": "from-json"}}')
     (tmp_path / "prod.conf").write_text('{"hosts": ["x"]}')
     paths = [tmp_path / "base.conf", tmp_path / "prod.conf"]
-    async with HotReloader(paths, format="json", schema=Settings, registry=registry) as r:
+    async with HotReloader(paths, format="json", schema=schema, registry=registry) as r:
         assert (r.config.llm.model, r.config.hosts) == ("from-json", ["x"])
         origins = {e.path: e.origin for e in r.explain()}
     assert origins["llm.model"] == Origin(str(paths[0]))  # JSON has no positions: the file
 
 
 async def test_last_known_good_keeps_every_layer(
-    files: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    files: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    schema: type[Settings] | type[PydanticSettings],
 ) -> None:
     base, prod = files
     lkg = tmp_path / "lkg" / "config.json"
     monkeypatch.setenv("APP_LLM__API_KEY", "sk-from-env-0123")
     layers = [base, prod]
     async with HotReloader(
-        layers, env_prefix="APP_", schema=Settings, lkg_path=lkg, registry=CollectorRegistry()
+        layers, env_prefix="APP_", schema=schema, lkg_path=lkg, registry=CollectorRegistry()
     ) as reloader:
         good = reloader.config
     write_in_place(prod, "llm:\n  temperature: hot\n")  # a bad push, then a restart
     async with HotReloader(
-        layers, env_prefix="APP_", schema=Settings, lkg_path=lkg, registry=CollectorRegistry()
+        layers, env_prefix="APP_", schema=schema, lkg_path=lkg, registry=CollectorRegistry()
     ) as reloader:
         assert reloader.degraded is not None
         assert reloader.config == good
@@ -274,11 +332,13 @@ async def test_last_known_good_keeps_every_layer(
 
 
 async def test_polling_options_reach_every_file_layer(
-    files: tuple[Path, Path], registry: CollectorRegistry
+    files: tuple[Path, Path],
+    registry: CollectorRegistry,
+    schema: type[Settings] | type[PydanticSettings],
 ) -> None:
     base, prod = files
     async with HotReloader(
-        [base, prod], force_polling=True, poll_delay_ms=50, schema=Settings, registry=registry
+        [base, prod], force_polling=True, poll_delay_ms=50, schema=schema, registry=registry
     ) as reloader:
         assert isinstance(reloader.source, Layers)
         polled = [getattr(s, "force_polling", None) for s in reloader.source.layers]

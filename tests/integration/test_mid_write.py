@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from hotreload import ConfigParseError, HotReloader, ReloadResult
 from hotreload.testing import write_in_place
 from tests.conftest import MetricReader
-from tests.integration.conftest import Settings
+from tests.integration.conftest import SettingsSchema
 
 WAIT = 5.0
 
@@ -37,6 +37,7 @@ async def test_an_empty_file_that_fills_up_counts_no_failure(
     registry: CollectorRegistry,
     metric: MetricReader,
     logs: list[MutableMapping[str, Any]],
+    settings: SettingsSchema,
 ) -> None:
     # The truncate is made through a hard link the watcher does not see, and announced as the
     # watcher would: so the engine is sure to look at the file exactly while it is empty.
@@ -46,7 +47,7 @@ async def test_an_empty_file_that_fills_up_counts_no_failure(
     hidden.write_text("model: gpt-4\n")
     path = tmp_path / "conf" / "config.yaml"
     os.link(hidden, path)
-    async with HotReloader(path, schema=Settings, name="mw", registry=registry) as r:
+    async with HotReloader(path, schema=settings, name="mw", registry=registry) as r:
         outcomes = r.outcomes()
         with open(hidden, "r+b") as f:
             f.truncate(0)
@@ -55,7 +56,7 @@ async def test_an_empty_file_that_fills_up_counts_no_failure(
             f.write(b"model: gpt-5\n")
         write_in_place(path, "model: gpt-5\n")  # the write the watcher does see
         snap = await r.wait_for_generation(2, timeout=WAIT)
-        assert snap.config == Settings(model="gpt-5")
+        assert snap.config == settings(model="gpt-5")
         first = await asyncio.wait_for(outcomes.__anext__(), WAIT)
         assert first.applied  # no rejection was published before it
         assert failures(metric) == 0
@@ -63,13 +64,13 @@ async def test_an_empty_file_that_fills_up_counts_no_failure(
 
 
 async def test_a_file_left_empty_is_refused_after_the_grace(
-    config_path: Path, registry: CollectorRegistry, metric: MetricReader
+    config_path: Path, registry: CollectorRegistry, metric: MetricReader, settings: SettingsSchema
 ) -> None:
-    async with HotReloader(config_path, schema=Settings, name="mw", registry=registry) as r:
+    async with HotReloader(config_path, schema=settings, name="mw", registry=registry) as r:
         config_path.write_bytes(b"")
         refused = await r.wait_for_outcome(ReloadResult.VALIDATION_FAILED, timeout=WAIT)
         assert isinstance(refused.error, ConfigParseError)
         assert failures(metric) == 1
-        assert r.config == Settings(model="gpt-4")
+        assert r.config == settings(model="gpt-4")
         # A caller asking gets the answer at once, without the grace.
         assert (await r.reload()).result is ReloadResult.VALIDATION_FAILED

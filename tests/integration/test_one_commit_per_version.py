@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from hotreload import HotReloader, ReloadResult, Snapshot
 from hotreload.testing import write_in_place
 from tests.conftest import MetricReader
-from tests.integration.conftest import Settings
+from tests.integration.conftest import AnySettings, SettingsSchema
 
 WAIT = 5.0
 Logs = list[MutableMapping[str, Any]]
@@ -24,17 +24,18 @@ async def run(
     registry: CollectorRegistry,
     logs: Logs,
     metric: MetricReader,
+    settings: SettingsSchema,
     *,
     write_before_end: str | None,
 ) -> list[tuple[int, str]]:
-    commits: list[Snapshot[Settings]] = []
+    commits: list[Snapshot[AnySettings]] = []
 
-    async def record(new: Snapshot[Settings], old: Snapshot[Settings]) -> None:
+    async def record(new: Snapshot[AnySettings], old: Snapshot[AnySettings]) -> None:
         commits.append(new)
 
     async with HotReloader(
         config_path,
-        schema=Settings,
+        schema=settings,
         name="stale",
         registry=registry,
         poll_interval=0,
@@ -64,12 +65,24 @@ async def run(
 
 
 async def test_a_held_version_released_with_a_manual_reload_is_committed_once(
-    config_path: Path, registry: CollectorRegistry, metric: MetricReader, logs: Logs
+    config_path: Path,
+    registry: CollectorRegistry,
+    metric: MetricReader,
+    logs: Logs,
+    settings: SettingsSchema,
 ) -> None:
-    assert await run(config_path, registry, logs, metric, write_before_end=None) == [(2, "b")]
+    assert await run(config_path, registry, logs, metric, settings, write_before_end=None) == [
+        (2, "b")
+    ]
 
 
 async def test_a_held_version_replaced_in_the_same_tick_never_comes_back(
-    config_path: Path, registry: CollectorRegistry, metric: MetricReader, logs: Logs
+    config_path: Path,
+    registry: CollectorRegistry,
+    metric: MetricReader,
+    logs: Logs,
+    settings: SettingsSchema,
 ) -> None:
-    assert await run(config_path, registry, logs, metric, write_before_end="c") == [(2, "c")]
+    assert await run(config_path, registry, logs, metric, settings, write_before_end="c") == [
+        (2, "c")
+    ]

@@ -20,7 +20,7 @@ import hotreload._mounts
 from hotreload import HotReloader
 from hotreload.testing import ConfigMapVolume, write_atomic, write_in_place
 from tests.hardening.conftest import inotify_fds, inotify_fds_settle
-from tests.integration.conftest import Settings
+from tests.integration.conftest import SettingsSchema
 from tests.integration.test_update_styles import watcher_up
 
 WAIT = 10.0
@@ -40,7 +40,7 @@ STYLES = {"in_place": in_place, "atomic_rename": atomic}
 
 @pytest.mark.parametrize("style", [*STYLES, "configmap"])
 async def test_every_update_style_is_seen_with_polling_forced(
-    style: str, tmp_path: Path, registry: CollectorRegistry
+    style: str, tmp_path: Path, registry: CollectorRegistry, settings: SettingsSchema
 ) -> None:
     write: Callable[[str], None]
     if style == "configmap":
@@ -53,7 +53,7 @@ async def test_every_update_style_is_seen_with_polling_forced(
         write = STYLES[style](path, tmp_path)
     async with HotReloader(
         path,
-        schema=Settings,
+        schema=settings,
         registry=registry,
         poll_interval=0,
         force_polling=True,
@@ -70,18 +70,18 @@ async def test_every_update_style_is_seen_with_polling_forced(
 
 
 async def test_polling_opens_no_inotify_instance(
-    config_path: Path, registry: CollectorRegistry
+    config_path: Path, registry: CollectorRegistry, settings: SettingsSchema
 ) -> None:
     before = await inotify_fds_settle(0)  # a watcher of an earlier test may still be closing
     async with HotReloader(
-        config_path, schema=Settings, registry=registry, name="inotify", poll_interval=0
+        config_path, schema=settings, registry=registry, name="inotify", poll_interval=0
     ) as r:
         await watcher_up(r)
         assert inotify_fds() == before + 1  # the control: the default uses inotify
     assert await inotify_fds_settle(before) == before
     async with HotReloader(
         config_path,
-        schema=Settings,
+        schema=settings,
         registry=registry,
         name="polling",
         poll_interval=0,
@@ -95,12 +95,15 @@ async def test_polling_opens_no_inotify_instance(
 
 
 async def test_watchfiles_force_polling_env_is_honoured(
-    config_path: Path, registry: CollectorRegistry, monkeypatch: pytest.MonkeyPatch
+    config_path: Path,
+    registry: CollectorRegistry,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: SettingsSchema,
 ) -> None:
     monkeypatch.setenv("WATCHFILES_FORCE_POLLING", "1")
     monkeypatch.setenv("WATCHFILES_POLL_DELAY_MS", "40")
     before = await inotify_fds_settle(0)  # a watcher of an earlier test may still be closing
-    async with HotReloader(config_path, schema=Settings, registry=registry, poll_interval=0) as r:
+    async with HotReloader(config_path, schema=settings, registry=registry, poll_interval=0) as r:
         assert (r.source.force_polling, r.source.poll_delay_ms) == (True, 40)  # type: ignore[attr-defined]
         await watcher_up(r)
         assert inotify_fds() == before
@@ -113,6 +116,7 @@ async def test_a_file_on_nfs_warns_once_naming_the_option(
     registry: CollectorRegistry,
     monkeypatch: pytest.MonkeyPatch,
     logs: list[MutableMapping[str, Any]],
+    settings: SettingsSchema,
 ) -> None:
     share = tmp_path / "share"
     share.mkdir()
@@ -133,7 +137,7 @@ async def test_a_file_on_nfs_warns_once_naming_the_option(
 
     async with HotReloader(
         share / "a.yaml",
-        schema=Settings,
+        schema=settings,
         registry=registry,
         name="polled",
         force_polling=True,
@@ -141,8 +145,8 @@ async def test_a_file_on_nfs_warns_once_naming_the_option(
     ):
         assert warnings() == []  # polling already: nothing to say
     async with (
-        HotReloader(share / "a.yaml", schema=Settings, registry=registry, name="a"),
-        HotReloader(share / "b.yaml", schema=Settings, registry=registry, name="b"),
+        HotReloader(share / "a.yaml", schema=settings, registry=registry, name="a"),
+        HotReloader(share / "b.yaml", schema=settings, registry=registry, name="b"),
     ):
         pass
     [warning] = warnings()  # once per mount point, not once per file

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
+from typing import Any
 
 import msgspec
+import pydantic
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -19,7 +21,7 @@ from hotreload import (
 )
 from hotreload.testing import write_in_place
 from tests.conftest import MetricReader
-from tests.integration.conftest import Settings
+from tests.integration.conftest import AnySettings, SettingsSchema
 
 
 def watch_threads() -> list[threading.Thread]:
@@ -41,35 +43,42 @@ async def test_invalid_file_at_start_fails_fast_and_leaves_nothing(  # noqa: PLR
     text: str,
     error: type[Exception],
     where: str,
+    settings: SettingsSchema,
 ) -> None:
     config_path.write_text(text)
     with pytest.raises(error) as caught:
-        async with HotReloader(config_path, schema=Settings, name="bad", registry=registry):
+        async with HotReloader(config_path, schema=settings, name="bad", registry=registry):
             pytest.fail("must not start on an invalid file")
     assert str(caught.value).startswith(f"{config_path}{where}")
     assert watch_threads() == []
     assert metric("hotreload_config_reload_total", config="bad") is None
     # The name is free again: a fixed file starts.
     config_path.write_text("model: gpt-4\n")
-    async with HotReloader(config_path, schema=Settings, name="bad", registry=registry) as r:
-        assert r.config == Settings(model="gpt-4")
+    async with HotReloader(config_path, schema=settings, name="bad", registry=registry) as r:
+        assert r.config == settings(model="gpt-4")
 
 
 async def test_missing_file_at_start_is_a_read_error(
-    tmp_path: Path, registry: CollectorRegistry
+    tmp_path: Path, registry: CollectorRegistry, settings: SettingsSchema
 ) -> None:
     with pytest.raises(ConfigReadError) as caught:
-        async with HotReloader(tmp_path / "absent.yaml", schema=Settings, registry=registry):
+        async with HotReloader(tmp_path / "absent.yaml", schema=settings, registry=registry):
             pytest.fail("must not start")
     assert caught.value.reason == "missing"
 
 
-def test_mutable_schema_is_refused() -> None:
-    class Mutable(msgspec.Struct):
-        model: str
+class MutableStruct(msgspec.Struct):
+    model: str
 
+
+class MutableModel(pydantic.BaseModel):
+    model: str
+
+
+@pytest.mark.parametrize("mutable", [MutableStruct, MutableModel], ids=["msgspec", "pydantic"])
+def test_mutable_schema_is_refused(mutable: type[Any]) -> None:
     with pytest.raises(TypeError, match="frozen=True"):
-        HotReloader("x.yaml", schema=Mutable)
+        HotReloader("x.yaml", schema=mutable)
 
 
 @pytest.mark.parametrize(
@@ -80,35 +89,41 @@ def test_mutable_schema_is_refused() -> None:
     ],
 )
 async def test_json_and_toml_go_through_the_same_pipeline(  # noqa: PLR0917
-    tmp_path: Path, registry: CollectorRegistry, name: str, first: str, second: str, broken: str
+    tmp_path: Path,
+    registry: CollectorRegistry,
+    name: str,
+    first: str,
+    second: str,
+    broken: str,
+    settings: SettingsSchema,
 ) -> None:
     path = tmp_path / name
     path.write_text(first)
-    async with HotReloader(path, schema=Settings, name=name, registry=registry) as r:
-        assert r.config == Settings(model="gpt-4")
+    async with HotReloader(path, schema=settings, name=name, registry=registry) as r:
+        assert r.config == settings(model="gpt-4")
         path.write_text(second)
         snap = await r.wait_for_generation(2, timeout=5)
-        assert snap.config == Settings(model="gpt-4o", retries=5)
+        assert snap.config == settings(model="gpt-4o", retries=5)
         path.write_text(broken)
         outcome = await r.wait_for_outcome(ReloadResult.VALIDATION_FAILED, timeout=5)
         assert isinstance(outcome.error, ConfigParseError)
         assert outcome.error.line == 1
-        assert r.config == Settings(model="gpt-4o", retries=5)
+        assert r.config == settings(model="gpt-4o", retries=5)
 
 
 async def test_validator_refusal_keeps_previous_and_reports_it(
-    config_path: Path, registry: CollectorRegistry, metric: MetricReader
+    config_path: Path, registry: CollectorRegistry, metric: MetricReader, settings: SettingsSchema
 ) -> None:
-    def no_gpt5(config: Settings) -> None:
+    def no_gpt5(config: AnySettings) -> None:
         if config.model.startswith("gpt-5"):
             raise ValueError("gpt-5 is not approved here")
 
-    def crashes(config: Settings) -> None:
+    def crashes(config: AnySettings) -> None:
         if config.retries == 13:
             raise KeyError("unlucky")
 
     async with HotReloader(
-        config_path, schema=Settings, name="v", registry=registry, validators=[no_gpt5, crashes]
+        config_path, schema=settings, name="v", registry=registry, validators=[no_gpt5, crashes]
     ) as r:
         config_path.write_text("model: gpt-5\n")
         outcome = await r.wait_for_outcome(ReloadResult.VALIDATION_FAILED, timeout=5)
@@ -125,19 +140,21 @@ async def test_validator_refusal_keeps_previous_and_reports_it(
 
 
 async def test_large_file_is_parsed_off_the_loop_and_still_applied(
-    config_path: Path, registry: CollectorRegistry
+    config_path: Path, registry: CollectorRegistry, settings: SettingsSchema
 ) -> None:
     padding = "# " + "x" * 200 + "\n"
     big = padding * 400  # ~80 KB: over the inline-parse threshold
     config_path.write_text(big + "model: gpt-4\n")
-    async with HotReloader(config_path, schema=Settings, name="big", registry=registry) as r:
+    async with HotReloader(config_path, schema=settings, name="big", registry=registry) as r:
         config_path.write_text(big + "model: gpt-4o\n")
         assert (await r.wait_for_generation(2, timeout=5)).config.model == "gpt-4o"
 
 
-async def test_oversized_file_is_refused(config_path: Path, registry: CollectorRegistry) -> None:
+async def test_oversized_file_is_refused(
+    config_path: Path, registry: CollectorRegistry, settings: SettingsSchema
+) -> None:
     async with HotReloader(
-        config_path, schema=Settings, name="cap", registry=registry, max_bytes=64
+        config_path, schema=settings, name="cap", registry=registry, max_bytes=64
     ) as r:
         config_path.write_text("model: gpt-4o\n" + "#" * 100 + "\n")
         outcome = await r.wait_for_outcome(ReloadResult.VALIDATION_FAILED, timeout=5)
@@ -147,10 +164,10 @@ async def test_oversized_file_is_refused(config_path: Path, registry: CollectorR
 
 
 async def test_manual_reload_reports_each_result(
-    config_path: Path, registry: CollectorRegistry
+    config_path: Path, registry: CollectorRegistry, settings: SettingsSchema
 ) -> None:
     async with HotReloader(
-        config_path, schema=Settings, name="m", registry=registry, poll_interval=0
+        config_path, schema=settings, name="m", registry=registry, poll_interval=0
     ) as r:
         assert (await r.reload()).result is ReloadResult.CONFIG_UNCHANGED
         config_path.write_text("model: gpt-4o\n")
@@ -166,9 +183,9 @@ async def test_manual_reload_reports_each_result(
 
 
 async def test_streams_end_and_reload_refuses_after_close(
-    config_path: Path, registry: CollectorRegistry
+    config_path: Path, registry: CollectorRegistry, settings: SettingsSchema
 ) -> None:
-    async with HotReloader(config_path, schema=Settings, name="s", registry=registry) as r:
+    async with HotReloader(config_path, schema=settings, name="s", registry=registry) as r:
         changes, outcomes = r.changes(), r.outcomes()
         config_path.write_text("model: gpt-4o\n")
         first = await changes.__anext__()
@@ -181,16 +198,16 @@ async def test_streams_end_and_reload_refuses_after_close(
 
 
 async def test_two_open_reloaders_may_not_share_a_name(
-    config_path: Path, registry: CollectorRegistry
+    config_path: Path, registry: CollectorRegistry, settings: SettingsSchema
 ) -> None:
-    async with HotReloader(config_path, schema=Settings, name="t", registry=registry):
-        twin = HotReloader(config_path, schema=Settings, name="t", registry=registry)
+    async with HotReloader(config_path, schema=settings, name="t", registry=registry):
+        twin = HotReloader(config_path, schema=settings, name="t", registry=registry)
         with pytest.raises(ValueError, match="already open"):
             await twin.__aenter__()
 
 
 async def test_reloaders_close_in_any_order_and_from_any_task(
-    tmp_path: Path, registry: CollectorRegistry
+    tmp_path: Path, registry: CollectorRegistry, settings: SettingsSchema
 ) -> None:
     """A service may open reloaders in one task and close them in any order, or from another
     task (a lifespan's shutdown, say): no cancel scope is held across enter and exit."""
@@ -199,7 +216,7 @@ async def test_reloaders_close_in_any_order_and_from_any_task(
         path = tmp_path / f"{name}.yaml"
         path.write_text(f"model: {name}\n")
         paths.append(path)
-    a, b, c = (HotReloader(p, schema=Settings, name=p.stem, registry=registry) for p in paths)
+    a, b, c = (HotReloader(p, schema=settings, name=p.stem, registry=registry) for p in paths)
     for r in (a, b, c):
         await r.__aenter__()
     await a.__aexit__(None, None, None)  # first in, first out

@@ -24,7 +24,7 @@ from hotreload import HotReloader, ReloadOutcome, ReloadResult, Revision, Snapsh
 from hotreload._parsing import Format
 from hotreload.asgi import hotreload_lifespan
 from hotreload.testing import write_in_place
-from tests.integration.conftest import Settings
+from tests.integration.conftest import AnySettings, SettingsSchema
 from tests.integration.test_update_styles import watcher_up
 
 WAIT = 10.0
@@ -68,12 +68,12 @@ def two_files(tmp_path: Path) -> tuple[Path, Path]:
 
 
 async def test_sighup_rechecks_every_open_reloader_and_chains(
-    tmp_path: Path, registry: CollectorRegistry, previous: Previous
+    tmp_path: Path, registry: CollectorRegistry, previous: Previous, settings: SettingsSchema
 ) -> None:
     a_path, b_path = two_files(tmp_path)
     async with (
-        HotReloader(a_path, schema=Settings, registry=registry, name="a", poll_interval=0) as a,
-        HotReloader(b_path, schema=Settings, registry=registry, name="b", poll_interval=0) as b,
+        HotReloader(a_path, schema=settings, registry=registry, name="a", poll_interval=0) as a,
+        HotReloader(b_path, schema=settings, registry=registry, name="b", poll_interval=0) as b,
     ):
         await watcher_up(a)
         await watcher_up(b)
@@ -113,10 +113,10 @@ class Unwatched:
 
 
 async def test_sighup_finds_a_change_nothing_else_reported(
-    registry: CollectorRegistry, previous: Previous
+    registry: CollectorRegistry, previous: Previous, settings: SettingsSchema
 ) -> None:
     source = Unwatched("model: gpt-4\n")
-    async with HotReloader(source=source, schema=Settings, registry=registry, poll_interval=0) as r:
+    async with HotReloader(source=source, schema=settings, registry=registry, poll_interval=0) as r:
         undo = hotreload.reload_on_sighup()
         try:
             outcomes = r.outcomes()
@@ -158,7 +158,7 @@ async def test_a_loop_owned_sighup_handler_is_refused_not_replaced(previous: Pre
 
 
 def test_installed_before_the_loop_runs(
-    tmp_path: Path, registry: CollectorRegistry, previous: Previous
+    tmp_path: Path, registry: CollectorRegistry, previous: Previous, settings: SettingsSchema
 ) -> None:
     """Called at import time, before any loop: a plain signal handler hands over to the loop."""
     a_path, b_path = two_files(tmp_path)
@@ -166,8 +166,8 @@ def test_installed_before_the_loop_runs(
 
     async def main() -> list[ReloadOutcome]:
         async with (
-            HotReloader(a_path, schema=Settings, registry=registry, name="a", poll_interval=0) as a,
-            HotReloader(b_path, schema=Settings, registry=registry, name="b", poll_interval=0) as b,
+            HotReloader(a_path, schema=settings, registry=registry, name="a", poll_interval=0) as a,
+            HotReloader(b_path, schema=settings, registry=registry, name="b", poll_interval=0) as b,
         ):
             await watcher_up(a)
             await watcher_up(b)
@@ -187,12 +187,15 @@ def test_installed_before_the_loop_runs(
 
 
 def test_lifespan_flag_off_the_main_thread_warns_and_starts(
-    config_path: Path, registry: CollectorRegistry, logs: list[MutableMapping[str, Any]]
+    config_path: Path,
+    registry: CollectorRegistry,
+    logs: list[MutableMapping[str, Any]],
+    settings: SettingsSchema,
 ) -> None:
     """An app run off the main thread (as test clients do) cannot set a signal handler: the
     lifespan still starts, and says why SIGHUP will not reload."""
     lifespan = hotreload_lifespan(
-        lambda: HotReloader(config_path, schema=Settings, registry=registry),
+        lambda: HotReloader(config_path, schema=settings, registry=registry),
         reload_on_sighup=True,
     )
     models: list[str] = []
@@ -212,18 +215,18 @@ def test_lifespan_flag_off_the_main_thread_warns_and_starts(
 
 
 async def test_sighup_retries_a_version_an_apply_hook_refused(
-    config_path: Path, registry: CollectorRegistry, previous: Previous
+    config_path: Path, registry: CollectorRegistry, previous: Previous, settings: SettingsSchema
 ) -> None:
     """Like a caller's reload(): the operator fixed what the hook needed, then sent SIGHUP."""
     seen: list[str] = []
 
-    async def hook(new: Snapshot[Settings], old: Snapshot[Settings]) -> None:
+    async def hook(new: Snapshot[AnySettings], old: Snapshot[AnySettings]) -> None:
         seen.append(new.config.model)
         if len(seen) == 1:
             raise RuntimeError("the new model's endpoint is not reachable yet")
 
     async with HotReloader(
-        config_path, schema=Settings, registry=registry, poll_interval=0, on_apply=[hook]
+        config_path, schema=settings, registry=registry, poll_interval=0, on_apply=[hook]
     ) as r:
         await watcher_up(r)
         write_in_place(config_path, "model: gpt-5\n")

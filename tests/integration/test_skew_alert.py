@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from hotreload import HotReloader
 from hotreload.testing import write_in_place
-from tests.integration.conftest import Settings
+from tests.integration.conftest import SettingsSchema
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 QUERY = re.compile(r"```promql\n(.*?)\n```", re.DOTALL)
@@ -34,7 +34,9 @@ def versions_by_config(registries: list[CollectorRegistry], metric: str) -> dict
     return {config: len(found) for config, found in hashes.items()}
 
 
-async def test_readme_skew_alert_counts_versions_across_workers(tmp_path: Path) -> None:
+async def test_readme_skew_alert_counts_versions_across_workers(
+    tmp_path: Path, settings: SettingsSchema
+) -> None:
     [query] = QUERY.findall(README.read_text())
     shape = SHAPE.fullmatch(query.strip())
     assert shape is not None, query
@@ -46,8 +48,8 @@ async def test_readme_skew_alert_counts_versions_across_workers(tmp_path: Path) 
     two.write_text("model: gpt-4o\n")  # a worker that has not seen the change yet, say
     registries = [CollectorRegistry(), CollectorRegistry()]
     async with (
-        HotReloader(one, schema=Settings, name="api", registry=registries[0]) as first,
-        HotReloader(two, schema=Settings, name="api", registry=registries[1]) as second,
+        HotReloader(one, schema=settings, name="api", registry=registries[0]) as first,
+        HotReloader(two, schema=settings, name="api", registry=registries[1]) as second,
     ):
         assert versions_by_config(registries, metric) == {"api": 2}  # the alert fires
         write_in_place(one, "model: gpt-4o\n")

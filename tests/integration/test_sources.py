@@ -19,7 +19,7 @@ from hotreload import (
 )
 from hotreload.testing import write_in_place
 from tests.conftest import MetricReader
-from tests.integration.conftest import Settings
+from tests.integration.conftest import AnySettings, SettingsSchema
 
 WAIT = 5.0
 
@@ -68,19 +68,23 @@ class MemorySource:
             self._notify = None
 
 
-def open_reloader(source: Source, registry: CollectorRegistry) -> HotReloader[Settings]:
-    return HotReloader(source=source, schema=Settings, name="mem", registry=registry)
+def open_reloader(
+    source: Source, registry: CollectorRegistry, settings: SettingsSchema
+) -> HotReloader[AnySettings]:
+    return HotReloader(source=source, schema=settings, name="mem", registry=registry)
 
 
-async def test_a_custom_source_gets_the_whole_pipeline(registry: CollectorRegistry) -> None:
+async def test_a_custom_source_gets_the_whole_pipeline(
+    registry: CollectorRegistry, settings: SettingsSchema
+) -> None:
     source = MemorySource("model: gpt-4\n")
     assert isinstance(source, Source)
-    async with open_reloader(source, registry) as r:
+    async with open_reloader(source, registry, settings) as r:
         assert r.path == "memory://config.yaml"
         assert (r.snapshot.source, r.snapshot.version) == ("memory://config.yaml", "1")
         source.put("model: gpt-5\n")
         snap = await r.wait_for_generation(2, timeout=WAIT)
-        assert (snap.config, snap.version) == (Settings(model="gpt-5"), "2")
+        assert (snap.config, snap.version) == (settings(model="gpt-5"), "2")
 
         source.put("model: [\n")
         bad = await r.wait_for_outcome(ReloadResult.VALIDATION_FAILED, timeout=WAIT)
@@ -89,7 +93,7 @@ async def test_a_custom_source_gets_the_whole_pipeline(registry: CollectorRegist
         source.put(None)
         gone = await r.wait_for_outcome(ReloadResult.ERROR, timeout=WAIT)
         assert isinstance(gone.error, ConfigReadError)
-        assert r.config == Settings(model="gpt-5")
+        assert r.config == settings(model="gpt-5")
 
         async with r.session():  # drain and failures work the same on any source
             source.put("model: gpt-6\n")
@@ -100,52 +104,55 @@ async def test_a_custom_source_gets_the_whole_pipeline(registry: CollectorRegist
 
 async def test_a_change_before_the_watch_is_ready_is_caught_by_a_rescan(
     registry: CollectorRegistry,
+    settings: SettingsSchema,
 ) -> None:
     source = MemorySource("model: gpt-4\n")
     source.before_ready = lambda: source.put("model: gpt-5\n")  # lands before the watch is up
-    async with open_reloader(source, registry) as r:
+    async with open_reloader(source, registry, settings) as r:
         snap = await r.wait_for_generation(2, timeout=WAIT)
-        assert snap.config == r.config == Settings(model="gpt-5")
+        assert snap.config == r.config == settings(model="gpt-5")
         assert r.last_outcome is not None
         assert r.last_outcome.trigger == "rescan"
 
 
 async def test_a_watch_that_fails_is_restarted_and_counted(
-    registry: CollectorRegistry, metric: MetricReader
+    registry: CollectorRegistry, metric: MetricReader, settings: SettingsSchema
 ) -> None:
     source = MemorySource("model: gpt-4\n", fail_watch=2)
-    async with open_reloader(source, registry) as r:
+    async with open_reloader(source, registry, settings) as r:
         assert source.watching == 3
         assert metric("hotreload_watch_restarts_total", config="mem") == 2
         source.put("model: gpt-5\n")
         await r.wait_for_generation(2, timeout=WAIT)
 
 
-async def test_the_first_read_still_fails_fast(registry: CollectorRegistry) -> None:
+async def test_the_first_read_still_fails_fast(
+    registry: CollectorRegistry, settings: SettingsSchema
+) -> None:
     with pytest.raises(ConfigReadError, match=r"memory://config\.yaml: key not found"):
-        async with open_reloader(MemorySource(None), registry):
+        async with open_reloader(MemorySource(None), registry, settings):
             pass
 
 
 async def test_file_source_is_what_a_path_means(
-    config_path: Path, registry: CollectorRegistry
+    config_path: Path, registry: CollectorRegistry, settings: SettingsSchema
 ) -> None:
     source = FileSource(config_path, debounce_ms=50, step_ms=10)
     assert isinstance(source, Source)
-    async with open_reloader(source, registry) as r:
+    async with open_reloader(source, registry, settings) as r:
         assert r.snapshot.version is None
         write_in_place(config_path, "model: gpt-5\n")
         snap = await r.wait_for_generation(2, timeout=WAIT)
-        assert snap.config == Settings(model="gpt-5")
+        assert snap.config == settings(model="gpt-5")
 
 
-def test_a_path_or_a_source_exactly_one(config_path: Path) -> None:
+def test_a_path_or_a_source_exactly_one(config_path: Path, settings: SettingsSchema) -> None:
     with pytest.raises(TypeError, match="not both"):
-        HotReloader(config_path, source=FileSource(config_path), schema=Settings)
+        HotReloader(config_path, source=FileSource(config_path), schema=settings)
     with pytest.raises(TypeError, match="one of them"):
-        HotReloader(schema=Settings)
+        HotReloader(schema=settings)
     with pytest.raises(TypeError, match="must implement"):
-        HotReloader(source=object(), schema=Settings)  # type: ignore[arg-type]
+        HotReloader(source=object(), schema=settings)  # type: ignore[arg-type]
 
 
 async def test_file_source_watch_on_its_own(config_path: Path) -> None:

@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 from hotreload import HotReloader, ReloadOutcome, ReloadResult, Snapshot, Stream
 from hotreload.testing import ConfigMapVolume, write_atomic, write_in_place
 from tests.conftest import MetricReader
-from tests.integration.conftest import Settings
+from tests.integration.conftest import AnySettings, SettingsSchema
 
 WAIT = 5.0
 #: Directory removal and recreation needs a watcher rebuild (or two): allow more.
@@ -28,7 +28,7 @@ SLOW_WAIT = 10.0
 NAME = "styles"
 
 
-async def watcher_up(r: HotReloader[Settings]) -> None:
+async def watcher_up(r: HotReloader[AnySettings]) -> None:
     """Return once the watcher covering ``r`` is running: its first ``rescan`` outcome.
 
     Until then a change could be caught by that rescan rather than by a watch event, which
@@ -42,28 +42,28 @@ async def watcher_up(r: HotReloader[Settings]) -> None:
 
 @asynccontextmanager
 async def reloader(
-    path: Path, registry: CollectorRegistry, *, name: str = NAME
-) -> AsyncIterator[HotReloader[Settings]]:
+    path: Path, registry: CollectorRegistry, settings: SettingsSchema, *, name: str = NAME
+) -> AsyncIterator[HotReloader[AnySettings]]:
     async with HotReloader(
-        path, schema=Settings, name=name, registry=registry, poll_interval=0
+        path, schema=settings, name=name, registry=registry, poll_interval=0
     ) as r:
         await watcher_up(r)
         yield r
 
 
-async def next_snapshot(stream: Stream[Snapshot[Settings]]) -> Snapshot[Settings]:
+async def next_snapshot(stream: Stream[Snapshot[AnySettings]]) -> Snapshot[AnySettings]:
     with anyio.fail_after(WAIT):
         return await anext(stream)
 
 
-async def next_commit(r: HotReloader[Settings], timeout: float = WAIT) -> ReloadOutcome:
+async def next_commit(r: HotReloader[AnySettings], timeout: float = WAIT) -> ReloadOutcome:
     """The next applied outcome (call right after making the change: nothing yields before)."""
     return await r.wait_for_outcome(lambda o: o.applied, timeout=timeout)
 
 
 async def assert_single_commit_then_next(
-    r: HotReloader[Settings],
-    changes: Stream[Snapshot[Settings]],
+    r: HotReloader[AnySettings],
+    changes: Stream[Snapshot[AnySettings]],
     *,
     generation: int,
     model: str,
@@ -84,26 +84,30 @@ async def assert_single_commit_then_next(
 # -- plain files ----------------------------------------------------------------------------
 
 
-async def test_in_place_write_is_picked_up(config_path: Path, registry: CollectorRegistry) -> None:
-    async with reloader(config_path, registry) as r:
+async def test_in_place_write_is_picked_up(
+    config_path: Path, registry: CollectorRegistry, settings: SettingsSchema
+) -> None:
+    async with reloader(config_path, registry, settings) as r:
         assert r.snapshot.generation == 1
         write_in_place(config_path, "model: gpt-5\nretries: 7\n")
         outcome = await next_commit(r)
         snap = await r.wait_for_generation(2, timeout=WAIT)
         assert outcome.trigger == "watch"
         assert outcome.generation == snap.generation == 2
-        assert snap.config == r.config == Settings(model="gpt-5", retries=7)
+        assert snap.config == r.config == settings(model="gpt-5", retries=7)
         assert set(outcome.changed) == {"model", "retries"}
 
 
-async def test_atomic_rename_is_picked_up(config_path: Path, registry: CollectorRegistry) -> None:
-    async with reloader(config_path, registry) as r:
+async def test_atomic_rename_is_picked_up(
+    config_path: Path, registry: CollectorRegistry, settings: SettingsSchema
+) -> None:
+    async with reloader(config_path, registry, settings) as r:
         changes = r.changes()
         write_atomic(config_path, "model: gpt-5\n")
         outcome = await next_commit(r)
         snap = await r.wait_for_generation(2, timeout=WAIT)
         assert outcome.trigger == "watch"
-        assert snap.config == Settings(model="gpt-5")
+        assert snap.config == settings(model="gpt-5")
         # No leftover temp file, and the rename is one commit, not two.
         assert sorted(p.name for p in config_path.parent.iterdir()) == ["config.yaml"]
         await assert_single_commit_then_next(
@@ -112,9 +116,9 @@ async def test_atomic_rename_is_picked_up(config_path: Path, registry: Collector
 
 
 async def test_editor_style_burst_is_one_commit(
-    config_path: Path, registry: CollectorRegistry
+    config_path: Path, registry: CollectorRegistry, settings: SettingsSchema
 ) -> None:
-    async with reloader(config_path, registry) as r:
+    async with reloader(config_path, registry, settings) as r:
         changes = r.changes()
         # What an editor does on save: write a temp file, rename it over, fix mode, touch.
         swap = config_path.with_name(".config.yaml.swp")
@@ -123,16 +127,16 @@ async def test_editor_style_burst_is_one_commit(
         os.chmod(config_path, 0o640)
         os.utime(config_path)
         snap = await r.wait_for_generation(2, timeout=WAIT)
-        assert snap.config == Settings(model="gpt-5")
+        assert snap.config == settings(model="gpt-5")
         await assert_single_commit_then_next(
             r, changes, generation=2, model="gpt-5", follow_up="gpt-6"
         )
 
 
 async def test_delete_then_recreate_keeps_old_config_while_missing(
-    config_path: Path, registry: CollectorRegistry, metric: MetricReader
+    config_path: Path, registry: CollectorRegistry, metric: MetricReader, settings: SettingsSchema
 ) -> None:
-    async with reloader(config_path, registry) as r:
+    async with reloader(config_path, registry, settings) as r:
         config_path.unlink()
         missing = await r.wait_for_outcome(ReloadResult.ERROR, timeout=WAIT)
         assert missing.error is not None
@@ -140,20 +144,20 @@ async def test_delete_then_recreate_keeps_old_config_while_missing(
         assert not missing.applied
         assert missing.generation == 1
         assert r.snapshot.generation == 1
-        assert r.config == Settings(model="gpt-4")
+        assert r.config == settings(model="gpt-4")
         assert metric("hotreload_config_reload_failures_total", config=NAME, reason="missing") == 1
         assert metric("hotreload_config_last_reload_successful", config=NAME) == 0
 
         write_in_place(config_path, "model: gpt-5\n")
         snap = await r.wait_for_generation(2, timeout=WAIT)
-        assert snap.config == r.config == Settings(model="gpt-5")
+        assert snap.config == r.config == settings(model="gpt-5")
         assert metric("hotreload_config_last_reload_successful", config=NAME) == 1
 
 
 async def test_comment_only_edit_is_unchanged(
-    config_path: Path, registry: CollectorRegistry, metric: MetricReader
+    config_path: Path, registry: CollectorRegistry, metric: MetricReader, settings: SettingsSchema
 ) -> None:
-    async with reloader(config_path, registry) as r:
+    async with reloader(config_path, registry, settings) as r:
         before = r.snapshot
         write_in_place(config_path, "# tuned by ops\nmodel: gpt-4   # the default\n\n")
         outcome = await r.wait_for_outcome(lambda o: o.trigger == "watch", timeout=WAIT)
@@ -163,14 +167,14 @@ async def test_comment_only_edit_is_unchanged(
         assert outcome.config_hash == before.config_hash
         assert r.snapshot.generation == 1
         assert r.snapshot.config_hash == before.config_hash
-        assert r.config == Settings(model="gpt-4")
+        assert r.config == settings(model="gpt-4")
         assert metric("hotreload_config_reload_total", config=NAME) == 0
 
 
 async def test_identical_rewrite_is_unchanged(
-    config_path: Path, registry: CollectorRegistry, metric: MetricReader
+    config_path: Path, registry: CollectorRegistry, metric: MetricReader, settings: SettingsSchema
 ) -> None:
-    async with reloader(config_path, registry) as r:
+    async with reloader(config_path, registry, settings) as r:
         before = r.snapshot
         reloads = metric("hotreload_config_reload_total", config=NAME)
         assert reloads == 0
@@ -192,19 +196,19 @@ def stamp_dirs(volume: ConfigMapVolume) -> list[str]:
 
 
 async def test_configmap_update_is_exactly_one_commit(
-    tmp_path: Path, registry: CollectorRegistry
+    tmp_path: Path, registry: CollectorRegistry, settings: SettingsSchema
 ) -> None:
     volume = ConfigMapVolume(tmp_path / "cm", {"config.yaml": "model: gpt-4\n"})
     path = volume.path("config.yaml")
     assert path.is_symlink()
     assert os.readlink(path) == "..data/config.yaml"
-    async with reloader(path, registry) as r:
+    async with reloader(path, registry, settings) as r:
         generation = r.snapshot.generation
         changes = r.changes()
         volume.update({"config.yaml": "model: gpt-5\n"})
         snap = await r.wait_for_generation(generation + 1, timeout=WAIT)
         assert snap.generation == generation + 1
-        assert snap.config == Settings(model="gpt-5")
+        assert snap.config == settings(model="gpt-5")
 
         first = await next_snapshot(changes)
         assert (first.generation, first.config.model) == (generation + 1, "gpt-5")
@@ -218,11 +222,11 @@ async def test_configmap_update_is_exactly_one_commit(
 
 
 async def test_consecutive_configmap_updates_are_each_picked_up(
-    tmp_path: Path, registry: CollectorRegistry
+    tmp_path: Path, registry: CollectorRegistry, settings: SettingsSchema
 ) -> None:
     volume = ConfigMapVolume(tmp_path / "cm", {"config.yaml": "model: v0\n"})
     path = volume.path("config.yaml")
-    async with reloader(path, registry) as r:
+    async with reloader(path, registry, settings) as r:
         changes = r.changes()
         for i in range(1, 6):
             previous = stamp_dirs(volume)
@@ -233,7 +237,7 @@ async def test_consecutive_configmap_updates_are_each_picked_up(
             assert current != previous
             assert os.readlink(volume.directory / "..data") == current[0]
             snap = await r.wait_for_generation(1 + i, timeout=WAIT)
-            assert snap.config == Settings(model=f"v{i}", retries=i)
+            assert snap.config == settings(model=f"v{i}", retries=i)
             streamed = await next_snapshot(changes)
             assert (streamed.generation, streamed.config.model) == (1 + i, f"v{i}")
 
@@ -264,18 +268,18 @@ def linked(tmp_path: Path) -> Linked:
 
 
 async def test_symlink_to_another_directory_target_edit_and_repoint(
-    linked: Linked, registry: CollectorRegistry
+    linked: Linked, registry: CollectorRegistry, settings: SettingsSchema
 ) -> None:
     link, first, second = linked
     conf = link.parent
 
-    async with reloader(link, registry) as r:
+    async with reloader(link, registry, settings) as r:
         # Editing the target (in a directory of its own) is seen.
         write_in_place(first, "model: gpt-5\n")
         outcome = await next_commit(r)
         snap = await r.wait_for_generation(2, timeout=WAIT)
         assert outcome.trigger == "watch"
-        assert snap.config == Settings(model="gpt-5")
+        assert snap.config == settings(model="gpt-5")
 
         # Re-pointing the link (atomically, as `ln -sfn` via rename) is seen.
         tmp_link = conf / ".config.yaml.tmp"
@@ -284,7 +288,7 @@ async def test_symlink_to_another_directory_target_edit_and_repoint(
         outcome = await next_commit(r)
         snap = await r.wait_for_generation(3, timeout=WAIT)
         assert outcome.trigger == "watch"
-        assert snap.config == r.config == Settings(model="gpt-6")
+        assert snap.config == r.config == settings(model="gpt-6")
 
 
 # -- the directory goes away, and comes back ------------------------------------------------
@@ -302,36 +306,36 @@ def remove_directory(directory: Path, how: str) -> None:
     "settle", [True, False], ids=["reported-missing-first", "replaced-at-once"]
 )
 async def test_directory_replaced_then_every_later_edit_is_seen(
-    config_path: Path, registry: CollectorRegistry, how: str, settle: bool
+    config_path: Path, registry: CollectorRegistry, how: str, settle: bool, settings: SettingsSchema
 ) -> None:
     """Gone then back (deleted or renamed away), noticed in between or not: a new directory
     under the old name, possibly with the old inode number, is watched from then on."""
     directory = config_path.parent
-    async with reloader(config_path, registry) as r:
+    async with reloader(config_path, registry, settings) as r:
         remove_directory(directory, how)
         if settle:
             missing = await r.wait_for_outcome(ReloadResult.ERROR, timeout=SLOW_WAIT)
             assert missing.error is not None
             assert missing.error.reason == "missing"
-            assert r.config == Settings(model="gpt-4")
+            assert r.config == settings(model="gpt-4")
         directory.mkdir()
         write_in_place(config_path, "model: gpt-5\n")
         await r.wait_for_generation(2, timeout=SLOW_WAIT)
         write_in_place(config_path, "model: gpt-6\n")
         snap = await r.wait_for_generation(3, timeout=SLOW_WAIT)
-        assert snap.config == Settings(model="gpt-6")
+        assert snap.config == settings(model="gpt-6")
 
 
 async def test_symlink_repointed_then_new_target_edit_is_seen(
-    linked: Linked, registry: CollectorRegistry
+    linked: Linked, registry: CollectorRegistry, settings: SettingsSchema
 ) -> None:
     link, _, second = linked
     conf = link.parent
-    async with reloader(link, registry) as r:
+    async with reloader(link, registry, settings) as r:
         tmp_link = conf / ".config.yaml.tmp"
         tmp_link.symlink_to(second)
         os.replace(tmp_link, link)
         await r.wait_for_generation(2, timeout=WAIT)
         write_in_place(second, "model: gpt-7\n")
         snap = await r.wait_for_generation(3, timeout=WAIT)
-        assert snap.config == Settings(model="gpt-7")
+        assert snap.config == settings(model="gpt-7")

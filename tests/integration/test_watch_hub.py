@@ -22,7 +22,7 @@ from hotreload import HotReloader, ReloadOutcome, Stream
 from hotreload._watch import WatchHub, hub_for
 from hotreload.testing import write_in_place
 from tests.conftest import MetricReader, RustNotifyControls
-from tests.integration.conftest import Settings
+from tests.integration.conftest import AnySettings, SettingsSchema
 
 WAIT = 5.0
 WATCH_THREAD = "hotreload-watch"
@@ -33,7 +33,7 @@ def watch_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == WATCH_THREAD and t.is_alive()]
 
 
-async def watcher_up(r: HotReloader[Settings]) -> None:
+async def watcher_up(r: HotReloader[AnySettings]) -> None:
     """Return once the watcher covering ``r`` is running: its first ``rescan`` outcome."""
     last = r.last_outcome
     if last is not None and last.trigger == "rescan":
@@ -42,14 +42,19 @@ async def watcher_up(r: HotReloader[Settings]) -> None:
 
 
 def open_reloader(
-    path: Path, registry: CollectorRegistry, name: str, *, poll_interval: float = 0
-) -> HotReloader[Settings]:
+    path: Path,
+    registry: CollectorRegistry,
+    name: str,
+    settings: SettingsSchema,
+    *,
+    poll_interval: float = 0,
+) -> HotReloader[AnySettings]:
     return HotReloader(
-        path, schema=Settings, name=name, registry=registry, poll_interval=poll_interval
+        path, schema=settings, name=name, registry=registry, poll_interval=poll_interval
     )
 
 
-async def next_commit(r: HotReloader[Settings]) -> ReloadOutcome:
+async def next_commit(r: HotReloader[AnySettings]) -> ReloadOutcome:
     """The next applied outcome (call right after making the change: nothing yields before)."""
     return await r.wait_for_outcome(lambda o: o.applied, timeout=WAIT)
 
@@ -91,7 +96,7 @@ def join_retired_watchers(hub: WatchHub) -> None:
 
 
 async def test_hundred_reloaders_share_one_watcher_thread(
-    tmp_path: Path, registry: CollectorRegistry
+    tmp_path: Path, registry: CollectorRegistry, settings: SettingsSchema
 ) -> None:
     assert watch_threads() == []
     threads_before = threading.active_count()
@@ -104,7 +109,7 @@ async def test_hundred_reloaders_share_one_watcher_thread(
 
     async with contextlib.AsyncExitStack() as stack:
         reloaders = [
-            await stack.enter_async_context(open_reloader(path, registry, f"svc{i:03d}"))
+            await stack.enter_async_context(open_reloader(path, registry, f"svc{i:03d}", settings))
             for i, path in enumerate(paths)
         ]
         for r in reloaders:
@@ -122,7 +127,7 @@ async def test_hundred_reloaders_share_one_watcher_thread(
             write_in_place(path, f"model: n{i}\nretries: {i % 7}\n")
         for i, r in enumerate(reloaders):
             snap = await r.wait_for_generation(2, timeout=WAIT)
-            assert snap.config == Settings(model=f"n{i}", retries=i % 7)
+            assert snap.config == settings(model=f"n{i}", retries=i % 7)
             commit = await next_applied(streams[i])
             assert (commit.trigger, commit.generation) == ("watch", 2)
         # Each saw its own change through the watcher, exactly once, and nobody else's.
@@ -145,30 +150,30 @@ async def test_hundred_reloaders_share_one_watcher_thread(
 
 
 async def test_two_reloaders_on_the_same_file_both_see_a_change(
-    config_path: Path, registry: CollectorRegistry
+    config_path: Path, registry: CollectorRegistry, settings: SettingsSchema
 ) -> None:
     async with (
-        open_reloader(config_path, registry, "a") as a,
-        open_reloader(config_path, registry, "b") as b,
+        open_reloader(config_path, registry, "a", settings) as a,
+        open_reloader(config_path, registry, "b", settings) as b,
     ):
         await watcher_up(a)
         await watcher_up(b)
         write_in_place(config_path, "model: gpt-5\n")
         snap_a = await a.wait_for_generation(2, timeout=WAIT)
         snap_b = await b.wait_for_generation(2, timeout=WAIT)
-        assert snap_a.config == snap_b.config == Settings(model="gpt-5")
+        assert snap_a.config == snap_b.config == settings(model="gpt-5")
         assert snap_a.config_hash == snap_b.config_hash
         assert len(watch_threads()) == 1
     assert watch_threads() == []
 
 
 async def test_exit_leaves_no_watcher_thread_every_time(
-    config_path: Path, registry: CollectorRegistry
+    config_path: Path, registry: CollectorRegistry, settings: SettingsSchema
 ) -> None:
     # The last reloader out awaits its watcher's end. Checked over many open/close cycles, so
     # that a thread which is merely about to end (rather than ended) is caught, not lucky.
     for cycle in range(100):
-        async with open_reloader(config_path, registry, "cycled") as r:
+        async with open_reloader(config_path, registry, "cycled", settings) as r:
             await watcher_up(r)
             assert len(watch_threads()) == 1
         leftover = watch_threads()
@@ -181,33 +186,33 @@ async def test_exit_leaves_no_watcher_thread_every_time(
 
 
 async def test_same_name_on_one_registry_is_refused_then_reusable(
-    config_path: Path, registry: CollectorRegistry
+    config_path: Path, registry: CollectorRegistry, settings: SettingsSchema
 ) -> None:
-    async with open_reloader(config_path, registry, "dup") as first:
+    async with open_reloader(config_path, registry, "dup", settings) as first:
         with pytest.raises(ValueError, match="already open"):
-            async with open_reloader(config_path, registry, "dup"):
+            async with open_reloader(config_path, registry, "dup", settings):
                 pytest.fail("a second reloader with the same name must not start")
         # The refusal did not disturb the one that is running.
         await watcher_up(first)
         write_in_place(config_path, "model: gpt-5\n")
         snap = await first.wait_for_generation(2, timeout=WAIT)
-        assert snap.config == Settings(model="gpt-5")
+        assert snap.config == settings(model="gpt-5")
 
     # Once it has closed, the name is free again.
-    async with open_reloader(config_path, registry, "dup") as again:
+    async with open_reloader(config_path, registry, "dup", settings) as again:
         assert again.snapshot.generation == 1
-        assert again.config == Settings(model="gpt-5")
+        assert again.config == settings(model="gpt-5")
         await watcher_up(again)
         write_in_place(config_path, "model: gpt-6\n")
         snap = await again.wait_for_generation(2, timeout=WAIT)
-        assert snap.config == Settings(model="gpt-6")
+        assert snap.config == settings(model="gpt-6")
 
 
 # -- the safety poll --------------------------------------------------------------------------
 
 
 async def test_safety_poll_commits_a_change_the_watcher_cannot_see(
-    tmp_path: Path, registry: CollectorRegistry, metric: MetricReader
+    tmp_path: Path, registry: CollectorRegistry, metric: MetricReader, settings: SettingsSchema
 ) -> None:
     # config.yaml is a hard link to other/real.yaml: writing through the other name changes
     # the same inode, and inotify on conf/ reports nothing for it.
@@ -219,7 +224,7 @@ async def test_safety_poll_commits_a_change_the_watcher_cannot_see(
     path = conf / "config.yaml"
     os.link(real, path)
 
-    async with open_reloader(path, registry, "polled", poll_interval=0.2) as r:
+    async with open_reloader(path, registry, "polled", settings, poll_interval=0.2) as r:
         await watcher_up(r)
         hub = hub_for(DEBOUNCE_MS, STEP_MS)
         assert str(other) not in hub.watched
@@ -229,7 +234,7 @@ async def test_safety_poll_commits_a_change_the_watcher_cannot_see(
         outcome = await next_commit(r)
         snap = await r.wait_for_generation(2, timeout=WAIT)
         assert outcome.trigger == "poll"
-        assert snap.config == r.config == Settings(model="gpt-5")
+        assert snap.config == r.config == settings(model="gpt-5")
         assert path.read_text() == "model: gpt-5\n"
         assert metric("hotreload_watch_missed_events_total", config="polled") == 1
 
@@ -247,9 +252,10 @@ async def test_watcher_crash_is_survived(
     registry: CollectorRegistry,
     metric: MetricReader,
     rust_notify: RustNotifyControls,
+    settings: SettingsSchema,
 ) -> None:
     try:
-        async with open_reloader(config_path, registry, "crashy") as r:
+        async with open_reloader(config_path, registry, "crashy", settings) as r:
             await watcher_up(r)
             assert rust_notify.created == 1
             assert metric("hotreload_watch_restarts_total", config="crashy") == 0
@@ -267,14 +273,14 @@ async def test_watcher_crash_is_survived(
             outcome = await next_commit(r)
             snap = await r.wait_for_generation(2, timeout=WAIT)
             assert outcome.trigger == "rescan"
-            assert snap.config == Settings(model="gpt-5")
+            assert snap.config == settings(model="gpt-5")
 
             # And the restarted watcher sees the next change on its own.
             write_in_place(config_path, "model: gpt-6\n")
             outcome = await next_commit(r)
             snap = await r.wait_for_generation(3, timeout=WAIT)
             assert outcome.trigger == "watch"
-            assert snap.config == r.config == Settings(model="gpt-6")
+            assert snap.config == r.config == settings(model="gpt-6")
             assert metric("hotreload_watch_restarts_total", config="crashy") == 1
             assert rust_notify.created == 2
             assert len(watch_threads()) == 1

@@ -58,7 +58,7 @@ def nested(levels: int) -> bytes:
 
 
 def flat(items: int) -> bytes:
-    """One list of ``items`` scalars: the root and ``items`` nodes below it."""
+    """One list of ``items`` scalars: ``items + 1`` nodes (every node counts, the root too)."""
     return b"[" + b",".join([b"1"] * items) + b"]"
 
 
@@ -77,19 +77,20 @@ def test_exactly_max_depth_levels_are_accepted_and_one_more_refused() -> None:
 
 
 def test_exactly_max_nodes_are_accepted_and_one_more_refused() -> None:
-    assert len(parse(flat(MAX_EXPANDED_NODES), "yaml", "big.yaml")) == MAX_EXPANDED_NODES
+    assert len(parse(flat(MAX_EXPANDED_NODES - 1), "yaml", "big.yaml")) == MAX_EXPANDED_NODES - 1
     with pytest.raises(ConfigParseError, match=f"more than {MAX_EXPANDED_NODES} nodes") as e:
-        parse(flat(MAX_EXPANDED_NODES + 1), "yaml", "big.yaml")
+        parse(flat(MAX_EXPANDED_NODES), "yaml", "big.yaml")
     assert e.value.source == "big.yaml"
 
 
 def test_an_alias_expansion_at_the_node_limit_is_accepted_and_one_over_refused() -> None:
-    """The exact walk (used once the cheap pass runs out of budget) draws the same line."""
-    half = MAX_EXPANDED_NODES // 2
-    items = b",".join([b"1"] * (half - 1))
-    at_limit = b"a: &a [" + items + b"]\nb: *a\n"  # 2 keys + 2 x (half - 1) items
-    assert len(parse(at_limit, "yaml", "alias.yaml")["b"]) == half - 1
-    over = b"a: &a [" + items + b",1]\nb: *a\nc: 1\n"
+    """An alias counts as often as it is referenced: 1 root + 2 keys + (1 + k) + 1 list
+    + (1 + k) aliased = 6 + 2k nodes."""
+    k = (MAX_EXPANDED_NODES - 6) // 2
+    items = b",".join([b"1"] * k)
+    at_limit = b"a: &a [" + items + b"]\nb: [*a]\n"
+    assert len(parse(at_limit, "yaml", "alias.yaml")["b"][0]) == k
+    over = b"a: &a [" + items + b"]\nb: [*a, 1]\n"
     with pytest.raises(ConfigParseError) as info:
         parse(over, "yaml", "alias.yaml")
     assert info.value.message == f"aliases expand to more than {MAX_EXPANDED_NODES} nodes"
@@ -241,7 +242,7 @@ def test_a_key_that_overrides_a_merged_one_is_not_a_duplicate() -> None:
 # -- secrets: masked in place ---------------------------------------------------------------------
 
 
-class Creds(msgspec.Struct, forbid_unknown_fields=True):
+class Creds(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     api_key: str
     note: str = ""
     vault: Annotated[str, Secret] = ""
@@ -278,7 +279,7 @@ def test_a_validator_quoting_a_secret_is_masked_in_the_error_in_place() -> None:
     assert str(err) == f"creds.yaml: {expected}"
 
 
-class Mode(msgspec.Struct):
+class Mode(msgspec.Struct, frozen=True):
     token: Literal["fast", "slow"]
 
 

@@ -185,7 +185,7 @@ def test_redact(policy: FieldPolicy) -> None:
     assert policy.redact(("llm", "api_key"), "sk-123") == "***"
     assert policy.redact(("tlsCert",), value) == "***"
     assert policy.redact(("model",), "gpt-4") == "gpt-4"
-    assert policy.redact(("servers", "eu", "host"), value) is value
+    assert policy.redact(("servers", "eu", "host"), value) == value
 
 
 def test_format_path() -> None:
@@ -345,3 +345,20 @@ def test_retain_reports_each_root_once() -> None:
     effective, roots = retain(running, new, changed, policy)
     assert roots == [("kubernetes",)]
     assert effective == running
+
+
+def test_a_key_that_is_not_a_string_is_found_by_its_path_segment() -> None:
+    """``changed_paths`` names ``{404: x}`` as ``status_map.404``: ``get_path`` finds it back
+    (``check --against`` shows its old and new values, not "absent")."""
+    old, new = {"status_map": {404: "retry"}}, {"status_map": {404: "fail"}}
+    [path] = paths(old, new)
+    assert path == ("status_map", "404")
+    assert (get_path(old, path), get_path(new, path)) == ("retry", "fail")
+
+
+def test_nan_equals_itself_and_numbers_of_other_types_differ() -> None:
+    nan = float("nan")
+    assert paths({"t": nan, "u": 1}, {"t": float("nan"), "u": 1}) == []
+    assert paths({"u": 1}, {"u": 1.0}) == [("u",)]
+    assert paths({"u": [1]}, {"u": [True]}) == [("u",)]
+    assert paths({"t": float("inf")}, {"t": -float("inf")}) == [("t",)]

@@ -10,7 +10,7 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 import pytest
@@ -110,7 +110,7 @@ def active(pipeline: Pipeline[Settings]) -> Active[Settings]:
     return pipeline.load(BASE)
 
 
-def schema_error(pipeline: Pipeline[Settings], raw: bytes) -> ConfigValidationError:
+def schema_error(pipeline: Pipeline[Any], raw: bytes) -> ConfigValidationError:
     """The `ConfigValidationError` that loading ``raw`` raises."""
     with pytest.raises(ConfigValidationError) as info:
         pipeline.load(raw)
