@@ -26,11 +26,12 @@ from ._drain import DrainGate
 from ._errors import ConfigBuildError, ConfigError
 from ._failures import FailureActor, FailureLedger, Mark, ToolsetFailureRecord
 from ._fields import FieldPolicy
-from ._file_source import Attachment, FileSource
+from ._file_source import Attachment
 from ._hooks import ApplyHook
-from ._layers import Layer, LayerItem, Layers
+from ._layers import LayerItem, Layers, source_for
 from ._logging import ContextLogger
 from ._metrics import ReloaderMetrics
+from ._options import check_options
 from ._outcome import ReloadOutcome
 from ._parsing import Format, format_for
 from ._pipeline import Pipeline, Validator
@@ -92,7 +93,6 @@ class HotReloader(Sessions[T]):
     """
 
     # Slots, not a __dict__: thousands of reloaders in one process should cost a few KB each.
-    # Slots, not a __dict__: thousands of reloaders in one process should cost a few KB each.
     # Each mixin below (worker, streams, hooks, last-known-good, log level) has the slots of
     # the state it owns; these are the façade's.
     __slots__ = (
@@ -153,11 +153,14 @@ class HotReloader(Sessions[T]):
         strict: bool = False,
     ) -> None:
         kind = schema_for(schema)  # refuses a mutable schema: readers share the config
-        if poll_interval < 0 or max_bytes <= 0 or debounce_ms <= 0 or step_ms <= 0:
-            raise ValueError("poll_interval must be >= 0; max_bytes, debounce_ms, step_ms > 0")
-        if hook_timeout <= 0:
-            raise ValueError(f"hook_timeout must be > 0 seconds, got {hook_timeout!r}")
-        source = _source_for(
+        check_options(
+            poll_interval=poll_interval,
+            max_bytes=max_bytes,
+            debounce_ms=debounce_ms,
+            step_ms=step_ms,
+            hook_timeout=hook_timeout,
+        )
+        source = source_for(
             path,
             source,
             {
@@ -488,31 +491,3 @@ class HotReloader(Sessions[T]):
     def __repr__(self) -> str:
         gen = self.snapshot.generation if hasattr(self, "snapshot") else None
         return f"<HotReloader {self.name!r} {self.path!r} generation={gen}>"
-
-
-def _source_for(
-    path: str | os.PathLike[str] | Sequence[LayerItem] | None,
-    source: Source | None,
-    file_options: dict[str, Any],
-    *,
-    env_prefix: str | None,
-    fmt: Format | None,
-) -> Source:
-    if source is None:
-        if path is None and not env_prefix:
-            raise TypeError("give HotReloader a path or a source=, one of them")
-        if isinstance(path, (str, os.PathLike)) and not env_prefix:  # one file: the fast path
-            return FileSource(path, **file_options)
-        items: Sequence[LayerItem] = (
-            () if path is None else [path] if isinstance(path, (str, os.PathLike)) else path
-        )
-        if fmt is not None:  # format= is every file layer's format unless a Layer says
-            items = [Layer(i, format=fmt) if isinstance(i, str | os.PathLike) else i for i in items]
-        return Layers(*items, env_prefix=env_prefix, **file_options)
-    if env_prefix:
-        raise TypeError("env_prefix goes with paths; with source=, give Layers(env_prefix=...)")
-    if path is not None:
-        raise TypeError("give HotReloader a path or a source=, not both")
-    if not isinstance(source, Source):
-        raise TypeError(f"source must implement hotreload.Source, got {source!r}")
-    return source
