@@ -17,19 +17,22 @@ import contextlib
 import contextvars
 import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 import anyio
 
 from ._fields import Path, _split
+from ._snapshot import Snapshot  # at runtime: get_type_hints(HotReloader) resolves Deriving
+from ._tasks import TaskSet
 
 if TYPE_CHECKING:
     from ._logging import ContextLogger
     from ._metrics import ReloaderMetrics
 
-__all__ = ["Derived", "DerivedSet"]
+__all__ = ["Derived", "DerivedSet", "Deriving"]
 
 R = TypeVar("R")
+T = TypeVar("T")
 
 #: The resources pinned for the request or session being served, per `Derived`.
 _pinned: contextvars.ContextVar[Mapping[Derived[Any], _Held[Any]] | None] = contextvars.ContextVar(
@@ -371,3 +374,73 @@ async def _close_resource(resource: Any, close: Callable[[Any], object] | None) 
         result = close(resource)
     if inspect.isawaitable(result):
         await result
+
+
+class Deriving(Generic[T]):
+    """`HotReloader`'s derived-resource API, kept next to what it drives."""
+
+    __slots__ = ()
+
+    config: T
+    snapshot: Snapshot[T]
+    _derived: DerivedSet
+    _tasks: TaskSet | None
+
+    @overload
+    def derive(
+        self,
+        build: Callable[[T], Awaitable[R]],
+        *,
+        on: Sequence[str] = ...,
+        close: Callable[[R], object] | None = ...,
+        name: str | None = ...,
+    ) -> Derived[R]: ...
+    @overload
+    def derive(
+        self,
+        build: Callable[[T], R],
+        *,
+        on: Sequence[str] = ...,
+        close: Callable[[R], object] | None = ...,
+        name: str | None = ...,
+    ) -> Derived[R]: ...
+    def derive(
+        self,
+        build: Callable[[T], R | Awaitable[R]],
+        *,
+        on: Sequence[str] = ("llm",),
+        close: Callable[[R], object] | None = None,
+        name: str | None = None,
+    ) -> Derived[R]:
+        """Keep ``build(config)`` (sync or async) in step with the config: built at start and
+        again, inside the commit, whenever a key path under ``on`` changes (``on=()``: any
+        change). A build that raises, or an async one that exceeds ``hook_timeout``, refuses
+        the change like an apply hook. ``derived.current`` is the resource in force;
+        ``derived.get()`` the one pinned by the session or request being served. A replaced
+        resource is closed once, in the background, when no pin holds it: ``close(r)`` if
+        given, else ``r.aclose()`` or ``r.close()``; errors are logged and counted, never
+        raised. On exit every resource is closed, the pinned ones after their pins end (at
+        most ``max_drain_wait``).
+
+        Derive before ``async with`` (any build), or while running with a sync build.
+        ``name`` (unique per reloader) labels logs, metrics and ``/-/config``; by default the
+        build's ``__name__`` (``derived`` for a lambda), suffixed ``-2``, ``-3``... if taken.
+        """
+        label = name if name is not None else self._derived.default_name(build)
+        derived: Derived[R] = Derived(build, on=on, close=close, name=label)
+        if self._tasks is None:
+            self._derived.add(derived)
+        else:
+            self._derived.add_running(derived, self.config, self.snapshot.generation)
+        return derived
+
+    @property
+    def derived_resources(self) -> tuple[Derived[Any], ...]:
+        """Every resource `derive` keeps, in the order they were derived."""
+        return self._derived.items
+
+    def pin_resources(self) -> contextlib.AbstractContextManager[None]:
+        """Pin the derived resources in force until the block ends, so ``derived.get()`` in it
+        returns them even if a change swaps them meanwhile; `session` and
+        ``hotreload.asgi.HotReloadMiddleware`` do this for you. Use on the event loop."""
+        return self._derived.pinning()

@@ -23,7 +23,14 @@ from ._logging import ContextLogger
 from ._metrics import FailureMetrics
 from ._outcome import ReloadOutcome, ReloadResult
 
-__all__ = ["Action", "FailureActor", "FailureLedger", "Mark", "ToolsetFailureRecord"]
+__all__ = [
+    "Action",
+    "FailureActor",
+    "FailureLedger",
+    "FailureReporting",
+    "Mark",
+    "ToolsetFailureRecord",
+]
 
 #: Messages handled before the actor yields to the loop, so a flood cannot stall it.
 _BATCH = 256
@@ -464,3 +471,35 @@ class FailureActor:
                     toolset=s.toolset,
                     consecutive_failures=consecutive,
                 )
+
+
+class FailureReporting:
+    """`HotReloader`'s failure API (BR-HAPI-190): thin calls into its `FailureActor`."""
+
+    __slots__ = ()
+
+    _failures: FailureActor
+
+    def record_failure(
+        self, toolset: str, error_type: str | None = None, error_message: str | None = None
+    ) -> None:
+        """Count a failure of ``toolset``; from the loop or any thread, never blocks.
+
+        ``failure_threshold`` consecutive failures force a re-check (unless the toolset's
+        cooldown is active); only a config change resets the count.
+        """
+        self._failures.record_failure(toolset, error_type, error_message)
+
+    def record_success(self, toolset: str) -> None:
+        """``toolset`` worked: reset its consecutive failures (never its total)."""
+        self._failures.record_success(toolset)
+
+    @property
+    def failures(self) -> Mapping[str, ToolsetFailureRecord]:
+        """Read-only view, toolset name → its record, as of the last message handled."""
+        return self._failures.ledger.view
+
+    async def failures_settled(self) -> None:
+        """Wait until every failure and success recorded so far has been handled, and any
+        re-check they forced has finished. For tests and orderly shutdowns."""
+        await self._failures.settled()

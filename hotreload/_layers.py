@@ -33,7 +33,7 @@ from ._parsing import Format, format_for, parse_node
 from ._provenance import Document, NodePath, Origin, Parsed, merge, nest, walk_yaml, whole
 from ._source import Revision, Source
 
-__all__ = ["Layer", "LayerFormat", "LayerItem", "Layers", "env_layer"]
+__all__ = ["Layer", "LayerFormat", "LayerItem", "Layers", "env_layer", "source_for"]
 
 #: A layer's format: a config document, or ``text`` (the whole file as one string value, for a
 #: certificate or a prompt; give it a place with ``at=``).
@@ -435,3 +435,33 @@ def _scalar(text: str) -> Any:
 
 def _nothing() -> None:
     pass
+
+
+def source_for(
+    path: str | os.PathLike[str] | Sequence[LayerItem] | None,
+    source: Source | None,
+    file_options: dict[str, Any],
+    *,
+    env_prefix: str | None,
+    fmt: Format | None,
+) -> Source:
+    """The source a `HotReloader` reads: ``source=`` as given, one path as a `FileSource`
+    (the fast path), anything else (several paths, ``env_prefix``) as `Layers`."""
+    if source is None:
+        if path is None and not env_prefix:
+            raise TypeError("give HotReloader a path or a source=, one of them")
+        if isinstance(path, (str, os.PathLike)) and not env_prefix:  # one file: the fast path
+            return FileSource(path, **file_options)
+        items: Sequence[LayerItem] = (
+            () if path is None else [path] if isinstance(path, (str, os.PathLike)) else path
+        )
+        if fmt is not None:  # format= is every file layer's format unless a Layer says
+            items = [Layer(i, format=fmt) if isinstance(i, str | os.PathLike) else i for i in items]
+        return Layers(*items, env_prefix=env_prefix, **file_options)
+    if env_prefix:
+        raise TypeError("env_prefix goes with paths; with source=, give Layers(env_prefix=...)")
+    if path is not None:
+        raise TypeError("give HotReloader a path or a source=, not both")
+    if not isinstance(source, Source):
+        raise TypeError(f"source must implement hotreload.Source, got {source!r}")
+    return source

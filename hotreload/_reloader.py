@@ -4,33 +4,34 @@ This is the façade: construction, lifecycle and the public API. The rest is sta
 as mixins, one concern per module, each owning the slots of its state: sessions
 (`_sessions`); a source's own watch (`_supervise`); the reload worker, the only writer
 (`_worker`); streams and waits (`_streams`); apply hooks (`_hooks`); the last-known-good copy
-(`_lkg`); the log-level switch (`_loglevel`). What to commit is decided in one pure place
-(`_decide`).
+(`_lkg`); the log-level switch (`_loglevel`). Two small API mixins sit beside them: derived
+resources (`_derive.Deriving`) and failure reports (`_failures.FailureReporting`). What to
+commit is decided in one pure place (`_decide`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Sequence
 from types import TracebackType
-from typing import Any, TypeVar, overload
+from typing import TypeVar
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from . import _sighup
-from ._derive import Derived, DerivedSet
+from ._derive import DerivedSet, Deriving
 from ._drain import DrainGate
 from ._errors import ConfigBuildError, ConfigError
-from ._failures import FailureActor, FailureLedger, Mark, ToolsetFailureRecord
+from ._failures import FailureActor, FailureLedger, FailureReporting, Mark
 from ._fields import FieldPolicy
-from ._file_source import Attachment, FileSource
+from ._file_source import Attachment
 from ._hooks import ApplyHook
-from ._layers import Layer, LayerItem, Layers
+from ._layers import LayerItem, Layers, source_for
 from ._logging import ContextLogger
 from ._metrics import ReloaderMetrics
+from ._options import check_options
 from ._outcome import ReloadOutcome
 from ._parsing import Format, format_for
 from ._pipeline import Pipeline, Validator
@@ -47,10 +48,9 @@ from ._worker import _Change
 __all__ = ["ApplyHook", "HotReloader", "Stream"]
 
 T = TypeVar("T")
-R = TypeVar("R")
 
 
-class HotReloader(Sessions[T]):
+class HotReloader(Sessions[T], Deriving[T], FailureReporting):
     """Keeps ``config`` equal to the last valid version of ``path``.
 
     ``async with HotReloader("config.yaml", schema=Settings) as r:`` loads the file (an invalid
@@ -91,7 +91,6 @@ class HotReloader(Sessions[T]):
     from the config (a client, a pool) in step with it.
     """
 
-    # Slots, not a __dict__: thousands of reloaders in one process should cost a few KB each.
     # Slots, not a __dict__: thousands of reloaders in one process should cost a few KB each.
     # Each mixin below (worker, streams, hooks, last-known-good, log level) has the slots of
     # the state it owns; these are the façade's.
@@ -153,11 +152,14 @@ class HotReloader(Sessions[T]):
         strict: bool = False,
     ) -> None:
         kind = schema_for(schema)  # refuses a mutable schema: readers share the config
-        if poll_interval < 0 or max_bytes <= 0 or debounce_ms <= 0 or step_ms <= 0:
-            raise ValueError("poll_interval must be >= 0; max_bytes, debounce_ms, step_ms > 0")
-        if hook_timeout <= 0:
-            raise ValueError(f"hook_timeout must be > 0 seconds, got {hook_timeout!r}")
-        source = _source_for(
+        check_options(
+            poll_interval=poll_interval,
+            max_bytes=max_bytes,
+            debounce_ms=debounce_ms,
+            step_ms=step_ms,
+            hook_timeout=hook_timeout,
+        )
+        source = source_for(
             path,
             source,
             {
@@ -368,32 +370,6 @@ class HotReloader(Sessions[T]):
         """
         return await self._request("manual")
 
-    # -- failures (BR-HAPI-190) ------------------------------------------------------------------
-
-    def record_failure(
-        self, toolset: str, error_type: str | None = None, error_message: str | None = None
-    ) -> None:
-        """Count a failure of ``toolset``; from the loop or any thread, never blocks.
-
-        ``failure_threshold`` consecutive failures force a re-check (unless the toolset's
-        cooldown is active); only a config change resets the count.
-        """
-        self._failures.record_failure(toolset, error_type, error_message)
-
-    def record_success(self, toolset: str) -> None:
-        """``toolset`` worked: reset its consecutive failures (never its total)."""
-        self._failures.record_success(toolset)
-
-    @property
-    def failures(self) -> Mapping[str, ToolsetFailureRecord]:
-        """Read-only view, toolset name → its record, as of the last message handled."""
-        return self._failures.ledger.view
-
-    async def failures_settled(self) -> None:
-        """Wait until every failure and success recorded so far has been handled, and any
-        re-check they forced has finished. For tests and orderly shutdowns."""
-        await self._failures.settled()
-
     async def _auto_reload(self) -> ReloadOutcome:
         return await self._request("auto_reload")
 
@@ -415,65 +391,6 @@ class HotReloader(Sessions[T]):
         """The prometheus registry this reloader's metrics are on."""
         return REGISTRY if self._registry is None else self._registry
 
-    @overload
-    def derive(
-        self,
-        build: Callable[[T], Awaitable[R]],
-        *,
-        on: Sequence[str] = ...,
-        close: Callable[[R], object] | None = ...,
-        name: str | None = ...,
-    ) -> Derived[R]: ...
-    @overload
-    def derive(
-        self,
-        build: Callable[[T], R],
-        *,
-        on: Sequence[str] = ...,
-        close: Callable[[R], object] | None = ...,
-        name: str | None = ...,
-    ) -> Derived[R]: ...
-    def derive(
-        self,
-        build: Callable[[T], R | Awaitable[R]],
-        *,
-        on: Sequence[str] = ("llm",),
-        close: Callable[[R], object] | None = None,
-        name: str | None = None,
-    ) -> Derived[R]:
-        """Keep ``build(config)`` (sync or async) in step with the config: built at start and
-        again, inside the commit, whenever a key path under ``on`` changes (``on=()``: any
-        change). A build that raises, or an async one that exceeds ``hook_timeout``, refuses
-        the change like an apply hook. ``derived.current`` is the resource in force;
-        ``derived.get()`` the one pinned by the session or request being served. A replaced
-        resource is closed once, in the background, when no pin holds it: ``close(r)`` if
-        given, else ``r.aclose()`` or ``r.close()``; errors are logged and counted, never
-        raised. On exit every resource is closed, the pinned ones after their pins end (at
-        most ``max_drain_wait``).
-
-        Derive before ``async with`` (any build), or while running with a sync build.
-        ``name`` (unique per reloader) labels logs, metrics and ``/-/config``; by default the
-        build's ``__name__`` (``derived`` for a lambda), suffixed ``-2``, ``-3``... if taken.
-        """
-        label = name if name is not None else self._derived.default_name(build)
-        derived: Derived[R] = Derived(build, on=on, close=close, name=label)
-        if self._tasks is None:
-            self._derived.add(derived)
-        else:
-            self._derived.add_running(derived, self.config, self.snapshot.generation)
-        return derived
-
-    @property
-    def derived_resources(self) -> tuple[Derived[Any], ...]:
-        """Every resource `derive` keeps, in the order they were derived."""
-        return self._derived.items
-
-    def pin_resources(self) -> contextlib.AbstractContextManager[None]:
-        """Pin the derived resources in force until the block ends, so ``derived.get()`` in it
-        returns them even if a change swaps them meanwhile; `session` and
-        ``hotreload.asgi.HotReloadMiddleware`` do this for you. Use on the event loop."""
-        return self._derived.pinning()
-
     def explain(self) -> list[Explained]:
         """Every leaf of the config in force with where it came from: a file and line, an
         environment variable, or None for a schema default. Secret values are ``***``."""
@@ -488,31 +405,3 @@ class HotReloader(Sessions[T]):
     def __repr__(self) -> str:
         gen = self.snapshot.generation if hasattr(self, "snapshot") else None
         return f"<HotReloader {self.name!r} {self.path!r} generation={gen}>"
-
-
-def _source_for(
-    path: str | os.PathLike[str] | Sequence[LayerItem] | None,
-    source: Source | None,
-    file_options: dict[str, Any],
-    *,
-    env_prefix: str | None,
-    fmt: Format | None,
-) -> Source:
-    if source is None:
-        if path is None and not env_prefix:
-            raise TypeError("give HotReloader a path or a source=, one of them")
-        if isinstance(path, (str, os.PathLike)) and not env_prefix:  # one file: the fast path
-            return FileSource(path, **file_options)
-        items: Sequence[LayerItem] = (
-            () if path is None else [path] if isinstance(path, (str, os.PathLike)) else path
-        )
-        if fmt is not None:  # format= is every file layer's format unless a Layer says
-            items = [Layer(i, format=fmt) if isinstance(i, str | os.PathLike) else i for i in items]
-        return Layers(*items, env_prefix=env_prefix, **file_options)
-    if env_prefix:
-        raise TypeError("env_prefix goes with paths; with source=, give Layers(env_prefix=...)")
-    if path is not None:
-        raise TypeError("give HotReloader a path or a source=, not both")
-    if not isinstance(source, Source):
-        raise TypeError(f"source must implement hotreload.Source, got {source!r}")
-    return source

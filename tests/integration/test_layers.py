@@ -58,15 +58,16 @@ class PydanticSettings(pydantic.BaseModel):
 
 
 AnyLlm = Llm | PydanticLlm
+AnySchema = type[Settings] | type[PydanticSettings]
 
 
 @pytest.fixture(params=[Settings, PydanticSettings], ids=["msgspec", "pydantic"])
-def schema(request: pytest.FixtureRequest) -> type[Settings] | type[PydanticSettings]:
-    chosen: type[Settings] | type[PydanticSettings] = request.param
+def schema(request: pytest.FixtureRequest) -> AnySchema:
+    chosen: AnySchema = request.param
     return chosen
 
 
-def llm(schema: type[Settings] | type[PydanticSettings], **fields: object) -> AnyLlm:
+def llm(schema: AnySchema, **fields: object) -> AnyLlm:
     """The ``llm`` section the test expects, of the kind ``schema`` makes."""
     kind: type[AnyLlm] = Llm if schema is Settings else PydanticLlm
     return kind(**fields)  # type: ignore[arg-type]
@@ -98,7 +99,7 @@ async def test_list_form_merges_in_order_with_the_environment_on_top(
     files: tuple[Path, Path],
     registry: CollectorRegistry,
     monkeypatch: pytest.MonkeyPatch,
-    schema: type[Settings] | type[PydanticSettings],
+    schema: AnySchema,
 ) -> None:
     base, prod = files
     monkeypatch.setenv("HOLMES_LLM__API_KEY", "sk-from-env-0123")
@@ -135,7 +136,7 @@ async def test_list_form_merges_in_order_with_the_environment_on_top(
 async def test_null_in_an_overlay_is_a_value_not_a_deletion(
     files: tuple[Path, Path],
     registry: CollectorRegistry,
-    schema: type[Settings] | type[PydanticSettings],
+    schema: AnySchema,
 ) -> None:
     base, prod = files
     base.write_text(BASE + "prompt: from base\n")
@@ -147,7 +148,7 @@ async def test_null_in_an_overlay_is_a_value_not_a_deletion(
 async def test_a_change_in_any_layer_is_one_commit(
     files: tuple[Path, Path],
     registry: CollectorRegistry,
-    schema: type[Settings] | type[PydanticSettings],
+    schema: AnySchema,
 ) -> None:
     base, prod = files
     async with HotReloader([base, prod], schema=schema, registry=registry) as reloader:
@@ -170,7 +171,7 @@ async def test_a_change_in_any_layer_is_one_commit(
 async def test_a_bad_value_in_the_overlay_names_its_file_and_line_and_the_merged_config_stays(
     files: tuple[Path, Path],
     registry: CollectorRegistry,
-    schema: type[Settings] | type[PydanticSettings],
+    schema: AnySchema,
 ) -> None:
     base, prod = files
     async with HotReloader([base, prod], schema=schema, registry=registry) as reloader:
@@ -198,7 +199,7 @@ async def test_a_bad_env_value_names_the_variable(
     files: tuple[Path, Path],
     registry: CollectorRegistry,
     monkeypatch: pytest.MonkeyPatch,
-    schema: type[Settings] | type[PydanticSettings],
+    schema: AnySchema,
 ) -> None:
     base, prod = files
     monkeypatch.setenv("APP_PORT", "not-a-port")
@@ -212,7 +213,7 @@ async def test_a_bad_env_value_names_the_variable(
 async def test_optional_layer_is_skipped_until_it_appears_required_one_is_an_error(
     files: tuple[Path, Path],
     registry: CollectorRegistry,
-    schema: type[Settings] | type[PydanticSettings],
+    schema: AnySchema,
 ) -> None:
     base, _ = files
     local = base.parent / "local.yaml"
@@ -236,7 +237,7 @@ async def test_optional_layer_is_skipped_until_it_appears_required_one_is_an_err
 async def test_an_empty_overlay_is_refused_naming_it(
     files: tuple[Path, Path],
     registry: CollectorRegistry,
-    schema: type[Settings] | type[PydanticSettings],
+    schema: AnySchema,
 ) -> None:
     base, prod = files
     async with HotReloader([base, prod], schema=schema, registry=registry) as reloader:
@@ -264,7 +265,7 @@ async def test_text_layers_mount_a_whole_file_at_a_key(
 
 
 async def test_two_keys_of_one_configmap_update_as_one_commit(
-    tmp_path: Path, registry: CollectorRegistry, schema: type[Settings] | type[PydanticSettings]
+    tmp_path: Path, registry: CollectorRegistry, schema: AnySchema
 ) -> None:
     volume = ConfigMapVolume(tmp_path / "cm", {"base.yaml": BASE, "prod.yaml": PROD})
     layers = [volume.path("base.yaml"), volume.path("prod.yaml")]
@@ -295,7 +296,7 @@ async def test_single_file_still_explains_its_origins(
 
 
 async def test_format_applies_to_every_path_of_the_list(
-    tmp_path: Path, registry: CollectorRegistry, schema: type[Settings] | type[PydanticSettings]
+    tmp_path: Path, registry: CollectorRegistry, schema: AnySchema
 ) -> None:
     (tmp_path / "base.conf").write_text('{"llm": {"model": "from-json"}}')
     (tmp_path / "prod.conf").write_text('{"hosts": ["x"]}')
@@ -310,7 +311,7 @@ async def test_last_known_good_keeps_every_layer(
     files: tuple[Path, Path],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    schema: type[Settings] | type[PydanticSettings],
+    schema: AnySchema,
 ) -> None:
     base, prod = files
     lkg = tmp_path / "lkg" / "config.json"
@@ -334,7 +335,7 @@ async def test_last_known_good_keeps_every_layer(
 async def test_polling_options_reach_every_file_layer(
     files: tuple[Path, Path],
     registry: CollectorRegistry,
-    schema: type[Settings] | type[PydanticSettings],
+    schema: AnySchema,
 ) -> None:
     base, prod = files
     async with HotReloader(
