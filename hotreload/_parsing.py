@@ -64,6 +64,17 @@ class _StrictLoader(_BaseLoader):  # type: ignore[misc,valid-type]
         result: dict[Any, Any] = super().construct_mapping(node, deep=deep)
         return result
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """A value its explicit tag cannot hold (``!!int abc``, ``!!timestamp x``) makes PyYAML's
+        constructors raise bare ValueError, KeyError or AttributeError; make it a YAML error at
+        the node. The message names the tag, never the value (it may be a secret)."""
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, TypeError, AttributeError, LookupError, ArithmeticError):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"the value cannot be read as {node.tag}", node.start_mark
+            ) from None
+
 
 def format_for(path: str) -> Format:
     """The format a file's suffix implies; anything not JSON or TOML is read as YAML."""

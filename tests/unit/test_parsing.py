@@ -455,3 +455,25 @@ def test_locate_gives_none_for_json_toml_and_broken_yaml() -> None:
     assert locate(b'{"llm": {"model": 1}}', "json", ["llm", "model"]) is None
     assert locate(b"[llm]\nmodel = 1\n", "toml", ["llm", "model"]) is None
     assert locate(b"a: [\n", "yaml", ["a"]) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "tag"),
+    [
+        ("a: 1\nb: !!int sk-PLANTED-tag\n", "int"),
+        ("a: 1\nb: !!timestamp sk-PLANTED-tag\n", "timestamp"),
+        ("a: 1\nb: !!float sk-PLANTED-tag\n", "float"),
+        ("a: 1\nb: [!!bool sk-PLANTED-tag]\n", "bool"),
+    ],
+)
+def test_a_value_its_explicit_tag_cannot_hold_is_a_parse_error_at_its_node(
+    text: str, tag: str
+) -> None:
+    """PyYAML's constructors raise bare ValueError/AttributeError here; ours say where, and
+    never quote the value."""
+    with pytest.raises(ConfigParseError) as info:
+        parse(text.encode(), "yaml", "c.yaml")
+    error = info.value
+    assert (error.line, error.source) == (2, "c.yaml")
+    assert f"cannot be read as tag:yaml.org,2002:{tag}" in str(error)
+    assert "PLANTED" not in str(error)
