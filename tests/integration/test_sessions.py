@@ -116,7 +116,7 @@ async def test_a_stuck_session_delays_a_change_by_at_most_max_drain_wait(
         # wait. Not before the wait was up (a busy machine can only make it later, so no upper
         # bound here: how late a loop timer fires is the scheduler's, not the engine's).
         assert applied.trigger == "drain_timeout"
-        assert applied.latency >= 0.25
+        assert applied.latency >= 0.25  # timing-ok: a lower bound the drain wait guarantees
         assert r.config == settings(model="gpt-5")
         assert pinned.config == settings(model="gpt-4")  # the session keeps its snapshot
         [waited] = [e for e in logs if e["event"] == "pending_reload_applied_after_max_drain_wait"]
