@@ -94,17 +94,19 @@ class Gate(Generic[P]):
         self.max_wait = max_wait
         self._clock = clock
         self._wall = wall
-        self._sessions: set[Hashable] = set()
+        self._sessions: set[Hashable] | None = None  # made at the first session (memory)
         self.pending: Pending[P] | None = None
         self.pending_seq = 0  # how many changes have ever been held: a failure streak's mark
         self._expired = False
 
     @property
     def sessions(self) -> int:
-        return len(self._sessions)
+        return 0 if self._sessions is None else len(self._sessions)
 
     def open(self, key: Hashable) -> bool:
         """Count a session; False if ``key`` was already open (idempotent)."""
+        if self._sessions is None:
+            self._sessions = set()
         if key in self._sessions:
             return False
         self._sessions.add(key)
@@ -112,7 +114,7 @@ class Gate(Generic[P]):
 
     def close(self, key: Hashable) -> bool:
         """Stop counting a session; False if it was not open."""
-        if key not in self._sessions:
+        if self._sessions is None or key not in self._sessions:
             return False
         self._sessions.discard(key)
         return True

@@ -142,20 +142,20 @@ class DerivedSet:
     def __init__(self, log: ContextLogger, timeout: float) -> None:
         self.timeout = timeout
         """Bound of each build and each close (the reloader's ``hook_timeout``)."""
-        self._items: list[Derived[Any]] = []
+        self._items: tuple[Derived[Any], ...] = ()  # the shared empty tuple until one is added
         self._log = log
-        self._closing: set[asyncio.Task[None]] = set()
+        self._closing: set[asyncio.Task[None]] | None = None  # made at the first close
         self._pins = 0
         self._idle: asyncio.Event | None = None
         self.metrics: ReloaderMetrics | None = None
 
     @property
     def items(self) -> tuple[Derived[Any], ...]:
-        return tuple(self._items)
+        return self._items
 
     def add(self, derived: Derived[Any]) -> None:
         self._check_name(derived)
-        self._items.append(derived)
+        self._items = (*self._items, derived)
 
     def _check_name(self, derived: Derived[Any]) -> None:
         if any(d.name == derived.name for d in self._items):
@@ -264,6 +264,8 @@ class DerivedSet:
         task = asyncio.get_running_loop().create_task(
             self._close(derived, held), name=f"hotreload-derived-close[{derived.name}]"
         )
+        if self._closing is None:
+            self._closing = set()
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
