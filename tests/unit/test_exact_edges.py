@@ -535,3 +535,94 @@ def test_the_longest_secret_is_masked_first_even_when_it_sorts_first() -> None:
     policy = FieldPolicy(Creds)
     data = {"api_key": "abcde", "vault": "bcde"}
     assert policy.scrub("got abcde and bcde", data) == "got *** and ***"
+
+
+# -- the exact node walk (issue 18 follow-up) ------------------------------------------------------
+
+
+def test_a_plain_document_over_the_node_limit_is_not_blamed_on_aliases() -> None:
+    with pytest.raises(ConfigParseError) as info:
+        parse(flat(MAX_EXPANDED_NODES), "yaml", "big.yaml")
+    assert info.value.message == f"the document has more than {MAX_EXPANDED_NODES} nodes"
+
+
+def test_scalar_aliases_alone_are_blamed_for_an_expansion_over_the_node_limit() -> None:
+    """Only scalars are aliased: 1 root + 2 keys + 1 anchored scalar + 1 list + the aliases."""
+    over = b"a: &x 1\nb: [" + b",".join([b"*x"] * (MAX_EXPANDED_NODES - 4)) + b"]\n"
+    with pytest.raises(ConfigParseError) as info:
+        parse(over, "yaml", "alias.yaml")
+    assert info.value.message == f"aliases expand to more than {MAX_EXPANDED_NODES} nodes"
+    assert len(parse(over.replace(b"[*x,", b"["), "yaml", "alias.yaml")["b"]) == (
+        MAX_EXPANDED_NODES - 5
+    )
+
+
+def test_a_scalar_is_one_level_deep() -> None:
+    """``MAX_DEPTH - 1`` lists around a scalar are exactly ``MAX_DEPTH`` levels."""
+    data = parse(b"[" * (MAX_DEPTH - 1) + b"1" + b"]" * (MAX_DEPTH - 1), "yaml", "deep.yaml")
+    for _ in range(MAX_DEPTH - 1):
+        [data] = data
+    assert data == 1
+    with pytest.raises(ConfigParseError, match=f"nesting is deeper than {MAX_DEPTH} levels"):
+        parse(b"[" * MAX_DEPTH + b"1" + b"]" * MAX_DEPTH, "yaml", "deep.yaml")
+
+
+def test_a_limit_refusal_points_at_the_node_that_broke_it() -> None:
+    """The outermost list is the one ``MAX_DEPTH + 1`` levels deep: line 2, column 4."""
+    doc = b"a: 1\nb: " + nested(MAX_DEPTH + 1) + b"\n"
+    with pytest.raises(ConfigParseError) as info:
+        parse(doc, "yaml", "deep.yaml")
+    assert (info.value.line, info.value.column) == (2, 4)
+    assert str(info.value) == f"deep.yaml:2:4: nesting is deeper than {MAX_DEPTH} levels"
+
+
+def test_the_text_limit_is_exact_in_bytes_and_points_at_the_node() -> None:
+    """``max_text`` counts the UTF-8 bytes of every scalar, keys too (``k`` + 4 x 2 bytes = 9);
+    a container adds none."""
+    doc = "x: 1\nk: [éééé]\n".encode()  # 1 + 1 + 1 + 8 = 11 bytes of text
+    assert parse(doc, "yaml", "t.yaml", max_text=11) == {"x": 1, "k": ["éééé"]}
+    assert parse_node(doc, "yaml", "t.yaml", max_text=11)[0] == {"x": 1, "k": ["éééé"]}
+    with pytest.raises(ConfigParseError) as info:
+        parse(doc, "yaml", "t.yaml", max_text=10)
+    assert info.value.message == "aliases expand to more than 10 bytes of text (max_bytes)"
+    assert (info.value.line, info.value.column) == (1, 1)  # the root mapping holds the 11th byte
+    with pytest.raises(ConfigParseError) as inner:
+        parse(doc, "yaml", "t.yaml", max_text=7)  # the list alone holds 8
+    assert inner.value.message == "aliases expand to more than 7 bytes of text (max_bytes)"
+    assert (inner.value.line, inner.value.column) == (2, 4)
+    assert parse(doc, "yaml", "t.yaml") == {"x": 1, "k": ["éééé"]}
+
+
+# -- JSON: a lone surrogate escape ----------------------------------------------------------------
+
+
+def test_a_json_lone_surrogate_escape_is_refused_at_its_place() -> None:
+    doc = b'{"a": 1,\n "b": "ok \\ud800 end"}'
+    with pytest.raises(ConfigParseError) as info:
+        parse(doc, "json", "s.json")
+    assert info.value.source == "s.json"
+    assert info.value.message == (
+        "a \\u escape is half of a UTF-16 surrogate pair, which is not a character"
+    )
+    assert (info.value.line, info.value.column) == (2, 11)
+
+
+def test_json_surrogate_pairs_and_escaped_backslashes_are_not_lone_surrogates() -> None:
+    """A high + low pair is one character; ``\\\\ud800`` is a backslash and the text ``ud800``
+    (the pattern sees it, but the decoded value is fine, so it is kept)."""
+    assert parse(b'{"a": "\\ud83d\\ude00"}', "json", "s.json") == {"a": "\U0001f600"}
+    assert parse(b'{"a": "\\\\ud800"}', "json", "s.json") == {"a": "\\ud800"}
+
+
+def test_a_mapping_holding_max_depth_levels_is_built_without_recursing() -> None:
+    """The loader builds nested values one at a time (``deep=False``): building them deeply
+    would recurse once per level through several frames and fail well before ``MAX_DEPTH``."""
+    data = parse(b"a: " + nested(MAX_DEPTH - 1), "yaml", "deep.yaml")["a"]
+    for _ in range(MAX_DEPTH - 2):
+        [data] = data
+    assert data == []
+    mappings = b"{a: " * (MAX_DEPTH - 1) + b"1" + b"}" * (MAX_DEPTH - 1)
+    data = parse(mappings, "yaml", "deep.yaml")
+    for _ in range(MAX_DEPTH - 1):
+        data = data["a"]
+    assert data == 1
