@@ -6,6 +6,7 @@ test here fails on a mutant that the rest of the suite let through."""
 from __future__ import annotations
 
 import datetime
+import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -29,6 +30,7 @@ from hotreload._parsing import (
     parse_node,
 )
 from hotreload._pipeline import Pipeline
+from hotreload._provenance import Document
 
 
 def pipeline_for(
@@ -626,3 +628,64 @@ def test_a_mapping_holding_max_depth_levels_is_built_without_recursing() -> None
     for _ in range(MAX_DEPTH - 1):
         data = data["a"]
     assert data == 1
+
+
+# -- the pipeline's builtins and limits (issue 18 follow-up) ---------------------------------------
+
+
+class Free(msgspec.Struct, frozen=True):
+    extra: dict[Any, Any] = {}
+
+
+def test_keys_of_several_types_keep_file_order_and_rich_values() -> None:
+    """Keys that do not sort fall back to msgspec's own builtins, rich types (a date) kept."""
+    active = pipeline_for(Free, "free.yaml").load(b"extra: {404: a, x: 2024-01-02, true: 2}\n")
+    assert active.builtins == {"extra": {404: "a", "x": datetime.date(2024, 1, 2), True: 2}}
+    assert list(active.builtins["extra"]) == [404, "x", True]
+    assert isinstance(active.builtins["extra"]["x"], datetime.date)
+
+
+def test_a_config_with_no_canonical_form_is_a_typed_error_naming_the_source() -> None:
+    """Only a layered source's decoder can hand over such data (the parsers refuse it)."""
+    for data in ({"extra": {"a": "\ud800"}}, {"extra": {1: "\ud800", "b": 1}}):
+
+        def decode(raw: bytes, data: dict[str, Any] = data) -> Document:
+            return Document(data, "layers.yaml")
+
+        pipeline = Pipeline(
+            Free,
+            source="layers.yaml",
+            fmt="yaml",
+            max_bytes=4096,
+            validators=(),
+            policy=FieldPolicy(Free),
+            decode=decode,
+        )
+        with pytest.raises(ConfigValidationError) as info:
+            pipeline.load(b"ignored")
+        assert info.value.source == "layers.yaml"
+        assert info.value.message == "the config has no canonical form (UnicodeEncodeError)"
+
+
+def test_a_pipeline_is_lenient_about_unknown_keys_unless_told_otherwise() -> None:
+    active = pipeline_for(Free, "free.yaml").load(b"extra: {x: 1}\nzzz: 2\n")
+    assert active.builtins == {"extra": {"x": 1}}
+    assert [(k.path, k.line, k.column) for k in active.unknown] == [(("zzz",), 2, 1)]
+
+
+def test_a_pipeline_bounds_alias_expansion_by_its_max_bytes() -> None:
+    """50 aliases of a 100-byte scalar expand to 5000 bytes of text: over ``max_bytes=4096``."""
+    doc = b"a: &x " + b"y" * 100 + b"\nb: [" + b",".join([b"*x"] * 50) + b"]\n"
+    with pytest.raises(ConfigParseError) as info:
+        pipeline_for(Free, "free.yaml").load(doc)
+    assert info.value.message == "aliases expand to more than 4096 bytes of text (max_bytes)"
+    assert (info.value.source, info.value.line, info.value.column) == ("free.yaml", 2, 4)
+
+
+def test_a_removed_restart_required_entry_digests_as_absent() -> None:
+    """The digest of a removed entry is that of the ``<absent>`` marker: stable across runs."""
+    policy = FieldPolicy(Timed, restart_required=["toolsets.x"])
+    pipeline = pipeline_for(Timed, "timed.cfg", policy=policy)
+    active = pipeline.load(b"toolsets: {x: {b: 1}}\n")
+    [(_, digest)] = pipeline.evaluate(b"toolsets: {}\n", active).restart_required
+    assert digest == hashlib.sha256(b"<absent>").hexdigest()[:16]
