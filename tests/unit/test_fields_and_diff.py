@@ -362,3 +362,16 @@ def test_nan_equals_itself_and_numbers_of_other_types_differ() -> None:
     assert paths({"u": 1}, {"u": 1.0}) == [("u",)]
     assert paths({"u": [1]}, {"u": [True]}) == [("u",)]
     assert paths({"t": float("inf")}, {"t": -float("inf")}) == [("t",)]
+
+
+def test_changed_paths_names_only_what_changed_leaf_and_top_level() -> None:
+    """An equal leaf beside a changed one is not reported; equal scalars are no change."""
+    assert list(changed_paths({"a": 1, "b": {"c": 2}}, {"a": 1, "b": {"c": 3}})) == [("b", "c")]
+    assert list(changed_paths(5, 5)) == []
+    assert list(changed_paths(5, 6)) == [()]
+
+
+def test_get_path_finds_a_non_string_key_by_its_text() -> None:
+    """``"404"`` finds the int key 404, not another non-string key that merely comes first."""
+    data = {"x": "wrong", 500: "wrong", 404: "right"}
+    assert get_path(data, ("404",)) == "right"
