@@ -75,7 +75,22 @@ class Schema(Protocol[T_co]):
 
 
 def schema_for(schema: type[T]) -> Schema[T]:
-    """The adapter for ``schema``; refuses a mutable one (readers share the config)."""
+    """The adapter for ``schema``; refuses a mutable one (readers share the config).
+
+    Adapters hold nothing per reloader, so reloaders of one schema share one: a thousand
+    reloaders should not carry a thousand. The cache is bounded (a schema type made per call
+    is not kept forever); an unhashable schema gets its own adapter.
+    """
+    key: Any = schema
+    try:
+        hash(key)
+    except TypeError:
+        return _adapter.__wrapped__(key)
+    return _adapter(key)
+
+
+@functools.lru_cache(maxsize=256)
+def _adapter(schema: Any) -> Schema[Any]:
     if is_pydantic_model(schema):
         from ._pydantic import PydanticSchema  # noqa: PLC0415 - the optional extra, only here
 
