@@ -14,9 +14,10 @@ from __future__ import annotations
 import bisect
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from types import MappingProxyType
+from typing import Any, Generic, TypeVar
 
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import (
@@ -78,17 +79,31 @@ class Labelled(Generic[S]):
 
     __slots__ = ("_make", "series")
     _make: Callable[[], S]
-    series: dict[tuple[str, ...], S]
+    series: Mapping[tuple[str, ...], S]
 
     def __init__(self, make: Callable[[], S]) -> None:
         self._make = make
-        self.series = {}
+        self.series = _NO_SERIES  # most families of most reloaders never get a series
 
     def labels(self, *values: str) -> S:
-        found = self.series.get(values)
+        series = self.series
+        found = series.get(values)
         if found is None:
-            found = self.series[values] = self._make()
+            if not isinstance(series, dict):
+                series = self.series = {}
+            found = series[values] = self._make()
         return found
+
+
+_NO_SERIES: Mapping[tuple[str, ...], Any] = MappingProxyType({})
+
+
+def _latency_hist() -> Hist:
+    return Hist(_LATENCY_BUCKETS)
+
+
+def _count_hist() -> Hist:
+    return Hist(_COUNT_BUCKETS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,8 +161,8 @@ class ReloaderMetrics:
         self.toolsets = FailureMetrics(
             failures=Labelled(Value),
             triggered=Labelled(Value),
-            duration=Labelled(lambda: Hist(_LATENCY_BUCKETS)),
-            before_reload=Labelled(lambda: Hist(_COUNT_BUCKETS)),
+            duration=Labelled(_latency_hist),
+            before_reload=Labelled(_count_hist),
             cooldown_blocks=Labelled(Value),
         )
         self._collector = _collector_for(REGISTRY if registry is None else registry, namespace)

@@ -35,6 +35,17 @@ def test_labelled_series_are_made_once_per_label_values() -> None:
     assert {k: s.value for k, s in family.series.items()} == {("a",): 2.0, ("b",): 1.0}
 
 
+def test_families_start_empty_and_never_share_series() -> None:
+    # An unused family holds no dict of its own: the first series must not land in a shared one.
+    one: Labelled[Value] = Labelled(Value)
+    two: Labelled[Value] = Labelled(Value)
+    assert dict(one.series) == dict(two.series) == {}
+    one.labels("a").inc()
+    assert dict(two.series) == {}
+    assert two.labels("a") is not one.labels("a")
+    assert Labelled(Value).series == {}
+
+
 def test_live_reloaders_are_exposed_by_name_until_closed() -> None:
     registry = CollectorRegistry()
     one = ReloaderMetrics("one", registry, "ns")
