@@ -72,6 +72,9 @@ def filter_by_stdlib_level(logger_name: str = "") -> structlog.types.Processor:
     return processor
 
 
+_proxies: dict[str, Any] = {}
+
+
 class ContextLogger:
     """The package's one way to log: an event name with key-value fields and fixed context.
 
@@ -85,10 +88,9 @@ class ContextLogger:
     only warnings and errors, on stderr.
     """
 
-    __slots__ = ("_ctx", "_stdlib", "_structlog")
+    __slots__ = ("_ctx", "_stdlib")
 
     def __init__(self, name: str, **context: Any) -> None:
-        self._structlog = structlog.get_logger(name)
         self._stdlib = logging.getLogger(name)
         self._ctx = context
 
@@ -109,7 +111,10 @@ class ContextLogger:
 
     def _emit(self, level: int, method: str, event: str, kw: dict[str, Any]) -> None:
         if structlog.is_configured():
-            getattr(self._structlog, method)(event, **self._ctx, **kw)
+            proxy = _proxies.get(self._stdlib.name)
+            if proxy is None:  # one per logger name, not per reloader: the context is per call
+                proxy = _proxies[self._stdlib.name] = structlog.get_logger(self._stdlib.name)
+            getattr(proxy, method)(event, **self._ctx, **kw)
         elif self._stdlib.isEnabledFor(level):  # below the level: not even formatted
             self._stdlib.log(
                 level,
