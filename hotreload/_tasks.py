@@ -24,7 +24,7 @@ class TaskSet:
     __slots__ = ("_closed", "_log", "_tasks")
 
     def __init__(self, log: ContextLogger) -> None:
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] | None = None  # an idle reloader runs no task
         self._closed = False
         self._log = log
 
@@ -32,14 +32,19 @@ class TaskSet:
         if self._closed:
             raise RuntimeError("the reloader is closing: no new task")
         task = asyncio.get_running_loop().create_task(fn(), name=name)
+        if self._tasks is None:
+            self._tasks = set()
         self._tasks.add(task)
         task.add_done_callback(self._done)
 
     def __contains__(self, task: object) -> bool:
-        return task in self._tasks
+        return self._tasks is not None and task in self._tasks
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
+        if self._tasks is not None:
+            self._tasks.discard(task)
+            if not self._tasks:  # idle again: a reloader with no work holds no set
+                self._tasks = None
         if not task.cancelled() and (exc := task.exception()) is not None:
             self._log.error("reloader_task_failed", task=task.get_name(), error=repr(exc))
 
@@ -48,7 +53,7 @@ class TaskSet:
         meanwhile (its cancellation is re-raised once they have)."""
         self._closed = True
         interrupted = False
-        pending = [t for t in self._tasks if not t.done()]
+        pending = [t for t in self._tasks or () if not t.done()]
         for task in pending:
             task.cancel()
         while pending:

@@ -36,6 +36,33 @@ async def test_a_task_that_raises_is_logged_by_name_and_contained(logs: Logs) ->
     assert event["config"] == "t"
 
 
+async def test_a_set_that_went_idle_takes_new_tasks_and_still_closes_them() -> None:
+    # Idle, the set drops its container (memory); the next spawn must track its task again.
+    tasks = TaskSet(ContextLogger("hotreload"))
+    finished = asyncio.Event()
+
+    async def quick() -> None:
+        finished.set()
+
+    tasks.spawn(quick, name="quick")
+    [first] = [t for t in asyncio.all_tasks() if t.get_name() == "quick"]
+    await asyncio.wait([first])
+    assert finished.is_set()
+    assert first not in tasks
+    started = asyncio.Event()
+
+    async def forever() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    tasks.spawn(forever, name="again")
+    await started.wait()
+    [second] = [t for t in asyncio.all_tasks() if t.get_name() == "again"]
+    assert second in tasks
+    await tasks.aclose()
+    assert second.cancelled()
+
+
 async def test_close_cancels_and_awaits_every_task_and_refuses_new_ones(logs: Logs) -> None:
     tasks = TaskSet(ContextLogger("hotreload"))
     started = asyncio.Event()
