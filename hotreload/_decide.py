@@ -82,6 +82,8 @@ class Gate(Generic[P]):
     early (the engine's timer, in case it fires a hair before the clock agrees).
     """
 
+    __slots__ = ("_clock", "_expired", "_sessions", "_wall", "max_wait", "pending", "pending_seq")
+
     def __init__(
         self,
         max_wait: float,

@@ -30,6 +30,8 @@ P = TypeVar("P")
 class DrainGate(Gate[P]):
     """`Gate` with a lock for the session count and a timer for the wait."""
 
+    __slots__ = ("_lock", "_release", "_timer")
+
     def __init__(self, max_wait: float, release: Callable[[str], None]) -> None:
         super().__init__(max_wait)
         self._release = release  # thread-safe: asks the worker to look at the gate again

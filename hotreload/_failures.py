@@ -87,7 +87,10 @@ class Settled:
     reset: bool
 
 
-@dataclass
+_NO_RECORDS: Mapping[str, ToolsetFailureRecord] = types.MappingProxyType({})
+
+
+@dataclass(slots=True)
 class FailureLedger:
     """Every counter and every decision; no I/O, no loop, an injected monotonic clock."""
 
@@ -99,13 +102,14 @@ class FailureLedger:
     _streaks: dict[str, _Streak] = field(default_factory=dict)
     _joined: dict[str, int] = field(default_factory=dict)
     running: bool = False
+    view: Mapping[str, ToolsetFailureRecord] = field(init=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.threshold, bool) or self.threshold < 1:
             raise ValueError(f"failure_threshold must be an integer >= 1, got {self.threshold!r}")
         if self.cooldown < 0:
             raise ValueError(f"failure_cooldown must be >= 0 seconds, got {self.cooldown!r}")
-        self.view: Mapping[str, ToolsetFailureRecord] = types.MappingProxyType({})
+        self.view = _NO_RECORDS
 
     def record(self, toolset: str) -> ToolsetFailureRecord | None:
         return self._records.get(toolset)
@@ -240,6 +244,26 @@ class FailureActor:
     A forced re-check runs as its own task and reports back through the same inbox, so the
     actor keeps counting (and lets failures join) while the re-check is in flight.
     """
+
+    __slots__ = (
+        "_changed_since",
+        "_drained",
+        "_home",
+        "_inbox",
+        "_log",
+        "_loop",
+        "_mark",
+        "_metrics",
+        "_recheck",
+        "_scrub",
+        "_spawn",
+        "_start",
+        "_starting",
+        "_wake",
+        "_wake_due",
+        "closed",
+        "ledger",
+    )
 
     def __init__(
         self,

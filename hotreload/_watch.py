@@ -92,7 +92,7 @@ def _fingerprint(path: str) -> tuple[object, ...] | None:
         return None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Subscription:
     """One reloader's interest in one file. ``notify`` runs on the loop with a trigger name."""
 
@@ -102,7 +102,7 @@ class Subscription:
     directory: str = field(init=False)
     name: str = field(init=False)
     hops: tuple[str, ...] = field(init=False, default=())
-    roots: set[str] = field(init=False, default_factory=set)
+    roots: tuple[str, ...] = field(init=False, default=())
     ready: asyncio.Future[None] | None = field(init=False, default=None)
     """Resolved once a running watcher covers this subscription."""
 
@@ -121,7 +121,7 @@ def _ancestors(path: str) -> list[str]:
         path = parent
 
 
-def _roots_for(sub: Subscription) -> set[str]:
+def _roots_for(sub: Subscription) -> tuple[str, ...]:
     roots: set[str] = set()
     directory = sub.directory
     if os.path.isdir(directory):
@@ -137,7 +137,7 @@ def _roots_for(sub: Subscription) -> set[str]:
         hop_dir = os.path.dirname(hop)
         if os.path.isdir(hop_dir):
             roots.add(hop_dir)
-    return roots
+    return tuple(roots)  # kept per subscription: a tuple is a third of a set
 
 
 #: Symlinks followed at most (the kernel's own limit is 40).
