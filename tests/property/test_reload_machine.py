@@ -13,6 +13,9 @@ Invariants:
 * a reader thread sampling ``reloader.snapshot`` the whole time never sees a config that was
   not written as a valid document, and sees one config per generation, in generation order;
 * each commit is generation + 1 of the previous one and differs from it;
+* a version replaced by a newer commit is committed again only when the source really goes
+  back to it: each commit comes from a write made after the one the previous commit came
+  from (issue 12: the commits c, b, c with no write of b after c's);
 * ``config_reload_total`` equals the number of commits.
 """
 
@@ -100,6 +103,9 @@ class ReloadMachine(RuleBasedStateMachine):
         self.volume: ConfigMapVolume | None = None
         self.path = Path(self.tmp.name) / "conf" / "config.yaml"
         self.content: bytes = b""
+        self.writes: list[Settings | None] = []
+        """The config each write put in the source, in order (None: an invalid document);
+        write 0 is the content the reloader starts with."""
         self.valid: set[Settings] = set()
         """Every config written as a valid document (and the first one)."""
         self.since_settle: set[Settings] = set()
@@ -133,6 +139,7 @@ class ReloadMachine(RuleBasedStateMachine):
             self.path.write_bytes(self.content)
         self.valid = {first}
         self.settled = {first}
+        self.writes = [first]
 
         async def record(new: Snapshot[Settings], old: Snapshot[Settings]) -> None:
             self.commits.append(new)
@@ -195,6 +202,7 @@ class ReloadMachine(RuleBasedStateMachine):
         else:
             write_in_place(self.path, data)
         self.content = data
+        self.writes.append(self.parsed())  # the callers add a valid config before they write
 
     @rule(
         model=st.sampled_from(MODELS),
@@ -359,6 +367,28 @@ class ReloadMachine(RuleBasedStateMachine):
         assert self.r.snapshot.generation == 1 + len(self.commits)
         total = self.registry.get_sample_value("hotreload_config_reload_total", {"config": "prop"})
         assert total == len(self.commits)
+
+    @invariant()
+    def replaced_versions_return_only_when_written_again(self) -> None:
+        """Issue 12's third invariant. Reads see the source's writes in order and commits come
+        from ever newer reads, so each commit comes from a write made after the one the commit
+        before it came from. The machine knows the writes, not which one a commit came from:
+        a write with the commit's config is matched to it, and the earliest that fits is taken
+        (the most lenient choice: a later one would only leave fewer writes for the commits
+        after it). No fit means a commit went back to content already replaced in force."""
+        if self.reloader is None:
+            return
+        came_from = 0  # generation 1: the content the reloader started with
+        for snap in self.commits:
+            later = range(came_from + 1, len(self.writes))
+            found = next((i for i in later if self.writes[i] == snap.config), None)
+            assert found is not None, (
+                f"stale commit: generation {snap.generation} put {snap.config} back in force, "
+                f"but the source was not written with it after write {came_from} "
+                f"({self.writes[came_from]}), which generation {snap.generation - 1} came from; "
+                f"writes: {self.writes}, commits: {[s.config for s in self.commits]}"
+            )
+            came_from = found
 
     @invariant()
     def count_steps(self) -> None:
