@@ -15,7 +15,6 @@ import os
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
 
 import anyio
 
@@ -23,7 +22,7 @@ from ._errors import ConfigReadError
 from ._kube import is_file_mount
 from ._mounts import first_warning_for
 from ._parsing import Format
-from ._source import Revision
+from ._source import Revision, Wiring
 from ._watch import Subscription, WatchHub, hub_for, polling_settings
 
 __all__ = ["Attachment", "FileSource", "read_file"]
@@ -59,9 +58,6 @@ class FileSource:
     read and watched is that path made absolute once, here, so a later ``chdir`` of the
     process cannot make the reloader serve another directory's file.
     """
-
-    #: An empty read may be an in-place write caught between its truncate and its write.
-    empty_may_be_mid_write: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -113,6 +109,10 @@ class FileSource:
         sub = Subscription(self.resolved, notify, on_restart)
         hub.subscribe(sub)
         return Attachment(hub, sub)
+
+    def _wiring(self) -> Wiring:
+        # An empty read may be an in-place write caught between its truncate and its write.
+        return Wiring(attach=self.attach, warnings=self.warnings, empty_may_be_mid_write=True)
 
     def warnings(self) -> list[tuple[str, str]]:
         """Known ways this file will not be kept current, as (event, detail) pairs."""

@@ -21,7 +21,7 @@ import asyncio
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 import anyio
 import msgspec
@@ -31,7 +31,7 @@ from ._errors import ConfigParseError, ConfigReadError
 from ._file_source import Attachment, FileSource, read_file
 from ._parsing import Format, format_for, parse_node
 from ._provenance import Document, NodePath, Origin, Parsed, merge, nest, walk_yaml, whole
-from ._source import Revision, Source
+from ._source import Revision, Source, Wiring, wiring_for
 
 __all__ = ["Layer", "LayerFormat", "LayerItem", "Layers", "env_layer", "source_for"]
 
@@ -101,9 +101,6 @@ class Layers:
     watched. ``environ`` replaces ``os.environ`` (tests). The watcher options are those of
     `FileSource`, for every layer given as a path.
     """
-
-    #: An empty file is most often an in-place write caught between truncate and write.
-    empty_may_be_mid_write: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -279,10 +276,18 @@ class Layers:
         """Known ways a layer will not be kept current (a ``subPath`` mount, say)."""
         found: list[tuple[str, str]] = []
         for spec in self._specs:
-            more = getattr(spec.source, "warnings", None)
-            if more is not None:
-                found.extend((event, f"{spec.source.uri}: {detail}") for event, detail in more())
+            more = wiring_for(spec.source).warnings()
+            found.extend((event, f"{spec.source.uri}: {detail}") for event, detail in more)
         return found
+
+    def _wiring(self) -> Wiring:
+        # An empty file is most often an in-place write caught between truncate and write.
+        return Wiring(
+            attach=self.attach,
+            decode=self.document,
+            warnings=self.warnings,
+            empty_may_be_mid_write=True,
+        )
 
     def __repr__(self) -> str:
         return f"Layers({self._uri!r})"

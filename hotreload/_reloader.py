@@ -26,9 +26,8 @@ from ._drain import DrainGate
 from ._errors import ConfigBuildError, ConfigError
 from ._failures import FailureActor, FailureLedger, FailureReporting, Mark
 from ._fields import FieldPolicy
-from ._file_source import Attachment
 from ._hooks import ApplyHook
-from ._layers import LayerItem, Layers, source_for
+from ._layers import LayerItem, source_for
 from ._logging import ContextLogger
 from ._metrics import ReloaderMetrics
 from ._options import check_options
@@ -40,7 +39,7 @@ from ._redact import scrub
 from ._schema import schema_for
 from ._sessions import Sessions
 from ._snapshot import Snapshot
-from ._source import Source
+from ._source import Attached, Source, wiring_for
 from ._streams import Stream
 from ._tasks import TaskSet
 from ._worker import _Change
@@ -172,6 +171,8 @@ class HotReloader(Sessions[T], Deriving[T], FailureReporting):
             fmt=format,
         )
         self.source: Source = source
+        wiring = wiring_for(source)
+        self._may_be_mid_write = wiring.empty_may_be_mid_write
         self.path = source.uri
         """The source's ``uri``: the file path for a file."""
         self.name = name
@@ -202,7 +203,7 @@ class HotReloader(Sessions[T], Deriving[T], FailureReporting):
             max_bytes=max_bytes,
             validators=checks,
             policy=self.policy,
-            decode=source.document if isinstance(source, Layers) else None,
+            decode=wiring.decode,
             strict=strict,
         )
         self._log = ContextLogger("hotreload", config=name, source=self.path)
@@ -232,7 +233,7 @@ class HotReloader(Sessions[T], Deriving[T], FailureReporting):
     def _init_state(self) -> None:
         self._closed = True
         self._tasks: TaskSet | None = None
-        self._attached: Attachment | None = None
+        self._attached: Attached | None = None
         self._applied_level: int | None = None
         self._init_worker()
         self._init_streams()
@@ -252,7 +253,8 @@ class HotReloader(Sessions[T], Deriving[T], FailureReporting):
             self._version = None
         self._seen_key = active.content_sha256
         self._note_unknown(active.unknown)
-        for event, detail in getattr(self.source, "warnings", list)():
+        wiring = wiring_for(self.source)
+        for event, detail in wiring.warnings():
             self._log.warning(event, detail=detail)
         self._triggers = []
         self._loop = asyncio.get_running_loop()
@@ -297,9 +299,8 @@ class HotReloader(Sessions[T], Deriving[T], FailureReporting):
                 self._poll_timer = self._loop.call_later(self.poll_interval, self._poll)
             # watch=False: no watcher and no poll; only reload() and the failure actor's
             # re-check read the source.
-            attach = getattr(self.source, "attach", None)
-            if self.watch and attach is not None:  # a direct subscription (the file hub)
-                self._attached = attach(self._notify, self._metrics.watch_restarts.inc)
+            if self.watch and wiring.attach is not None:  # a direct subscription (the file hub)
+                self._attached = wiring.attach(self._notify, self._metrics.watch_restarts.inc)
                 await self._watching(self._attached.ready)
             elif self.watch:
                 watching: asyncio.Future[None] = self._loop.create_future()

@@ -8,13 +8,17 @@ but must never miss a change.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ._parsing import Format
 
-__all__ = ["Revision", "Source"]
+if TYPE_CHECKING:
+    from ._provenance import Document
+
+__all__ = ["Attached", "Revision", "Source", "Wiring", "wiring_for"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,3 +55,45 @@ class Source(Protocol):
         from its own errors (reconnect, resume, re-read) and never returns or raises on its
         own, except for cancellation."""
         ...
+
+
+class Attached(Protocol):
+    """A subscription to the process's file watcher hub, made instead of a ``watch`` task."""
+
+    @property
+    def ready(self) -> asyncio.Future[None]:
+        """Resolved once a running watcher covers the source."""
+        ...
+
+    async def detach(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Wiring:
+    """What the reloader may use beyond `Source`. The built-in sources say what they offer;
+    any other source gets these defaults, so the reloader never asks which source it has.
+
+    ``attach`` subscribes to the watcher hub (no task per reloader) instead of ``watch``;
+    ``decode`` turns the bytes into a `Document` (a merge of layers, with origins) instead of
+    parsing one document; ``warnings`` lists known ways the source will not be kept current;
+    ``empty_may_be_mid_write``: an empty read may be an in-place write caught between its
+    truncate and its write, worth one more look before it is refused.
+    """
+
+    attach: Callable[[Callable[[str], None], Callable[[], None]], Attached] | None = None
+    decode: Callable[[bytes], Document] | None = None
+    warnings: Callable[[], list[tuple[str, str]]] = list
+    empty_may_be_mid_write: bool = False
+
+
+@runtime_checkable
+class _Wired(Protocol):
+    def _wiring(self) -> Wiring: ...
+
+
+_PLAIN = Wiring()
+
+
+def wiring_for(source: Source) -> Wiring:
+    """The source's own `Wiring` if it has one (the built-in sources), else the defaults."""
+    return source._wiring() if isinstance(source, _Wired) else _PLAIN

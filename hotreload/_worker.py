@@ -102,6 +102,7 @@ class Worker(Streams[T]):
         "_last_key",
         "_limiter",
         "_loop",
+        "_may_be_mid_write",
         "_poll_timer",
         "_reads",
         "_refused",
@@ -128,6 +129,7 @@ class Worker(Streams[T]):
     _metrics: ReloaderMetrics
     _gate: DrainGate[_Change[T]]
     _tasks: TaskSet | None
+    _may_be_mid_write: bool  # the source's `Wiring.empty_may_be_mid_write`
 
     def _init_worker(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -319,8 +321,7 @@ class Worker(Streams[T]):
         """An empty file seen by the watcher is most often an in-place write caught between
         its truncate and its write: look again shortly instead of logging a failure. If it is
         still empty then (or a caller asked), it is refused like any other bad version."""
-        mid_write = getattr(self.source, "empty_may_be_mid_write", False)
-        if raw or not mid_write or self._empty_deferred:
+        if raw or not self._may_be_mid_write or self._empty_deferred:
             self._empty_deferred = False
             return False
         if any(t.kind not in _WATCH_KINDS for t in batch) or self._loop is None:
