@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import MutableMapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,16 +36,26 @@ from tests.integration.conftest import AnySettings, SettingsSchema
 WAIT = 5.0
 NAME = "guard"
 Logs = list[MutableMapping[str, Any]]
-Calls = list[tuple[int, str]]
+RELOADS = "hotreload_config_reload_total"
+
+
+@dataclass
+class Witness:
+    """What a test watches besides the reloader: the versions its apply hook was asked to put
+    in force (generation, model), the log events and the metrics."""
+
+    logs: Logs
+    metric: MetricReader
+    calls: list[tuple[int, str]] = field(default_factory=list)
 
 
 def reloader(
-    path: Path, registry: CollectorRegistry, settings: SettingsSchema, calls: Calls
+    path: Path, registry: CollectorRegistry, settings: SettingsSchema, seen: Witness
 ) -> HotReloader[AnySettings]:
     """A reloader whose apply hook records each version it is asked to put in force."""
 
     async def record(new: Snapshot[AnySettings], old: Snapshot[AnySettings]) -> None:
-        calls.append((new.generation, new.config.model))
+        seen.calls.append((new.generation, new.config.model))
 
     return HotReloader(
         path, schema=settings, name=NAME, registry=registry, poll_interval=0, on_apply=[record]
@@ -100,31 +111,55 @@ async def held_change(r: HotReloader[AnySettings], path: Path, model: str) -> _C
     await held
     pending = r._gate.pending
     assert pending is not None
+    assert pending.change.active.config.model == model
     return pending.change
 
 
-def assert_refused(
-    r: HotReloader[AnySettings],
-    outcome: ReloadOutcome,
-    *,
-    before: Snapshot[AnySettings],
-    change: _Change[AnySettings],
-    logs: Logs,
-    invariant: str,
-) -> None:
-    """Nothing went in force, and the refusal names the invariant and the refused version."""
+async def end_session(r: HotReloader[AnySettings], session: str) -> Snapshot[AnySettings]:
+    """End the last session and wait for the held change to be committed."""
+    committed = r.wait_for_generation(r.snapshot.generation + 1, timeout=WAIT)
+    assert r.unregister_session(session)
+    return await committed
+
+
+async def refused(
+    r: HotReloader[AnySettings], change: _Change[AnySettings], invariant: str, seen: Witness
+) -> ReloadOutcome:
+    """Hand ``change`` to `_apply` and check that nothing went in force, no apply hook ran,
+    and the refusal names the invariant and the refused version."""
+    before, hooks, reloads = r.snapshot, list(seen.calls), seen.metric(RELOADS, config=NAME)
+    outcome = await apply_as_the_worker(r, change)
     assert outcome.result is ReloadResult.CONFIG_UNCHANGED
     assert not outcome.applied
     assert outcome.error is None
+    assert outcome.trigger == change.trigger
     assert outcome.generation == before.generation
     assert outcome.config_hash == before.config_hash
     assert r.snapshot is before
     assert r.config is before.config
-    refused = [e for e in logs if e["event"] == "commit_refused"]
-    assert len(refused) == 1
-    assert refused[0]["invariant"] == invariant
-    assert refused[0]["config_hash"] == change.active.config_hash
-    assert refused[0]["log_level"] == "error"
+    assert seen.calls == hooks
+    assert seen.metric(RELOADS, config=NAME) == reloads
+    events = [e for e in seen.logs if e["event"] == "commit_refused"]
+    assert len(events) == 1
+    assert events[0]["invariant"] == invariant
+    assert events[0]["config_hash"] == change.active.config_hash
+    assert events[0]["log_level"] == "error"
+    assert not [
+        e for e in seen.logs if e["event"] == MSG_RELOADED and e["generation"] > before.generation
+    ]
+    return outcome
+
+
+async def commits_next_write(
+    r: HotReloader[AnySettings], path: Path, text: str | bytes, seen: Witness
+) -> Snapshot[AnySettings]:
+    """Still reloading: the next write is committed, hooks and all, as the next generation."""
+    generation, hooks = r.snapshot.generation + 1, len(seen.calls)
+    write_in_place(path, text)
+    after = await r.wait_for_generation(generation, timeout=WAIT)
+    assert after.generation == generation
+    assert seen.calls[hooks:] == [(generation, after.config.model)]
+    return after
 
 
 async def test_a_held_change_replaced_by_a_newer_read_is_refused(
@@ -136,36 +171,19 @@ async def test_a_held_change_replaced_by_a_newer_read_is_refused(
 ) -> None:
     """Issue 12's shape: a change held for a session is replaced by a newer one, which is
     committed; the replaced change, handed to `_apply` later, must not come back."""
-    calls: Calls = []
-    async with reloader(config_path, registry, settings, calls) as r:
+    seen = Witness(logs, metric)
+    async with reloader(config_path, registry, settings, seen) as r:
         assert r.register_session("s")
         stale = await held_change(r, config_path, "b")
         newer = await held_change(r, config_path, "c")
         assert stale.read < newer.read
-        committed = r.wait_for_generation(2, timeout=WAIT)
-        assert r.unregister_session("s")
-        before = await committed
+        before = await end_session(r, "s")
         assert before.config == settings(model="c")
-        assert calls == [(2, "c")]
+        assert seen.calls == [(2, "c")]
 
-        outcome = await apply_as_the_worker(r, stale)
-
-        assert_refused(
-            r,
-            outcome,
-            before=before,
-            change=stale,
-            logs=logs,
-            invariant="older_than_config_in_force",
-        )
-        assert outcome.trigger == stale.trigger
-        assert calls == [(2, "c")]
-        assert metric("hotreload_config_reload_total", config=NAME) == 1
-        # Still reloading: the next write is committed as the next generation.
-        write_in_place(config_path, "model: d\n")
-        after = await r.wait_for_generation(3, timeout=WAIT)
+        await refused(r, stale, "older_than_config_in_force", seen)
+        after = await commits_next_write(r, config_path, "model: d\n", seen)
         assert after.config == settings(model="d")
-        assert calls == [(2, "c"), (3, "d")]
 
 
 async def test_a_version_from_a_read_older_than_the_one_in_force_is_refused(
@@ -178,39 +196,26 @@ async def test_a_version_from_a_read_older_than_the_one_in_force_is_refused(
     """The first version, as a read taken before the second was written saw it, is refused
     once the second is in force; the same bytes from a newer read (the source itself going
     back) are committed as usual."""
-    calls: Calls = []
-    async with reloader(config_path, registry, settings, calls) as r:
+    seen = Witness(logs, metric)
+    async with reloader(config_path, registry, settings, seen) as r:
         first = r._active
         raw = config_path.read_bytes()
         assert not (await r.reload()).applied
         old_read = r._reads  # this read found the first version, the only one written so far
         write_in_place(config_path, "model: gpt-5\n")
-        before = await r.wait_for_generation(2, timeout=WAIT)
-        assert calls == [(2, "gpt-5")]
+        second = await r.wait_for_generation(2, timeout=WAIT)
+        assert second.config == settings(model="gpt-5")
+        assert seen.calls == [(2, "gpt-5")]
         assert old_read < r._in_force_read
         stale = change_from(r, raw, r._active, old_read)
         assert stale.active.config_hash == first.config_hash
         assert stale.changed == ("model",)
 
-        outcome = await apply_as_the_worker(r, stale)
-
-        assert_refused(
-            r,
-            outcome,
-            before=before,
-            change=stale,
-            logs=logs,
-            invariant="older_than_config_in_force",
-        )
-        assert calls == [(2, "gpt-5")]
-        assert metric("hotreload_config_reload_total", config=NAME) == 1
-        assert not [e for e in logs if e["event"] == MSG_RELOADED and e["generation"] == 3]
+        await refused(r, stale, "older_than_config_in_force", seen)
         # The source going back to the first version is a newer read: committed.
-        write_in_place(config_path, raw)
-        after = await r.wait_for_generation(3, timeout=WAIT)
+        after = await commits_next_write(r, config_path, raw, seen)
         assert after.config == settings(model="gpt-4")
         assert after.config_hash == first.config_hash
-        assert calls == [(2, "gpt-5"), (3, "gpt-4")]
 
 
 async def test_a_change_already_committed_is_not_committed_again(
@@ -222,24 +227,14 @@ async def test_a_change_already_committed_is_not_committed_again(
 ) -> None:
     """A held change released once and then handed to `_apply` again (a double release)
     would commit the version in force a second time: refused for its config_hash."""
-    calls: Calls = []
-    async with reloader(config_path, registry, settings, calls) as r:
+    seen = Witness(logs, metric)
+    async with reloader(config_path, registry, settings, seen) as r:
         assert r.register_session("s")
         change = await held_change(r, config_path, "b")
-        committed = r.wait_for_generation(2, timeout=WAIT)
-        assert r.unregister_session("s")
-        before = await committed
+        before = await end_session(r, "s")
         assert before.config_hash == change.active.config_hash
-        assert calls == [(2, "b")]
+        assert seen.calls == [(2, "b")]
 
-        outcome = await apply_as_the_worker(r, change)
-
-        assert_refused(
-            r, outcome, before=before, change=change, logs=logs, invariant="same_config_hash"
-        )
-        assert calls == [(2, "b")]
-        assert metric("hotreload_config_reload_total", config=NAME) == 1
-        write_in_place(config_path, "model: c\n")
-        after = await r.wait_for_generation(3, timeout=WAIT)
+        await refused(r, change, "same_config_hash", seen)
+        after = await commits_next_write(r, config_path, "model: c\n", seen)
         assert after.config == settings(model="c")
-        assert calls == [(2, "b"), (3, "c")]
