@@ -13,13 +13,26 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Collection, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-__all__ = ["Candidate", "Commit", "Gate", "Pending", "Verdict", "broken_invariant", "decide"]
+__all__ = [
+    "CALLERS",
+    "Candidate",
+    "Commit",
+    "Gate",
+    "Pending",
+    "Verdict",
+    "broken_invariant",
+    "decide",
+]
 
 P = TypeVar("P")
+
+#: Triggers by which someone asks for a re-check (``reload()``, SIGHUP): only they retry a
+#: version an apply hook refused, so a watch event or a forced re-check does not rerun hooks.
+CALLERS = frozenset({"manual", "signal"})
 
 
 class Verdict(enum.Enum):
@@ -35,9 +48,11 @@ class Verdict(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class Candidate:
     """What the batch's re-check found: the candidate's ``config_hash``, or None when it is
-    invalid (or unreadable). A batch that did not look at the source has no candidate."""
+    invalid (or unreadable). A batch that did not look at the source has no candidate.
+    ``refused``: an apply hook already refused this very version."""
 
     config_hash: str | None
+    refused: bool = False
 
     @property
     def valid(self) -> bool:
@@ -45,15 +60,22 @@ class Candidate:
 
 
 def decide(
-    candidate: Candidate | None, active_hash: str, pending_hash: str | None, holding: bool
+    candidate: Candidate | None,
+    active_hash: str,
+    pending_hash: str | None,
+    holding: bool,
+    triggers: Collection[str] = (),
 ) -> Verdict:
     """The one rule. A valid candidate that differs from what is in force is committed, or held
-    while the gate holds; one equal to what is in force makes a pending change moot. Otherwise
-    (no candidate, an invalid one, or nothing new) a pending change goes in once the gate
-    stops holding."""
+    while the gate holds; one equal to what is in force makes a pending change moot. A version
+    a hook refused counts as new only when the batch's ``triggers`` include a caller's (see
+    `CALLERS`). Otherwise (no candidate, an invalid one, or nothing new) a pending change goes
+    in once the gate stops holding."""
     if candidate is not None and candidate.config_hash is not None:
         if candidate.config_hash != active_hash:
-            return Verdict.HOLD if holding else Verdict.COMMIT
+            if not candidate.refused or not CALLERS.isdisjoint(triggers):
+                return Verdict.HOLD if holding else Verdict.COMMIT
+            return Verdict.RELEASE if pending_hash is not None and not holding else Verdict.KEEP
         if pending_hash is not None:
             return Verdict.DROP
         return Verdict.KEEP
@@ -138,11 +160,11 @@ class Gate(Generic[P]):
         """Seconds ``pending`` has waited, on the gate's clock."""
         return self._clock() - pending.since
 
-    def verdict(self, candidate: Candidate | None, active_hash: str) -> Verdict:
-        pending = self.pending
-        return decide(
-            candidate, active_hash, None if pending is None else pending.config_hash, self.holding
-        )
+    def verdict(
+        self, candidate: Candidate | None, active_hash: str, triggers: Collection[str] = ()
+    ) -> Verdict:
+        pending = None if self.pending is None else self.pending.config_hash
+        return decide(candidate, active_hash, pending, self.holding, triggers)
 
     def hold(self, change: P, config_hash: str) -> Pending[P]:
         """Park ``change`` (replacing an older one); its wait runs from the first one parked."""

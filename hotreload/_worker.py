@@ -47,8 +47,6 @@ MSG_REJECTED = "Failed to apply new configuration - keeping previous"
 
 #: Triggers that come from watching, not from a caller waiting for an answer.
 _WATCH_KINDS = frozenset({"watch", "rescan", "poll"})
-#: Triggers by which someone asks for a re-check: they retry a version a hook refused.
-_CALLERS = frozenset({"manual", "signal"})
 #: How long an empty file (an in-place write between truncate and write) is given to fill.
 _EMPTY_GRACE = 0.1
 
@@ -220,7 +218,8 @@ class Worker(Streams[T]):
         found = await self._look(looks) if looks else None
         candidate = None if found is None else found.candidate
         change = None if found is None else found.change
-        verdict = self._gate.verdict(candidate, self._active.config_hash)
+        kinds = [t.kind for t in looks]
+        verdict = self._gate.verdict(candidate, self._active.config_hash, kinds)
         if verdict is Verdict.COMMIT:
             assert change is not None  # noqa: S101 - decide commits a new candidate only
             self._drop_pending()
@@ -279,30 +278,12 @@ class Worker(Streams[T]):
         self._seen_key = key
         kinds = [t.kind for t in batch]
         trigger = next((k for k in ("manual", "signal", "auto_reload") if k in kinds), kinds[0])
-        seen_at = min(t.seen_at for t in batch)
         new = evaluation.candidate
         if evaluation.result is ReloadResult.CONFIG_CHANGED and new is not None:
             self._last_key, self._last_eval = None, None
             self._note_restart_required(evaluation)
-            refused = self._refused
-            if refused is not None and refused[0] == new.config_hash and _CALLERS.isdisjoint(kinds):
-                # An apply hook refused this very version: only a caller's reload() (or an
-                # operator's SIGHUP) retries it, so a watch event or a forced re-check does
-                # not run the hooks again.
-                return _Found(Candidate(None), ReloadResult.ERROR, trigger, error=refused[1])
             if new.config_hash != active.config_hash:
-                change = _Change(
-                    new,
-                    evaluation.changed,
-                    trigger,
-                    seen_at,
-                    self._snapshot_of(new, self.snapshot.generation + 1, version),
-                    raw,
-                    version,
-                    self._reads,
-                )
-                found = Candidate(new.config_hash)
-                return _Found(found, ReloadResult.CONFIG_CHANGED, trigger, change)
+                return self._new(evaluation, new, trigger, batch, raw=raw, version=version)
             # Different bytes, the same config: never two commits with one config_hash.
             evaluation = Evaluation(ReloadResult.CONFIG_UNCHANGED, evaluation.content_sha256)
         self._last_key, self._last_eval = key, evaluation
@@ -316,6 +297,28 @@ class Worker(Streams[T]):
             self._metrics.last_ok.set(1)
             self._log.debug("config_unchanged", trigger=trigger, config_hash=active.config_hash)
         return _Found(Candidate(active.config_hash), evaluation.result, trigger)
+
+    def _new(
+        self,
+        evaluation: Evaluation[T],
+        new: Active[T],
+        trigger: str,
+        batch: list[_Trigger],
+        *,
+        raw: bytes,
+        version: str | None,
+    ) -> _Found[T]:
+        """A valid version that differs from the config in force, as a change for `decide`."""
+        seen_at = min(t.seen_at for t in batch)
+        snap = self._snapshot_of(new, self.snapshot.generation + 1, version)
+        change = _Change(new, evaluation.changed, trigger, seen_at, snap, raw, version, self._reads)
+        refused = self._refused
+        if refused is None or refused[0] != new.config_hash:
+            return _Found(Candidate(new.config_hash), ReloadResult.CONFIG_CHANGED, trigger, change)
+        # A hook refused this very version: `decide` retries it for a caller only, and the
+        # others get the hook's error again.
+        found = Candidate(new.config_hash, refused=True)
+        return _Found(found, ReloadResult.ERROR, trigger, change, error=refused[1])
 
     def _mid_write(self, raw: bytes, batch: list[_Trigger]) -> bool:
         """An empty file seen by the watcher is most often an in-place write caught between

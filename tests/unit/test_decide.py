@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from hotreload._decide import (
+    CALLERS,
     Candidate,
     Commit,
     Gate,
@@ -95,16 +96,17 @@ class World:
         for kind in kinds:
             triggers |= self.event(kind)
         if triggers:
-            self.work(looks=bool(triggers - {"session_end", "drain_timeout"}))
+            self.work(triggers)
 
     # -- the worker, as the engine's does it ------------------------------------------------------
 
-    def work(self, *, looks: bool) -> None:
+    def work(self, triggers: set[str]) -> None:
         candidate = None
+        looks = bool(triggers - {"session_end", "drain_timeout"})
         if looks:
             self.reads += 1
             candidate = Candidate(self.file)
-        verdict = self.gate.verdict(candidate, self.in_force)
+        verdict = self.gate.verdict(candidate, self.in_force, triggers)
         if verdict is Verdict.COMMIT:
             assert self.file is not None
             self.gate.take()
@@ -209,6 +211,10 @@ def test_issue_12_second_sequence_never_brings_back_the_replaced_version() -> No
 @pytest.mark.parametrize(
     ("candidate", "pending", "holding", "verdict"),
     [
+        # A version an apply hook refused is new only to a caller (reload(), SIGHUP).
+        (Candidate("b", refused=True), None, False, Verdict.KEEP),
+        (Candidate("b", refused=True), "c", False, Verdict.RELEASE),
+        (Candidate("b", refused=True), "c", True, Verdict.KEEP),
         (None, None, False, Verdict.KEEP),
         (None, None, True, Verdict.KEEP),
         (None, "b", True, Verdict.KEEP),
@@ -230,6 +236,52 @@ def test_decide_table(
     candidate: Candidate | None, pending: str | None, holding: bool, verdict: Verdict
 ) -> None:
     assert decide(candidate, "a", pending, holding) is verdict
+    assert decide(candidate, "a", pending, holding, ["watch", "poll", "auto_reload"]) is verdict
+
+
+@pytest.mark.parametrize(
+    ("triggers", "holding", "verdict"),
+    [
+        (["manual"], False, Verdict.COMMIT),
+        (["signal", "watch"], False, Verdict.COMMIT),
+        (["manual"], True, Verdict.HOLD),
+        (["auto_reload", "watch", "rescan", "poll"], False, Verdict.KEEP),
+    ],
+)
+def test_a_refused_version_is_retried_for_a_caller_only(
+    triggers: list[str], holding: bool, verdict: Verdict
+) -> None:
+    assert decide(Candidate("b", refused=True), "a", None, holding, triggers) is verdict
+
+
+KINDS = ["watch", "rescan", "poll", "manual", "signal", "auto_reload"]
+KINDS += ["session_end", "drain_timeout"]
+
+
+def test_decide_over_its_whole_input_domain() -> None:
+    """Every candidate shape, pending state, gate state and set of batch triggers (7,680
+    inputs), against the rule stated once more in the plainest terms."""
+    candidates = [None, Candidate(None), Candidate("a"), Candidate("b"), Candidate("b", True)]
+    cases = 0
+    for candidate, pending, holding, n in itertools.product(
+        candidates, (None, "b", "c"), (False, True), range(len(KINDS) + 1)
+    ):
+        for triggers in itertools.combinations(KINDS, n):
+            found = None if candidate is None else candidate.config_hash
+            refused = candidate is not None and candidate.refused
+            new = found not in (None, "a") and (not refused or bool(CALLERS & set(triggers)))
+            if new:
+                want = Verdict.HOLD if holding else Verdict.COMMIT
+            elif found == "a" and pending is not None:
+                want = Verdict.DROP  # the source is back to the config in force
+            elif pending is not None and not holding:
+                want = Verdict.RELEASE
+            else:
+                want = Verdict.KEEP
+            got = decide(candidate, "a", pending, holding, triggers)
+            assert got is want, (candidate, pending, holding, triggers)
+            cases += 1
+    assert cases == 5 * 3 * 2 * 2 ** len(KINDS) == 7680
 
 
 def test_the_wait_runs_from_the_first_change_held_and_expire_makes_it_due() -> None:
