@@ -408,3 +408,41 @@ def test_explore_ran_at_least_10000_steps() -> None:
     """Runs after the machine (same module, in order, ``-p no:randomly``)."""
     print(f"\nreload machine: {STEPS[0]} steps under the {PROFILE!r} profile")
     assert STEPS[0] >= 10_000
+
+
+INVARIANTS = [
+    ReloadMachine.sessions_hold_changes_back,
+    ReloadMachine.readers_only_ever_see_valid_configs_in_order,
+    ReloadMachine.commits_are_consecutive_distinct_and_counted,
+    ReloadMachine.replaced_versions_return_only_when_written_again,
+]
+
+
+@pytest.mark.parametrize("layout", ["file", "configmap"])
+@pytest.mark.parametrize("write_first", [False, True])
+@pytest.mark.parametrize("new", ["gpt-5", None], ids=["c-written", "no-write"])
+def test_issue_12_sequences_through_the_machine(
+    layout: str, write_first: bool, new: str | None
+) -> None:
+    """Issue 12's two sequences as fixed steps of the machine, every invariant checked after
+    each step. The random search finds them only now and then (explore), so they always run:
+    a held ``b``; then in one tick the last session ends, ``reload()`` runs and (or not) ``c``
+    is written. The stale-commit check fails here if a direct commit leaves ``b`` pending."""
+    machine = ReloadMachine()
+    steps: list[Callable[[], None]] = [
+        lambda: machine.start(layout=layout, model="gpt-4"),
+        machine.open_session,
+        lambda: machine.write_valid(model="gpt-4", retries=0, style="in_place"),
+        machine.force_reload,
+        lambda: machine.same_tick(end=True, write=new, write_first=write_first, style="atomic"),
+        machine.settle,
+    ]
+    try:
+        for step in steps:
+            step()
+            for check in INVARIANTS:
+                check(machine)
+        held, latest = Settings(model="gpt-4", retries=0), Settings(model="gpt-5")
+        assert [s.config for s in machine.commits] == [latest if new else held]
+    finally:
+        machine.teardown()
