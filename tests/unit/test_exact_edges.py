@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import os
+import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -129,6 +130,42 @@ def test_the_read_is_bounded_at_max_bytes_plus_one(tmp_path: Path) -> None:
     moved = rchar() - before
     assert info.value.reason == "too_large"
     assert moved < size // 8, f"read {moved} bytes of an {size}-byte file to refuse it"
+
+
+def test_a_file_that_reports_no_size_is_read_whole_and_still_capped() -> None:
+    """procfs files say st_size 0: the read asks for what the file has, not for that."""
+    status = Path("/proc/self/status")
+    if not status.exists():
+        pytest.skip("needs /proc/self/status")
+    assert os.stat(status).st_size == 0
+    data = read_file(str(status), 1 << 16, "status")
+    assert data.startswith(b"Name:")
+    assert len(data) > 100
+    with pytest.raises(ConfigReadError, match="16-byte limit"):
+        read_file(str(status), 16, "status")
+
+
+@pytest.mark.parametrize(("written", "allowed"), [(40, 64), (64, 64), (65, 64), (900, 64)])
+def test_a_file_that_grew_after_its_size_was_taken_is_read_to_the_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, written: int, allowed: int
+) -> None:
+    """The size is a hint: a write landing between fstat and read (simulated by a stale
+    size) is read whole up to the cap, and refused past it, as without the hint."""
+    path = tmp_path / "growing.yaml"
+    path.write_bytes(b"g" * written)
+    real_fstat = os.fstat
+
+    def stale(fd: int) -> os.stat_result:
+        found = list(real_fstat(fd))
+        found[stat.ST_SIZE] = 10  # what the file held a moment ago
+        return os.stat_result(found)
+
+    monkeypatch.setattr(os, "fstat", stale)
+    if written > allowed:
+        with pytest.raises(ConfigReadError, match="64-byte limit"):
+            read_file(str(path), allowed, "growing.yaml")
+    else:
+        assert read_file(str(path), allowed, "growing.yaml") == b"g" * written
 
 
 def test_the_read_limit_is_exact(tmp_path: Path) -> None:
