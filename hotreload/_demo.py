@@ -8,6 +8,7 @@ mounted.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
@@ -213,5 +214,10 @@ def serve(path: Path, port: int) -> int:
     )
     server = uvicorn.Server(config)
     with sock:
-        anyio.run(server.serve, [sock])
+        try:
+            anyio.run(server.serve, [sock])
+        except asyncio.CancelledError:
+            # Python 3.10: the Ctrl-C uvicorn raises again after its graceful shutdown leaves
+            # anyio's runner as CancelledError (no Task.uncancel); 3.11+ raises this itself.
+            raise KeyboardInterrupt from None
     return 0 if server.started else 1
