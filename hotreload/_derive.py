@@ -180,7 +180,12 @@ class DerivedSet:
     # -- build and swap (the worker) ------------------------------------------------------------
 
     async def build(
-        self, items: Sequence[Derived[Any]], config: Any, generation: int
+        self,
+        items: Sequence[Derived[Any]],
+        config: Any,
+        generation: int,
+        *,
+        own_cancel: Callable[[], bool],
     ) -> tuple[dict[Derived[Any], _Held[Any]], tuple[Derived[Any], BaseException] | None]:
         """Build ``items`` for ``config`` (an async build's await bounded by ``timeout``). On
         the first failure the ones already built are closed (in the background) and the
@@ -194,7 +199,7 @@ class DerivedSet:
                         with anyio.fail_after(self.timeout):
                             resource = await resource
                 except asyncio.CancelledError as exc:
-                    if _cancelled_from_outside():
+                    if own_cancel():  # the worker's own cancellation (the reloader closing)
                         raise
                     # A future the build awaited was cancelled by someone else: a build
                     # failure like any other, as for an apply hook (never a hung caller).
@@ -355,14 +360,6 @@ class _Pin:
                 owner._close_later(derived, h)
         if owner._pins == 0 and owner._idle is not None:
             owner._idle.set()
-
-
-def _cancelled_from_outside() -> bool:
-    """Whether the running task itself is being cancelled (shutdown), not just a future it
-    awaited. Python < 3.11 cannot tell: it is taken as a shutdown."""
-    task = asyncio.current_task()
-    cancelling = getattr(task, "cancelling", None)
-    return cancelling is None or cancelling() > 0
 
 
 async def _close_resource(resource: Any, close: Callable[[Any], object] | None) -> None:

@@ -79,7 +79,9 @@ class Hooks(LastKnownGood[T]):
         affected = self._derived.affected(changed)
         if not affected:
             return {}, None
-        built, failed = await self._derived.build(affected, new.config, new.generation)
+        built, failed = await self._derived.build(
+            affected, new.config, new.generation, own_cancel=self._worker_cancelled
+        )
         if failed is None:
             return built, None
         derived, exc = failed
@@ -122,9 +124,12 @@ class Hooks(LastKnownGood[T]):
         return None
 
     def _worker_cancelled(self) -> bool:
-        task = asyncio.current_task()
-        cancelling = getattr(task, "cancelling", None)  # Python >= 3.11
-        return self._tasks is None or (cancelling is not None and cancelling() > 0)
+        """Whether a `CancelledError` just caught is the running task's own cancellation (the
+        reloader closing), not a future it awaited that someone else cancelled."""
+        cancelling = getattr(asyncio.current_task(), "cancelling", None)
+        if cancelling is not None:  # Python >= 3.11 counts the task's own cancellations
+            return bool(cancelling() > 0)
+        return self._tasks is None  # 3.10: only closing the reloader cancels its worker
 
 
 def _hook_name(hook: Callable[..., object]) -> str:

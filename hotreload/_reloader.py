@@ -258,7 +258,9 @@ class HotReloader(Sessions[T], Deriving[T], FailureReporting):
             self._log.warning(event, detail=detail)
         self._triggers = []
         self._loop = asyncio.get_running_loop()
-        built, failed = await self._derived.build(self._derived.items, active.config, 1)
+        built, failed = await self._derived.build(
+            self._derived.items, active.config, 1, own_cancel=self._worker_cancelled
+        )
         if failed is not None:  # fail fast, as for an invalid file
             failed_one, cause = failed
             message = self._failure_text(f"derived resource {failed_one.name}", cause, active)
