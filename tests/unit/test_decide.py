@@ -254,6 +254,14 @@ def test_a_refused_version_is_retried_for_a_caller_only(
     assert decide(Candidate("b", refused=True), "a", None, holding, triggers) is verdict
 
 
+def test_the_gate_hands_the_batch_triggers_to_decide() -> None:
+    gate: Gate[str] = Gate(MAX_WAIT, clock=Clock(), wall=lambda: 0.0)
+    refused = Candidate("b", refused=True)
+    assert gate.verdict(refused, "a", ["manual"]) is Verdict.COMMIT
+    assert gate.verdict(refused, "a", ["watch"]) is Verdict.KEEP
+    assert gate.verdict(refused, "a") is Verdict.KEEP  # no trigger named: nobody asked
+
+
 KINDS = ["watch", "rescan", "poll", "manual", "signal", "auto_reload"]
 KINDS += ["session_end", "drain_timeout"]
 
