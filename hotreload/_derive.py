@@ -219,10 +219,18 @@ class DerivedSet:
         are closed as soon as no pin holds them."""
         for derived, held in built.items():
             old = derived._held
+            same = _holding(derived, held.resource)
+            if same is not None:  # a cached or pooled object: it stays in force, never closed
+                same.retired = False
+                same.generation = held.generation
+                if same is not old:
+                    derived._draining.discard(same)
+                    self._set_draining(derived)
+                held = same
             derived._held = held
             derived.current = held.resource
             derived.generation = held.generation
-            if old is not None:
+            if old is not None and old is not held:
                 old.retired = True
                 derived._draining.add(old)
                 self._set_draining(derived)
@@ -232,8 +240,9 @@ class DerivedSet:
     def discard(self, built: Mapping[Derived[Any], _Held[Any]]) -> None:
         """Close resources built for a change that was refused; nothing ever used them."""
         for derived, held in built.items():
-            held.retired = True
-            self._close_later(derived, held)
+            if _holding(derived, held.resource) is None:  # not an object still in use
+                held.retired = True
+                self._close_later(derived, held)
 
     def add_running(self, derived: Derived[Any], config: Any, generation: int) -> None:
         """Build a resource derived while the reloader runs (sync builds only)."""
@@ -320,6 +329,16 @@ class DerivedSet:
             await asyncio.gather(*self._closing, return_exceptions=True)
             await asyncio.sleep(0)  # sleep-ok: closes queued meanwhile start theirs
         self._idle = None
+
+
+def _holding(derived: Derived[Any], resource: object) -> _Held[Any] | None:
+    """The life record of ``resource`` if ``derived`` already holds it (in force, or replaced
+    but not closing yet): a build may return the object in force (a cache, a pool), and that
+    object must not be closed while it is still current."""
+    for held in (derived._held, *derived._draining):
+        if held is not None and held.resource is resource and not held.closing:
+            return held
+    return None
 
 
 _NO_PIN: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
