@@ -217,12 +217,12 @@ class DerivedSet:
     def swap(self, built: Mapping[Derived[Any], _Held[Any]]) -> None:
         """Put freshly built resources in force (part of the commit's swap); the replaced ones
         are closed as soon as no pin holds them."""
-        for derived, held in built.items():
-            old = derived._held
-            same = _holding(derived, held.resource)
+        for derived, fresh in built.items():
+            old, held = derived._held, fresh
+            same = _holding(derived, fresh.resource)
             if same is not None:  # a cached or pooled object: it stays in force, never closed
                 same.retired = False
-                same.generation = held.generation
+                same.generation = fresh.generation
                 if same is not old:
                     derived._draining.discard(same)
                     self._set_draining(derived)

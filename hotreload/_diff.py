@@ -6,6 +6,8 @@ import copy
 from collections.abc import Iterator
 from typing import Any
 
+import msgspec
+
 from ._fields import FieldPolicy, Path
 from ._snapshot import canonical_json
 
@@ -14,12 +16,23 @@ __all__ = ["changed_paths", "get_path", "retain", "same"]
 _MISSING: Any = object()
 
 
-def changed_paths(old: Any, new: Any, prefix: Path = ()) -> Iterator[Path]:
+def changed_paths(
+    old: Any, new: Any, prefix: Path = (), *, encoded: tuple[bytes, bytes] | None = None
+) -> Iterator[Path]:
     """Paths (as tuples) whose values differ; mappings are compared key by key, the rest whole.
 
     "Differ" means a different canonical form (`canonical_json`), not ``!=``: ``.nan`` equals
     itself here, and ``1``, ``1.0`` and ``true`` are three values.
+
+    ``encoded`` is both sides' canonical encodings when the caller has them (the pipeline
+    does: one encoding per version, made once for its hash). The comparison then reads them
+    instead of encoding every subtree again at every level: each mapping is split into its
+    entries' encoded bytes by msgspec (``Raw``, in C, without building the values), and only
+    the entries whose bytes differ are split further.
     """
+    if encoded is not None and all(encoded) and _plain(*encoded):
+        yield from _changed_encoded(*encoded, prefix)
+        return
     if isinstance(old, dict) and isinstance(new, dict):
         for key in sorted(old.keys() | new.keys(), key=str):
             a, b = old.get(key, _MISSING), new.get(key, _MISSING)
@@ -28,6 +41,34 @@ def changed_paths(old: Any, new: Any, prefix: Path = ()) -> Iterator[Path]:
             elif not same(a, b):
                 yield from changed_paths(a, b, (*prefix, str(key)))
     elif not same(old, new):
+        yield prefix
+
+
+_ENTRIES = dict[str, msgspec.Raw]
+#: `canonical_json` spells a non-string key or a non-finite float out with a NUL escape; such
+#: an encoding's keys are not the paths' segments, so it is compared the slow way.
+_SPELLED_OUT = b"\\u0000"
+
+
+def _plain(a: bytes, b: bytes) -> bool:
+    return _SPELLED_OUT not in a and _SPELLED_OUT not in b
+
+
+def _changed_encoded(
+    a: bytes | msgspec.Raw, b: bytes | msgspec.Raw, prefix: Path
+) -> Iterator[Path]:
+    if a == b:
+        return
+    if memoryview(a)[:1] == b"{" == memoryview(b)[:1]:
+        old = msgspec.json.decode(a, type=_ENTRIES)
+        new = msgspec.json.decode(b, type=_ENTRIES)
+        for key in sorted(old.keys() | new.keys()):
+            x, y = old.get(key), new.get(key)
+            if x is None or y is None:
+                yield (*prefix, key)
+            elif x != y:
+                yield from _changed_encoded(x, y, (*prefix, key))
+    else:
         yield prefix
 
 

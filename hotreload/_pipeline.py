@@ -24,7 +24,7 @@ from ._outcome import ReloadResult
 from ._parsing import Format, locate, locate_all, parse, parse_node
 from ._provenance import Document, Origin, Parsed, dotted, walk_yaml, whole
 from ._schema import RICH, Schema, schema_for
-from ._snapshot import canonical_hash, canonical_json
+from ._snapshot import canonical_json
 from ._unknown import UnknownKey, describe, find_unknown
 
 __all__ = [
@@ -55,6 +55,9 @@ class Active(Generic[T]):
     (``explain``), so the config in force keeps no second, parsed copy of itself."""
     unknown: tuple[UnknownKey, ...] = field(default=(), compare=False)
     """Keys of the document the schema does not declare (only when it allows them)."""
+    encoded: bytes = field(default=b"", compare=False, repr=False)
+    """The canonical encoding ``config_hash`` is the hash of: made once per version, and read
+    again (not remade) when the next version is compared with this one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,21 +120,31 @@ class Pipeline(Generic[T]):
             self._validate(config, document)
         except ConfigValidationError as exc:
             raise self._redact(exc, data) from None
-        builtins = self._builtins(config)
-        return self._active(config, builtins, sha256_hex(raw), raw, document, unknown=unknown)
+        builtins, encoded = self._builtins(config)
+        return self._active(
+            config,
+            builtins,
+            encoded,
+            sha=sha256_hex(raw),
+            raw=raw,
+            document=document,
+            unknown=unknown,
+        )
 
     def _active(
         self,
         config: T,
         builtins: Any,
+        encoded: bytes,
+        *,
         sha: str,
         raw: bytes,
         document: Document | None,
-        *,
         unknown: tuple[UnknownKey, ...],
     ) -> Active[T]:
         kept = raw if document is None else None
-        return Active(config, builtins, canonical_hash(builtins), sha, document, kept, unknown)
+        digest = hashlib.sha256(encoded).hexdigest()
+        return Active(config, builtins, digest, sha, document, kept, unknown, encoded)
 
     def _document(self, raw: bytes) -> tuple[Any, Document | None]:
         """The data to convert, and (a layered source) where its values came from."""
@@ -164,12 +177,15 @@ class Pipeline(Generic[T]):
             data, document = self._document(raw)
             config = self._convert(data, raw, document)
             unknown = self._unknown(data, raw, document)
-            builtins = self._builtins(config)
-            changed = list(changed_paths(active.builtins, builtins))
+            builtins, encoded = self._builtins(config)
+            changed = list(
+                changed_paths(active.builtins, builtins, encoded=(active.encoded, encoded))
+            )
             self._refuse(changed)
             effective, roots = retain(active.builtins, builtins, changed, self.policy)
             if roots:
                 config = self._convert(effective, raw, document)
+                encoded = canonical_json(effective)
                 changed = [p for p in changed if self.policy.restart_root(p) is None]
             self._validate(config, document)
         except ConfigError as exc:
@@ -181,7 +197,9 @@ class Pipeline(Generic[T]):
             return Evaluation(
                 ReloadResult.CONFIG_UNCHANGED, sha, restart_required=wanted, unknown=unknown
             )
-        candidate = self._active(config, effective, sha, raw, document, unknown=unknown)
+        candidate = self._active(
+            config, effective, encoded, sha=sha, raw=raw, document=document, unknown=unknown
+        )
         return Evaluation(
             ReloadResult.CONFIG_CHANGED,
             sha,
@@ -191,8 +209,8 @@ class Pipeline(Generic[T]):
             unknown=unknown,
         )
 
-    def _builtins(self, config: T) -> Any:
-        """The config as builtins, checked to have a canonical form (so hashing cannot fail).
+    def _builtins(self, config: T) -> tuple[Any, bytes]:
+        """The config as builtins, and its canonical encoding (so hashing cannot fail).
 
         A safety net: what the parsers accept always has one (a lone surrogate is refused
         where it is read), but a `ConfigError` is the only way a version may fail.
@@ -202,12 +220,11 @@ class Pipeline(Generic[T]):
         except TypeError:  # keys of several types (``{404: a, x: b}``) do not sort: file order
             builtins = msgspec.to_builtins(config, builtin_types=RICH)
         try:
-            canonical_json(builtins)
+            return builtins, canonical_json(builtins)
         except (TypeError, ValueError, msgspec.EncodeError) as exc:
             raise ConfigValidationError(
                 self.source, f"the config has no canonical form ({type(exc).__name__})"
             ) from None
-        return builtins
 
     def _unknown(self, data: Any, raw: bytes, document: Document | None) -> tuple[UnknownKey, ...]:
         """The document's unknown keys with where they are (a layered source: the layer that
