@@ -59,7 +59,7 @@ def _changed_encoded(
 ) -> Iterator[Path]:
     if a == b:
         return
-    if memoryview(a)[:1] == b"{" == memoryview(b)[:1]:
+    if bytes(memoryview(a)[:1]) == b"{" == bytes(memoryview(b)[:1]):
         old = msgspec.json.decode(a, type=_ENTRIES)
         new = msgspec.json.decode(b, type=_ENTRIES)
         for key in sorted(old.keys() | new.keys()):
