@@ -143,7 +143,7 @@ class Pipeline(Generic[T]):
         unknown: tuple[UnknownKey, ...],
     ) -> Active[T]:
         kept = raw if document is None else None
-        digest = hashlib.sha256(encoded).hexdigest()
+        digest = sha256_hex(encoded)
         return Active(config, builtins, digest, sha, document, kept, unknown, encoded)
 
     def _document(self, raw: bytes) -> tuple[Any, Document | None]:
