@@ -246,7 +246,7 @@ class HotReloader(Sessions[T], Deriving[T], FailureReporting):
         started = time.perf_counter()
         try:
             first = await self.source.read(self._pipeline.max_bytes)
-            active = self._pipeline.load(first.content)  # fail fast: raises
+            active = await self._load(first.content)  # fail fast: raises
             raw, self._version = first.content, first.version
         except ConfigError as exc:
             active, raw = self._last_known_good(exc)  # or raises exc
@@ -267,7 +267,7 @@ class HotReloader(Sessions[T], Deriving[T], FailureReporting):
             raise ConfigBuildError(self.path, message, resource=failed_one.name) from cause
         self._metrics = ReloaderMetrics(self.name, self._registry, self._namespace)
         self._derived.metrics = self._metrics
-        self._commit(
+        await self._commit(
             active,
             trigger="initial",
             started=started,

@@ -78,4 +78,7 @@ class Sessions(SourceWatch[T]):
     def pending(self) -> Snapshot[T] | None:
         """The valid change waiting for sessions to end (as it will be committed), or None."""
         pending = self._gate.pending
-        return None if pending is None else pending.change.preview
+        if pending is None:
+            return None
+        change = pending.change
+        return self._snapshot_of(change.active, self.snapshot.generation + 1, change.version)

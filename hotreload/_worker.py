@@ -38,9 +38,13 @@ from ._unknown import UnknownKey
 __all__ = ["MSG_REJECTED", "MSG_RELOADED", "Worker"]
 
 T = TypeVar("T")
+R = TypeVar("R")
 
-#: Documents larger than this are parsed in a worker thread so the loop never stalls on them.
-_INLINE_PARSE_BYTES = 64 * 1024
+#: Documents up to this size are evaluated on the loop: their whole evaluation (hash, parse,
+#: convert, unknown keys, diff) takes a few milliseconds at most, less than a thread hand-off
+#: costs in latency under load. Larger ones are hashed and evaluated in a worker thread, so
+#: what a commit holds the loop for does not grow with the document.
+INLINE_BYTES = 16 * 1024
 
 MSG_RELOADED = "Configuration hot-reloaded successfully"
 MSG_REJECTED = "Failed to apply new configuration - keeping previous"
@@ -69,7 +73,6 @@ class _Change(Generic[T]):
     changed: tuple[str, ...]
     trigger: str
     seen_at: float
-    preview: Snapshot[T]
     raw: bytes
     version: str | None = None
     read: int = 0
@@ -258,19 +261,9 @@ class Worker(Streams[T]):
             evaluation: Evaluation[T] = Evaluation(result_for(exc), "", error=exc)
             key = f"{exc.reason}:{exc.message}"
         else:
-            key = sha256_hex(raw)
-            if key == self._last_key and self._last_eval is not None:
-                evaluation = self._last_eval
-            elif len(raw) > _INLINE_PARSE_BYTES:
-                if self._limiter is None:
-                    self._limiter = anyio.CapacityLimiter(1)
-                evaluation = await anyio.to_thread.run_sync(
-                    self._pipeline.evaluate, raw, active, key, limiter=self._limiter
-                )
-                # Cancelled while the thread ran (shutdown): drop the result, commit nothing.
-                await anyio.lowlevel.checkpoint_if_cancelled()
-            else:
-                evaluation = self._pipeline.evaluate(raw, active, key)
+            key, evaluation = await self._off_loop(
+                len(raw), self._evaluate, raw, active, self._last_key, self._last_eval
+            )
         repeat = key == self._last_key
         if key != self._seen_key and all(t.kind == "poll" for t in batch):
             self._metrics.missed.inc()
@@ -298,6 +291,32 @@ class Worker(Streams[T]):
             self._log.debug("config_unchanged", trigger=trigger, config_hash=active.config_hash)
         return _Found(Candidate(active.config_hash), evaluation.result, trigger)
 
+    def _evaluate(
+        self, raw: bytes, active: Active[T], last_key: str | None, last: Evaluation[T] | None
+    ) -> tuple[str, Evaluation[T]]:
+        """Hash ``raw`` and evaluate it against ``active``, unless it is the version evaluated
+        last time (pure: it may run in a worker thread)."""
+        key = sha256_hex(raw)
+        if key == last_key and last is not None:
+            return key, last
+        return key, self._pipeline.evaluate(raw, active, key)
+
+    async def _off_loop(self, size: int, fn: Callable[..., R], *args: Any) -> R:
+        """``fn(*args)``, in the reloader's one worker thread when ``size`` bytes of content
+        would hold the loop longer than a few milliseconds, else right here."""
+        if size <= INLINE_BYTES:
+            return fn(*args)
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(1)
+        result = await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+        # Cancelled while the thread ran (shutdown): drop the result, commit nothing.
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        return result
+
+    async def _load(self, raw: bytes) -> Active[T]:
+        """The first version (start-up): the same rule as every later one."""
+        return await self._off_loop(len(raw), self._pipeline.load, raw)
+
     def _new(
         self,
         evaluation: Evaluation[T],
@@ -310,8 +329,7 @@ class Worker(Streams[T]):
     ) -> _Found[T]:
         """A valid version that differs from the config in force, as a change for `decide`."""
         seen_at = min(t.seen_at for t in batch)
-        snap = self._snapshot_of(new, self.snapshot.generation + 1, version)
-        change = _Change(new, evaluation.changed, trigger, seen_at, snap, raw, version, self._reads)
+        change = _Change(new, evaluation.changed, trigger, seen_at, raw, version, self._reads)
         refused = self._refused
         if refused is None or refused[0] != new.config_hash:
             return _Found(Candidate(new.config_hash), ReloadResult.CONFIG_CHANGED, trigger, change)
@@ -420,7 +438,7 @@ class Worker(Streams[T]):
                 ReloadResult.ERROR, batch, started, error=error, trigger=change.trigger
             )
         self._in_force_read = change.read
-        return self._commit(
+        return await self._commit(
             change.active,
             trigger=change.trigger,
             started=started,
@@ -442,7 +460,7 @@ class Worker(Streams[T]):
             version=version,
         )
 
-    def _commit(
+    async def _commit(
         self,
         active: Active[T],
         *,
@@ -488,7 +506,9 @@ class Worker(Streams[T]):
         if not initial:
             self._recovered()
         if self.lkg_path is not None and (not initial or self.degraded is None):
-            self._save_last_known_good(snapshot, raw)
+            # A file write and an fsync: disk time, never the loop's. Before publishing, so
+            # whoever waits for this generation finds the copy on disk.
+            await self._off_loop(INLINE_BYTES + 1, self._save_last_known_good, snapshot, raw)
         self._publish_snapshot(snapshot)
         return self._outcome(
             ReloadResult.CONFIG_CHANGED,

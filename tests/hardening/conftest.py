@@ -32,9 +32,9 @@ WAIT = 5.0
 SLOW_WAIT = 10.0
 #: A generous bound: a correctness check, not a benchmark.
 MAX_PEAK_BYTES = 50 * 1024 * 1024
-#: Documents up to this size are checked on the loop (the reloader's ``_INLINE_PARSE_BYTES``);
+#: Documents up to this size are checked on the loop (the reloader's ``INLINE_BYTES``);
 #: larger ones in a worker thread.
-INLINE_PARSE_BYTES = 64 * 1024
+INLINE_PARSE_BYTES = 16 * 1024
 FAILURES = "hotreload_config_reload_failures_total"
 
 

@@ -97,8 +97,7 @@ def change_from(
     new = evaluation.candidate
     assert evaluation.result is ReloadResult.CONFIG_CHANGED
     assert new is not None
-    preview = r._snapshot_of(new, r.snapshot.generation + 1, None)
-    return _Change(new, evaluation.changed, "watch", time.perf_counter(), preview, raw, None, read)
+    return _Change(new, evaluation.changed, "watch", time.perf_counter(), raw, None, read)
 
 
 async def held_change(r: HotReloader[AnySettings], path: Path, model: str) -> _Change[AnySettings]:
