@@ -18,7 +18,19 @@ from typing import Any
 
 import structlog
 
-__all__ = ["ContextLogger", "apply_log_level", "filter_by_stdlib_level", "level_number", "render"]
+__all__ = [
+    "LOG_LIST_MAX",
+    "ContextLogger",
+    "apply_log_level",
+    "capped",
+    "filter_by_stdlib_level",
+    "level_number",
+    "render",
+]
+
+#: A log line names at most this many items (changed paths, unknown keys): a change of
+#: thousands of keys must not make one line of megabytes. The count says how many there were.
+LOG_LIST_MAX = 20
 
 _LEVELS = {
     "CRITICAL": logging.CRITICAL,
@@ -123,6 +135,20 @@ class ContextLogger:
                 exc_info=method == "exception",
                 stacklevel=3,  # the record names the caller, not this module
             )
+
+
+def capped(items: Iterable[str], limit: int = LOG_LIST_MAX) -> list[str]:
+    """The first ``limit`` items, and ``"… N more"`` in place of the rest."""
+    head: list[str] = []
+    extra = 0
+    for item in items:
+        if len(head) < limit:
+            head.append(item)
+        else:
+            extra += 1
+    if extra:
+        head.append(f"… {extra} more")
+    return head
 
 
 def render(event: str, fields: Mapping[str, Any]) -> str:

@@ -249,7 +249,8 @@ class HotReloader(Sessions[T], Deriving[T], FailureReporting):
             active = await self._load(first.content)  # fail fast: raises
             raw, self._version = first.content, first.version
         except ConfigError as exc:
-            active, raw = self._last_known_good(exc)  # or raises exc
+            # Reading and checking the cached copy is disk and parse time: not the loop's.
+            active, raw = await self._in_thread(self._last_known_good, exc)  # or raises exc
             self._version = None
         self._seen_key = active.content_sha256
         self._note_unknown(active.unknown)

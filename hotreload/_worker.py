@@ -26,6 +26,8 @@ from ._derive import Derived, _Held
 from ._drain import DrainGate, Pending
 from ._errors import ConfigApplyError, ConfigError
 from ._fields import format_path
+from ._gcpause import gc_paused
+from ._logging import capped
 from ._metrics import ReloaderMetrics
 from ._outcome import ReloadOutcome, ReloadResult
 from ._pipeline import Active, Evaluation, Pipeline, result_for, sha256_hex
@@ -63,6 +65,13 @@ class _Trigger:
     kind: str
     seen_at: float
     reply: asyncio.Future[ReloadOutcome] | None = None
+
+
+def _collector_paused(fn: Callable[..., R], *args: Any) -> R:
+    """``fn(*args)`` with the cyclic collector paused (see `_gcpause`: what a large document's
+    nodes would otherwise cost the loop in full collections)."""
+    with gc_paused():
+        return fn(*args)
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,12 +315,17 @@ class Worker(Streams[T]):
         would hold the loop longer than a few milliseconds, else right here."""
         if size <= INLINE_BYTES:
             return fn(*args)
-        if self._limiter is None:
-            self._limiter = anyio.CapacityLimiter(1)
-        result = await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+        result: R = await self._in_thread(_collector_paused, fn, *args)
         # Cancelled while the thread ran (shutdown): drop the result, commit nothing.
         await anyio.lowlevel.checkpoint_if_cancelled()
         return result
+
+    async def _in_thread(self, fn: Callable[..., R], *args: Any) -> R:
+        """``fn(*args)`` in the reloader's one worker thread (one at a time: versions are
+        evaluated in order, and a burst never piles up threads)."""
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(1)
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
 
     async def _load(self, raw: bytes) -> Active[T]:
         """The first version (start-up): the same rule as every later one."""
@@ -362,7 +376,7 @@ class Worker(Streams[T]):
                 "toolset_reload_queued_active_sessions",
                 active_sessions=self._gate.sessions,
                 config_hash=change.active.config_hash,
-                changed=list(change.changed),
+                changed=capped(change.changed),
                 max_drain_wait=self._gate.max_wait,
             )
         outcome = self._outcome(
@@ -499,7 +513,8 @@ class Worker(Streams[T]):
                 generation=generation,
                 config_hash=active.config_hash,
                 previous_config_hash=previous,
-                changed=list(changed),
+                changed=capped(changed),
+                changed_count=len(changed),
                 trigger=trigger,
                 duration_ms=round((done - started) * 1000, 3),
             )
@@ -507,8 +522,10 @@ class Worker(Streams[T]):
             self._recovered()
         if self.lkg_path is not None and (not initial or self.degraded is None):
             # A file write and an fsync: disk time, never the loop's. Before publishing, so
-            # whoever waits for this generation finds the copy on disk.
-            await self._off_loop(INLINE_BYTES + 1, self._save_last_known_good, snapshot, raw)
+            # whoever waits for this generation finds the copy on disk; shielded, because the
+            # swap above is done and its outcome must still be published.
+            with anyio.CancelScope(shield=True):
+                await self._in_thread(self._save_last_known_good, snapshot, raw)
         self._publish_snapshot(snapshot)
         return self._outcome(
             ReloadResult.CONFIG_CHANGED,
@@ -597,7 +614,8 @@ class Worker(Streams[T]):
             if keys:
                 self._log.warning(
                     "config_unknown_keys",
-                    keys=[str(key) for key in keys],
+                    keys=capped(str(key) for key in keys),
+                    count=len(keys),
                     detail="ignored: not in the schema (strict=True refuses them)",
                 )
 

@@ -52,9 +52,9 @@ async def open_reloader(
 ) -> AsyncIterator[HotReloader[Settings]]:
     """A reloader without the safety poll (unless asked), with its watcher already up."""
     options.setdefault("poll_interval", 0)
+    options.setdefault("schema", Settings)
     async with HotReloader(
         path,
-        schema=Settings,
         name=name,
         registry=registry,
         **options,  # type: ignore[arg-type]
