@@ -53,7 +53,7 @@ async def open_reloader(
     """A reloader without the safety poll (unless asked), with its watcher already up."""
     options.setdefault("poll_interval", 0)
     options.setdefault("schema", Settings)
-    async with HotReloader(
+    async with HotReloader[Settings](
         path,
         name=name,
         registry=registry,
