@@ -15,7 +15,10 @@ Three measurements, each a ratio against a baseline measured side by side in the
 * **1,000 reloaders in 1,000 directories** started one after another and closed
   (``hotpath_watch.py``).
 
-    python benchmarks/hotpath.py [--quick] [--json out.json]
+    python benchmarks/hotpath.py [--quick | --smoke] [--json out.json]
+
+``--smoke`` is for the test suite: a round or two of everything, tiny documents, numbers
+meaningless.
 """
 
 from __future__ import annotations
@@ -193,8 +196,7 @@ def many_lines(size: int, i: int) -> bytes:
     return "".join(lines).encode()
 
 
-async def lags(quick: bool) -> dict[str, Any]:
-    repeat = 3 if quick else 7
+async def lags(repeat: int, scale: float = 1.0) -> dict[str, Any]:
     out: dict[str, Any] = {}
     shapes: list[tuple[str, Callable[[int, int], bytes], int, type[Any], int]] = [
         ("2KB", lambda _s, i: doc(i).encode(), 2_000, Bench, 1 << 20),
@@ -205,7 +207,7 @@ async def lags(quick: bool) -> dict[str, Any]:
         ("10MB_one_line", long_value, 10_000_000, Bench, 16 << 20),
     ]
     for name, make, size, schema, max_bytes in shapes:
-        versions = (make(size, 1), make(size, 2))
+        versions = (make(int(size * scale), 1), make(int(size * scale), 2))
         engine = await commit_lag(versions, schema, repeat, max_bytes)
         row: dict[str, Any] = {"bytes": len(versions[0]), "worst_lag_ms": engine}
         if name.startswith("10MB"):
@@ -216,8 +218,7 @@ async def lags(quick: bool) -> dict[str, Any]:
     return out
 
 
-async def changes(quick: bool) -> dict[str, Any]:
-    rounds, per_round = (5, 20) if quick else (15, 40)
+async def changes(rounds: int, per_round: int) -> dict[str, Any]:
     holmes_a = DEMO_CONFIG
     holmes_b = DEMO_CONFIG.replace("model: gpt-4", "model: claude-3-5-sonnet")
     assert holmes_a != holmes_b
@@ -239,12 +240,10 @@ async def changes(quick: bool) -> dict[str, Any]:
     }
 
 
-def many(quick: bool) -> dict[str, Any]:
-    try:
-        from hotpath_watch import many_reloaders
-    except ImportError:  # the watch part of the bench is not there (an older checkout)
-        return {"skipped": "hotpath_watch.py not found"}
-    return many_reloaders(300 if quick else 1000)
+def many(n: int) -> dict[str, Any]:
+    from hotpath_watch import many_reloaders
+
+    return many_reloaders(n)
 
 
 class _tempdir:
@@ -261,12 +260,20 @@ class _tempdir:
 
 
 def main() -> None:
-    args = parser(__doc__, "hotpath").parse_args()
+    p = parser(__doc__, "hotpath")
+    p.add_argument("--smoke", action="store_true", help="a round of each, for the test suite")
+    args = p.parse_args()
     quiet_logs()
+    if args.smoke:
+        rounds, per_round, repeat, scale, n = 1, 2, 1, 0.01, 5
+    elif args.quick:
+        rounds, per_round, repeat, scale, n = 5, 20, 3, 1.0, 1000
+    else:
+        rounds, per_round, repeat, scale, n = 15, 40, 7, 1.0, 1000
     results: dict[str, Any] = {
-        "per_change_cpu": asyncio.run(changes(args.quick)),
-        "commit_loop_lag": asyncio.run(lags(args.quick)),
-        "many_reloaders": many(args.quick),
+        "per_change_cpu": asyncio.run(changes(rounds, per_round)),
+        "commit_loop_lag": asyncio.run(lags(repeat, scale)),
+        "many_reloaders": many(n),
     }
     write_results("hotpath", args, results)
 

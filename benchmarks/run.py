@@ -30,6 +30,7 @@ PIECES = (
     "derived",
     "schemas",
     "bombs",
+    "hotpath",
 )
 
 
@@ -288,6 +289,7 @@ def summarise(results: dict[str, dict[str, Any]]) -> str:
             ("derived", derived_tables),
             ("schemas", schemas_tables),
             ("bombs", bombs_table),
+            ("hotpath", hotpath_tables),
         )
         if name in results
     )
@@ -373,6 +375,55 @@ def bombs_table(r: dict[str, Any]) -> str:
         ],
         rows,
     )
+
+
+def hotpath_tables(r: dict[str, Any]) -> str:
+    """Issue 23's three figures: per-change CPU against its floor, the worst loop lag of one
+    commit per document shape, and 1,000 reloaders started and closed."""
+    targets = {"holmes_demo": 1.5, "holmes_demo_2_unknown_keys": 1.5, "bench_2_keys": 3.0}
+    cpu = [
+        [k, v["engine_us_per_change"], v["floor_us_per_change"], v["ratio"], targets.get(k)]
+        for k, v in r["per_change_cpu"].items()
+    ]
+    lag_targets = {"2KB": 5, "64KB_one_value": 10, "64KB_many_lines": 10}
+    lags = []
+    for k, v in r["commit_loop_lag"].items():
+        target: Any = lag_targets.get(k, 25)
+        if "ratio_to_compose" in v:
+            target = "1.5x compose"
+        lags.append(
+            [k, v["bytes"], v["worst_lag_ms"], v.get("compose_gil_ms"), v.get("ratio_to_compose"),
+             target]
+        )  # fmt: skip
+    parts = [
+        "### The hot path: CPU per change through `reload()`, against `yaml.load(CSafeLoader)` "
+        "+ `msgspec.convert` + sha256 of the same bytes\n\n"
+        + table(["config", "engine µs", "floor µs", "x floor", "target"], cpu),
+        "### Worst event-loop lag (10 ms ticker) during one commit\n\n"
+        + table(
+            ["document", "bytes", "worst lag ms", "compose GIL ms", "x compose", "target ms"],
+            lags,
+        ),
+    ]
+    many = r.get("many_reloaders", {})
+    if "skipped" in many:
+        parts.append(f"Many reloaders: skipped ({many['skipped']}).")
+    elif many:
+        parts.append(
+            "### Reloaders in their own directories, started one after another, then closed\n\n"
+            + table(
+                ["n", "start s", "start CPU s", "close s", "close CPU s", "watchers built"],
+                [
+                    [many.get(k) for k in ("n", "start_all_s", "start_all_cpu_s")]
+                    + [many.get("close_all_s"), many.get("close_all_cpu_s")]
+                    + [
+                        f"{many.get('watchers_built_at_start')} + "
+                        f"{many.get('watchers_built_at_close')}"
+                    ]
+                ],
+            )
+        )
+    return "\n\n".join(parts)
 
 
 def schemas_tables(r: dict[str, Any]) -> str:

@@ -103,3 +103,19 @@ def test_schema_comparison_runs(tmp_path: Path) -> None:
     assert results["commit"]["msgspec"]["n"] == results["commit"]["pydantic"]["n"] == 3
     for part in ("steps", "read"):
         assert set(results[part]["pydantic_vs_msgspec"]) == set(results[part]["msgspec"])
+
+
+def test_hotpath_benchmark_runs(tmp_path: Path) -> None:
+    out = tmp_path / "hotpath.json"
+    script = LATENCY.parent / "hotpath.py"
+    command = [sys.executable, str(script), "--smoke", "--json", str(out)]
+    subprocess.run(command, check=True, capture_output=True, timeout=60)
+    results = json.loads(out.read_text())["results"]
+    assert set(results["per_change_cpu"]) == {
+        "holmes_demo",
+        "holmes_demo_2_unknown_keys",
+        "bench_2_keys",
+    }
+    assert all(row["ratio"] > 0 for row in results["per_change_cpu"].values())
+    assert results["commit_loop_lag"]["10MB_one_line"]["compose_gil_ms"] >= 0
+    assert results["many_reloaders"]["n"] == 5
