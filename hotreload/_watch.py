@@ -1,9 +1,11 @@
-"""The process-wide watcher hub: one Rust watcher thread serves every reloader on a loop.
+"""The watcher hub: a few Rust watcher threads (one per shard, at most four) serve every
+reloader on a loop.
 
 This is the only module that imports watchfiles. ``watchfiles.awatch`` would hold a thread of
 anyio's default limiter (shared with Starlette's sync endpoints) and an inotify instance per
-reloader for as long as it watches; here one thread of our own runs one ``RustNotify`` over the
-union of every reloader's directories, and events are routed to reloaders by path.
+reloader for as long as it watches; here threads of our own each run one ``RustNotify`` over a
+shard of the union of every reloader's directories (see `WatchHub`), and events are routed to
+reloaders by path.
 
 What each subscription watches (non-recursively) and why:
 
@@ -15,8 +17,8 @@ What each subscription watches (non-recursively) and why:
 * when the file is a symlink, the directory of every hop of the chain (each link it passes
   through and the final target), re-resolved on every event.
 
-When the set of watched paths changes the hub starts a new watcher and stops the old one only
-once the new one is running, so there is no gap; a subscription that was added is re-checked
+When a shard's set of watched paths changes the hub starts a new watcher for it and stops the
+old one only once the new one is running, so there is no gap; a subscription that was added is re-checked
 once the watcher covering it is up (its first read happened before). A watcher that raises is
 restarted with backoff, and every subscription is re-checked, because anything may have
 changed while nothing was watching.
