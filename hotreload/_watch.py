@@ -18,10 +18,10 @@ What each subscription watches (non-recursively) and why:
   through and the final target), re-resolved on every event.
 
 When a shard's set of watched paths changes the hub starts a new watcher for it and stops the
-old one only once the new one is running, so there is no gap; a subscription that was added is re-checked
-once the watcher covering it is up (its first read happened before). A watcher that raises is
-restarted with backoff, and every subscription is re-checked, because anything may have
-changed while nothing was watching.
+old one only once the new one is running, so there is no gap; a subscription that was added is
+re-checked once the watcher covering it is up (its first read happened before). A watcher that
+raises is restarted with backoff, and every subscription is re-checked, because anything may
+have changed while nothing was watching.
 
 Polling (``force_polling``, or ``WATCHFILES_FORCE_POLLING`` as watchfiles reads it) is for file
 systems where inotify sees nothing (NFS, CIFS, FUSE, Docker Desktop bind mounts). The Rust poll
