@@ -1,8 +1,9 @@
 """`FileSource`: a config file on a local or mounted file system, watched through the hub.
 
 The default source: ``HotReloader("config.yaml", ...)`` is ``HotReloader(source=
-FileSource("config.yaml"), ...)``. Watching goes through the process-wide `WatchHub` (one
-Rust watcher thread for every file of the loop), which also re-checks the file once its
+FileSource("config.yaml"), ...)``. Watching goes through the loop's `WatchHub` (a Rust
+watcher thread per shard of directories, at most four, for every file of the loop), which
+also re-checks the file once its
 watch is up and after a watcher restart, so nothing between the first read and the watch
 is missed. Reading a file (bounded, never blocking on a FIFO) lives here too.
 """

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["is_file_mount"]
+from ._mounts import mount_table
 
-_MOUNTINFO = "/proc/self/mountinfo"
+__all__ = ["is_file_mount"]
 
 
 def _unescape(field: str) -> str:
@@ -38,10 +38,7 @@ def mount_points(mountinfo: str) -> set[str]:
 
 def is_file_mount(path: str, mountinfo: str | None = None) -> bool:
     """True when ``path`` itself (not its directory) is a mount point: a ``subPath`` mount."""
-    if mountinfo is None:
-        try:
-            with open(_MOUNTINFO, encoding="utf-8", errors="replace") as f:
-                mountinfo = f.read()
-        except OSError:  # not Linux, or no /proc: nothing to tell
-            return False
+    if mountinfo is None:  # this process's mounts, as `_mounts` keeps them current
+        table = mount_table()
+        return table is not None and os.path.abspath(path) in table.points
     return os.path.abspath(path) in mount_points(mountinfo)

@@ -5,19 +5,27 @@ grpcfuse/osxfs bind mounts) deliver no inotify event for a change made by anothe
 by the host, for a VM's shared folder): the watcher then sees nothing, and only the safety poll
 would notice, a minute later. Linux says what each mount is in ``/proc/self/mountinfo``; the
 file system of a path is that of the longest mount point that is a prefix of its resolved path.
+
+Every reloader that starts asks (is the file a mount of its own, is its file system one inotify
+is blind on), so the parsed table is kept and read again only when it may have changed; see
+`mount_table`.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import select
+import threading
 from dataclasses import dataclass
 
 __all__ = [
     "Mount",
+    "MountTable",
     "filesystem_of",
     "first_warning_for",
     "mount_needing_polling",
+    "mount_table",
     "needs_polling",
     "parse_mountinfo",
 ]
@@ -108,32 +116,135 @@ def needs_polling(fstype: str) -> bool:
     return fstype in _NO_INOTIFY or fstype.startswith("fuse.")
 
 
+@dataclass(frozen=True, slots=True)
+class MountTable:
+    """The process's mounts as last read, and their mount points as a set."""
+
+    mounts: list[Mount]
+    points: frozenset[str]
+
+
+def _signature(path: str) -> tuple[int, ...] | None:
+    """What says a mountinfo file was replaced or rewritten: its own stat (a regular file
+    standing in for procfs, as tests do, has no POLLPRI), and the mount namespace it is read
+    in (after a ``setns`` the kept descriptor still shows the old one)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    try:
+        ns = os.stat("/proc/self/ns/mnt").st_ino
+    except OSError:
+        ns = 0
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, ns)
+
+
+class _Cache:
+    """One open mountinfo, its parsed table, and what tells it changed since."""
+
+    __slots__ = ("fd", "path", "pid", "poller", "signature", "table")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.pid = os.getpid()
+        self.signature = _signature(path)
+        self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            self.poller = select.poll()
+            self.poller.register(self.fd, select.POLLPRI)
+            self.table = self._read()
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def _read(self) -> MountTable:
+        os.lseek(self.fd, 0, os.SEEK_SET)
+        chunks = []
+        while chunk := os.read(self.fd, 1 << 16):
+            chunks.append(chunk)
+        text = b"".join(chunks).decode("utf-8", errors="surrogateescape")
+        mounts = parse_mountinfo(text)
+        return MountTable(mounts, frozenset(m.mount_point for m in mounts))
+
+    def current(self) -> MountTable:
+        """The table, read again if the kernel says the mount table changed since the last
+        poll (procfs reports POLLPRI|POLLERR once after any number of changes)."""
+        if any(events & (select.POLLPRI | select.POLLERR) for _, events in self.poller.poll(0)):
+            self.table = self._read()
+        return self.table
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+_cache: _Cache | None = None
+_cache_lock = threading.Lock()  # reloaders may start on several threads' loops at once
+
+
+def mount_table() -> MountTable | None:
+    """The mounts of this process now; None when there is no mountinfo to read (not Linux, or
+    /proc not mounted).
+
+    Every reloader start looks twice (`first_warning_for`, ``_kube.is_file_mount``); reading
+    and parsing the file each time cost 0.3 to 0.6 s per thousand starts. So the table is
+    kept, with the file open, and read again only when it may have changed:
+
+    * procfs marks an open mountinfo with POLLPRI|POLLERR whenever a mount or unmount happens
+      in its namespace (proc(5)), so a poll with no timeout on the kept descriptor says whether
+      the table changed since the last poll: a mount made a moment ago is seen by the next
+      reloader to start, as exactly as re-reading, for the price of one syscall;
+    * in a forked child (the descriptor, and the flag, would be shared with the parent), in
+      another mount namespace, or when ``MOUNTINFO`` names another file or that file was
+      rewritten (its stat changed: a regular file has no POLLPRI), it is opened afresh.
+
+    Not a time-to-live: a cache that is stale for a few seconds would leave a reloader started
+    right after a mount without its warning, for good.
+    """
+    global _cache  # noqa: PLW0603 - one table per process
+    path = MOUNTINFO
+    with _cache_lock:
+        cache = _cache
+        if (
+            cache is None
+            or cache.path != path
+            or cache.pid != os.getpid()
+            or cache.signature != _signature(path)
+        ):
+            if cache is not None:  # (in a forked child, its own copy of the descriptor)
+                cache.close()
+            _cache = None
+            try:
+                cache = _Cache(path)
+            except OSError:
+                return None
+            _cache = cache
+        try:
+            return cache.current()
+        except OSError:
+            _cache = None
+            cache.close()
+            return None
+
+
 def mount_needing_polling(path: str) -> Mount | None:
     """The mount of ``path`` if it is one inotify cannot see changes on, else None (also
     when there is no mountinfo to read: not Linux, or /proc not mounted)."""
-    try:
-        with open(MOUNTINFO, encoding="utf-8", errors="surrogateescape") as f:
-            text = f.read()
-    except OSError:
+    table = mount_table()
+    if table is None:
         return None
-    mount = filesystem_of(os.path.realpath(path), parse_mountinfo(text))
+    mount = filesystem_of(os.path.realpath(path), table.mounts)
     if mount is None or not needs_polling(mount.fstype):
         return None
     return mount
 
 
 _warned_mounts: set[str] = set()
-_checked_dirs: set[str] = set()
 
 
 def first_warning_for(path: str) -> Mount | None:
     """The mount of ``path`` if inotify is blind there and nobody was warned about that mount
-    yet in this process. Each directory is looked up once: a thousand reloaders do not read
-    mountinfo a thousand times."""
-    directory = os.path.dirname(os.path.abspath(path))
-    if directory in _checked_dirs:
-        return None
-    _checked_dirs.add(directory)
+    yet in this process. Looked up for every file (the table is cached, see `mount_table`), so
+    a directory that became a mount since an earlier reloader looked is still reported."""
     mount = mount_needing_polling(path)
     if mount is None or mount.mount_point in _warned_mounts:
         return None

@@ -1,9 +1,11 @@
-"""The process-wide watcher hub: one Rust watcher thread serves every reloader on a loop.
+"""The watcher hub: a few Rust watcher threads (one per shard, at most four) serve every
+reloader on a loop.
 
 This is the only module that imports watchfiles. ``watchfiles.awatch`` would hold a thread of
 anyio's default limiter (shared with Starlette's sync endpoints) and an inotify instance per
-reloader for as long as it watches; here one thread of our own runs one ``RustNotify`` over the
-union of every reloader's directories, and events are routed to reloaders by path.
+reloader for as long as it watches; here threads of our own each run one ``RustNotify`` over a
+shard of the union of every reloader's directories (see `WatchHub`), and events are routed to
+reloaders by path.
 
 What each subscription watches (non-recursively) and why:
 
@@ -15,11 +17,11 @@ What each subscription watches (non-recursively) and why:
 * when the file is a symlink, the directory of every hop of the chain (each link it passes
   through and the final target), re-resolved on every event.
 
-When the set of watched paths changes the hub starts a new watcher and stops the old one only
-once the new one is running, so there is no gap; a subscription that was added is re-checked
-once the watcher covering it is up (its first read happened before). A watcher that raises is
-restarted with backoff, and every subscription is re-checked, because anything may have
-changed while nothing was watching.
+When a shard's set of watched paths changes the hub starts a new watcher for it and stops the
+old one only once the new one is running, so there is no gap; a subscription that was added is
+re-checked once the watcher covering it is up (its first read happened before). A watcher that
+raises is restarted with backoff, and every subscription is re-checked, because anything may
+have changed while nothing was watching.
 
 Polling (``force_polling``, or ``WATCHFILES_FORCE_POLLING`` as watchfiles reads it) is for file
 systems where inotify sees nothing (NFS, CIFS, FUSE, Docker Desktop bind mounts). The Rust poll
@@ -177,11 +179,29 @@ def _inside_kubelet_data(path: str, real_dir: str) -> bool:
     return path[len(real_dir) + 1 :].startswith("..")
 
 
+#: Roots a shard holds at most before it is merged into the next one; the last has no bound.
+#: Each shard is one watcher (one thread, one inotify instance) once it holds a root: one
+#: watcher up to 16 directories, at most four however many.
+_SHARD_CAPACITY: tuple[int | None, ...] = (16, 128, 1024, None)
+#: Roots nobody wants any more stay watched (their events reach nobody) until they outnumber
+#: the live ones, and are more than this: then the shards holding them are rebuilt without.
+_STALE_MIN = 16
+
+
 class _Watcher:
     """One RustNotify in one thread; delivers batches to the hub through the loop."""
 
-    def __init__(self, hub: WatchHub, roots: frozenset[str]) -> None:
+    def __init__(
+        self, hub: WatchHub, roots: frozenset[str], epoch: int, replaces: list[_Watcher]
+    ) -> None:
         self.roots = roots
+        self.epoch = epoch
+        """When it was started: it covers a root only if the root was placed before."""
+        self.replaces = replaces
+        """Stopped once this one is up (if it is still its shard's newest then)."""
+        self.up = False
+        self.stale = False
+        """It may hold a watch on a directory that was replaced since: it covers nothing."""
         self.stop = threading.Event()
         self.done: asyncio.Future[None] = hub.loop.create_future()
         self.thread = threading.Thread(
@@ -204,7 +224,6 @@ class _Watcher:
                 ignore_permission_denied=True,
             ) as notify:
                 _call(loop, hub._ready, self)
-                next_poll = time.monotonic() + delay_ms / 1000
                 while not self.stop.is_set():
                     batch = notify.watch(
                         debounce_ms=hub.debounce_ms,
@@ -214,15 +233,38 @@ class _Watcher:
                     )
                     if isinstance(batch, set) and batch:
                         _call(loop, hub._dispatch, self, batch)
-                    if polling and time.monotonic() >= next_poll:
-                        changed = hub._compare_contents()
+                    if polling:
+                        changed = hub._compare_contents_if_due()
                         if changed:
                             _call(loop, hub._content_changed, changed)
-                        next_poll = time.monotonic() + delay_ms / 1000
         except BaseException as exc:  # noqa: BLE001 - reported to the loop, then restarted
             error = exc
         finally:
             _call(loop, hub._finished, self, error)
+
+
+class _Shard:
+    """A part of the watched set and the watchers covering it.
+
+    ``current`` is the newest watcher that is up, ``starting`` the one being started (one at a
+    time: changes made meanwhile only mark the shard ``dirty``, and it is rebuilt once more
+    when that one is up), ``handoff`` the watchers of the shards merged into this one, kept
+    until a watcher of this shard covering their roots is up.
+    """
+
+    __slots__ = ("capacity", "current", "dirty", "handoff", "level", "roots", "starting")
+
+    def __init__(self, level: int, capacity: int | None) -> None:
+        self.level = level
+        self.capacity = capacity
+        self.roots: set[str] = set()
+        self.current: _Watcher | None = None
+        self.starting: _Watcher | None = None
+        self.handoff: list[_Watcher] = []
+        self.dirty = False
+
+    def watchers(self) -> list[_Watcher]:
+        return [w for w in (self.current, self.starting, *self.handoff) if w is not None]
 
 
 def _call(loop: asyncio.AbstractEventLoop, fn: Callable[..., object], *args: object) -> None:
@@ -230,8 +272,21 @@ def _call(loop: asyncio.AbstractEventLoop, fn: Callable[..., object], *args: obj
         loop.call_soon_threadsafe(fn, *args)
 
 
+def _under(path: str, roots: frozenset[str]) -> bool:
+    prefix = path if path.endswith(os.sep) else path + os.sep
+    return any(r == path or r.startswith(prefix) for r in roots)
+
+
 class WatchHub:
-    """Watches every subscribed file of one event loop with one watcher thread."""
+    """Watches every subscribed file of one event loop, with a few watcher threads.
+
+    The watched directories ("roots") are split into shards of growing capacity (16, 128,
+    1,024, then unbounded), one watcher each. A new root goes into the first shard, so adding
+    a watch rebuilds a watcher over at most 16 directories; a full shard is merged into the
+    next one, so a root is rebuilt over a few times in its life, not once per later watch.
+    A root nobody wants any more is not unwatched at once: it stays (its events are dropped)
+    until stale roots outnumber live ones, so removing a watch costs nothing until then.
+    """
 
     def __init__(
         self,
@@ -246,34 +301,58 @@ class WatchHub:
         self.step_ms = step_ms
         self.force_polling = force_polling
         self.poll_delay_ms = poll_delay_ms
-        # Polling only: the files the watcher thread fingerprints and what it saw last time,
-        # shared with that thread under the lock.
+        # Polling only: the files the watcher threads fingerprint and what they saw last time,
+        # shared with those threads under the lock, and when the next comparison is due.
         self._files: tuple[str, ...] = ()
         self._by_file: dict[str, set[Subscription]] = {}
         self._fingerprints: dict[str, tuple[object, ...] | None] = {}
         self._fingerprint_lock = threading.Lock()
+        self._next_poll = 0.0
         self._subs: set[Subscription] = set()
         self._by_dir: dict[str, set[Subscription]] = {}
         self._by_path: dict[str, set[Subscription]] = {}
         self._by_target: dict[str, set[Subscription]] = {}
-        self._current: _Watcher | None = None
-        self._starting: _Watcher | None = None
+        self._shards = [_Shard(level, cap) for level, cap in enumerate(_SHARD_CAPACITY)]
+        self._refs: dict[str, int] = {}
+        """Live roots: how many subscriptions want each."""
+        self._placed: dict[str, tuple[int, int]] = {}
+        """Live roots: the shard holding each, and the epoch it was placed at."""
+        self._entries = 0
+        """Roots held by the shards, stale ones included."""
+        self._epoch = 0
         self._unchecked: set[Subscription] = set()
+        self._fresh: set[Subscription] = set()
         self._rebuild_scheduled = False
-        self._force_new_watcher = False
         self._failures = 0
         self._retry: asyncio.TimerHandle | None = None
         self._retired: list[_Watcher] = []
+        self.builds = 0
+        """Watchers started so far (one RustNotify each), for tests and diagnostics."""
 
     @property
     def watched(self) -> frozenset[str]:
-        """Paths the running watcher covers (for tests and diagnostics)."""
-        return self._current.roots if self._current else frozenset()
+        """Paths a running watcher covers for a subscription (for tests and diagnostics)."""
+        return frozenset(r for r in self._placed if self._covered(r))
+
+    @property
+    def watching(self) -> frozenset[str]:
+        """Every path the running watchers watch, stale ones included (for tests)."""
+        return frozenset().union(*(w.roots for s in self._shards for w in s.watchers() if w.up))
+
+    @property
+    def settled(self) -> bool:
+        """No watcher is starting or due to be (for tests)."""
+        return self._retry is None and not any(s.starting or s.dirty for s in self._shards)
+
+    def live_watchers(self) -> list[_Watcher]:
+        """The watchers not told to stop (for tests)."""
+        return [w for s in self._shards for w in s.watchers()]
 
     def subscribe(self, sub: Subscription) -> None:
         sub.ready = self.loop.create_future()
         self._subs.add(sub)
         self._unchecked.add(sub)
+        self._fresh.add(sub)
         self._add(sub)
         if self.force_polling:
             # The baseline is taken now, after the reloader's first read and before the rescan
@@ -286,11 +365,12 @@ class WatchHub:
         self._schedule_rebuild()
 
     async def unsubscribe(self, sub: Subscription) -> None:
-        """Stop routing to ``sub``; the last one out stops the watcher and waits for its thread."""
+        """Stop routing to ``sub``; the last one out stops the watchers and waits for them."""
         if sub not in self._subs:
             return
         self._subs.discard(sub)
         self._unchecked.discard(sub)
+        self._fresh.discard(sub)
         if sub.ready is not None and not sub.ready.done():
             sub.ready.cancel()
         self._remove(sub)
@@ -303,13 +383,16 @@ class WatchHub:
                     self._fingerprints.pop(sub.path, None)
                     self._files = tuple(self._by_file)
         if self._subs:
-            self._schedule_rebuild()
+            if self._too_stale():
+                self._schedule_rebuild()
             return
         _hubs.pop(self._key, None)
         if self._retry is not None:
             self._retry.cancel()
-        watchers = [w for w in (self._current, self._starting, *self._retired) if w is not None]
-        self._current = self._starting = None
+            self._retry = None
+        watchers = [*self.live_watchers(), *self._retired]
+        self._shards = [_Shard(level, cap) for level, cap in enumerate(_SHARD_CAPACITY)]
+        self._entries = 0
         for w in watchers:
             w.stop.set()
         try:
@@ -328,6 +411,27 @@ class WatchHub:
     # Incremental, so that a thousand reloaders cost a thousand small updates, not a million.
 
     def _add(self, sub: Subscription) -> None:
+        self._route(sub)
+        for root in sub.roots:
+            self._ref(root)
+
+    def _remove(self, sub: Subscription) -> None:
+        self._unroute(sub)
+        roots, sub.roots = sub.roots, ()
+        for root in roots:
+            self._unref(root)
+
+    def _reroute(self, sub: Subscription) -> None:
+        """Resolve ``sub`` again; a root it keeps keeps its watcher."""
+        old = sub.roots
+        self._unroute(sub)
+        self._route(sub)
+        for root in sub.roots:
+            self._ref(root)
+        for root in old:
+            self._unref(root)
+
+    def _route(self, sub: Subscription) -> None:
         sub.hops = _hops(sub)
         sub.roots = _roots_for(sub)
         self._by_dir.setdefault(sub.directory, set()).add(sub)
@@ -336,7 +440,7 @@ class WatchHub:
         for path in (sub.directory, *_ancestors(sub.directory)):
             self._by_path.setdefault(path, set()).add(sub)
 
-    def _remove(self, sub: Subscription) -> None:
+    def _unroute(self, sub: Subscription) -> None:
         keyed = [(self._by_dir, sub.directory)]
         keyed += [(self._by_path, p) for p in (sub.directory, *_ancestors(sub.directory))]
         keyed += [(self._by_target, hop) for hop in sub.hops]
@@ -351,29 +455,32 @@ class WatchHub:
     def _dispatch(self, watcher: _Watcher, batch: set[tuple[int, str]]) -> None:
         hit: set[Subscription] = set()
         moved: set[Subscription] = set()
+        replaced: set[str] = set()
         for change, path in batch:
             directory, name = os.path.split(path)
             for sub in self._by_dir.get(directory, ()):
                 if name == sub.name or name.startswith(".."):
                     hit.add(sub)
             hit.update(self._by_target.get(path, ()))
-            # The directory itself or one of its ancestors came, went or was replaced: the
+            # The directory itself or one of its ancestors came, went or was replaced: a
             # running watcher may hold a watch on a directory that is gone (even if a new one
-            # took its name, and maybe its inode number), so a new watcher must start.
+            # took its name, and maybe its inode number), so new watchers must start.
             subs = self._by_path.get(path, ())
             moved.update(subs)
             if subs and change != Change.modified:
-                self._force_new_watcher = True
+                replaced.add(path)
         hit |= moved
         # A link of the chain may now point somewhere else: follow it.
         moved.update(s for s in hit if _hops(s) != s.hops)
+        for path in replaced:
+            self._invalidate(path)
         if moved:
             for sub in moved:
-                self._remove(sub)
-                self._add(sub)
+                self._reroute(sub)
             # Re-check them once a watcher covering their new state runs: a change made
             # between this event and that moment would otherwise be seen by nobody.
             self._unchecked |= moved
+            self._fresh |= moved
             self._schedule_rebuild()
         for sub in hit:
             sub.notify("watch")
@@ -384,22 +491,110 @@ class WatchHub:
 
     # -- polling -------------------------------------------------------------------------------
 
-    def _compare_contents(self) -> list[str]:
-        """In the watcher thread: the files whose fingerprint changed since the last poll."""
+    def _compare_contents_if_due(self) -> list[str]:
+        """In a watcher thread: the files whose fingerprint changed since the last poll, if
+        one is due (whichever watcher thread comes first does it)."""
         changed: list[str] = []
         with self._fingerprint_lock:
+            now = time.monotonic()
+            if now < self._next_poll:
+                return changed
+            self._next_poll = now + self.poll_delay_ms / 1000
             seen = self._fingerprints
             for path in self._files:
-                now = _fingerprint(path)
-                if seen.get(path, now) != now:
+                fingerprint = _fingerprint(path)
+                if seen.get(path, fingerprint) != fingerprint:
                     changed.append(path)
-                seen[path] = now
+                seen[path] = fingerprint
         return changed
 
     def _content_changed(self, paths: list[str]) -> None:
         for path in paths:
             for sub in list(self._by_file.get(path, ())):
                 sub.notify("watch")
+
+    # -- the watched set -------------------------------------------------------------------
+
+    def _ref(self, root: str) -> None:
+        count = self._refs.get(root, 0)
+        self._refs[root] = count + 1
+        if count == 0:
+            self._place(root)
+
+    def _unref(self, root: str) -> None:
+        count = self._refs[root] - 1
+        if count:
+            self._refs[root] = count
+            return
+        # Left in its shard, watched for nobody, until that shard is rebuilt anyway or stale
+        # roots dominate (`_too_stale`).
+        del self._refs[root], self._placed[root]
+
+    def _place(self, root: str) -> None:
+        """A root that became wanted goes to the first shard (a stale entry for it elsewhere
+        stays stale: the watch it had may be on a directory replaced since)."""
+        first = self._shards[0]
+        if first.capacity is not None and len(first.roots) >= first.capacity:
+            self._merge(0)
+        self._epoch += 1
+        self._placed[root] = (0, self._epoch)
+        if root not in first.roots:
+            first.roots.add(root)
+            self._entries += 1
+        first.dirty = True
+
+    def _merge(self, level: int) -> None:
+        """Move every root of shard ``level`` into the next shard; its watchers keep watching
+        until one of the next shard's covers them."""
+        src, dst = self._shards[level], self._shards[level + 1]
+        for root in src.roots:
+            placed = self._placed.get(root)
+            if placed is not None and placed[0] == level and root not in dst.roots:
+                self._placed[root] = (level + 1, placed[1])
+                dst.roots.add(root)
+            else:  # stale, or a stale entry for it is there already
+                if placed is not None and placed[0] == level:
+                    self._placed[root] = (level + 1, placed[1])
+                self._entries -= 1
+        dst.handoff += src.watchers()
+        src.roots, src.current, src.starting, src.handoff = set(), None, None, []
+        src.dirty = False
+        dst.dirty = True
+        if dst.capacity is not None and len(dst.roots) > dst.capacity:
+            self._merge(level + 1)
+
+    def _too_stale(self) -> bool:
+        stale = self._entries - len(self._refs)
+        return stale > max(len(self._refs), _STALE_MIN)
+
+    def _compact(self) -> None:
+        """Drop every stale root: each shard holding one is rebuilt over its live ones."""
+        for shard in self._shards:
+            live = {r for r in shard.roots if self._placed.get(r, (-1, 0))[0] == shard.level}
+            if len(live) != len(shard.roots):
+                self._entries -= len(shard.roots) - len(live)
+                shard.roots = live
+                shard.dirty = True
+
+    def _invalidate(self, path: str) -> None:
+        """``path`` was replaced: watchers holding it (or anything under it) cover nothing."""
+        for shard in self._shards:
+            for w in shard.watchers():
+                if not w.stale and _under(path, w.roots):
+                    w.stale = True
+                    shard.dirty = True
+
+    def _covered(self, root: str) -> bool:
+        placed = self._placed.get(root)
+        if placed is None:
+            return False
+        level, epoch = placed
+        shard = self._shards[level]
+        return any(
+            w.up and not w.stale and w.epoch > epoch and root in w.roots
+            for w in (shard.current, *shard.handoff)
+            if w is not None
+        )
 
     # -- watcher lifecycle -------------------------------------------------------------------
 
@@ -412,37 +607,62 @@ class WatchHub:
         self._rebuild_scheduled = False
         if not self._subs or self._retry is not None:
             return
-        # Identity, not just path: a directory deleted and recreated under the same name is a
-        # new inode, and the running watcher still watches the old one.
-        roots = frozenset().union(*(s.roots for s in self._subs))
-        running = self._starting or self._current
-        force, self._force_new_watcher = self._force_new_watcher, False
-        if running is not None and running.roots == roots and not force:
-            self._recheck_unchecked_if_ready()
-            return
-        if self._starting is not None:
-            self._starting.stop.set()
-            self._retired.append(self._starting)
-        self._starting = _Watcher(self, roots)
+        if self._too_stale():
+            self._compact()
+        for shard in self._shards:
+            if shard.dirty and shard.starting is None:
+                self._start(shard)
+        fresh, self._fresh = self._fresh, set()
+        self._recheck(fresh)
 
-    def _recheck_unchecked_if_ready(self) -> None:
-        if self._starting is None and self._current is not None:
-            unchecked, self._unchecked = self._unchecked, set()
-            for sub in unchecked:
-                if sub in self._subs:
-                    sub.notify("rescan")
-                    if sub.ready is not None and not sub.ready.done():
-                        sub.ready.set_result(None)
+    def _start(self, shard: _Shard) -> None:
+        """Start a watcher over the shard's live roots; the ones it replaces stop once it is
+        up. With no live root left, the shard's watchers stop now (they cover nobody)."""
+        shard.dirty = False
+        live = {r for r in shard.roots if self._placed.get(r, (-1, 0))[0] == shard.level}
+        self._entries -= len(shard.roots) - len(live)
+        shard.roots = live
+        if not live:
+            for w in shard.watchers():
+                self._stop(w)
+            shard.current, shard.handoff = None, []
+            return
+        self._epoch += 1
+        self.builds += 1
+        shard.starting = _Watcher(self, frozenset(live), self._epoch, shard.watchers())
+
+    def _stop(self, watcher: _Watcher) -> None:
+        watcher.stop.set()
+        if not watcher.done.done():
+            self._retired.append(watcher)
+
+    def _recheck(self, subs: set[Subscription]) -> None:
+        """Re-check each of ``subs`` whose roots are all covered by a running watcher."""
+        for sub in subs:
+            if sub not in self._unchecked:
+                continue
+            if sub in self._subs and all(self._covered(r) for r in sub.roots):
+                self._unchecked.discard(sub)
+                sub.notify("rescan")
+                if sub.ready is not None and not sub.ready.done():
+                    sub.ready.set_result(None)
 
     def _ready(self, watcher: _Watcher) -> None:
-        if watcher is not self._starting:
+        if watcher.stop.is_set():
             return
-        if self._current is not None:
-            self._current.stop.set()
-            self._retired.append(self._current)
-        self._current, self._starting = watcher, None
-        self._failures = 0
-        self._recheck_unchecked_if_ready()
+        watcher.up = True
+        shard = next((s for s in self._shards if s.starting is watcher), None)
+        if shard is not None:
+            # The newest of its shard: what it replaces is covered by it now.
+            shard.starting, shard.current = None, watcher
+            replaced, watcher.replaces = watcher.replaces, []
+            for w in replaced:
+                self._stop(w)
+            shard.handoff = [w for w in shard.handoff if w not in replaced]
+            self._failures = 0
+            if shard.dirty:
+                self._schedule_rebuild()
+        self._recheck(set(self._unchecked))
 
     def _finished(self, watcher: _Watcher, error: BaseException | None) -> None:
         if not watcher.done.done():
@@ -451,11 +671,15 @@ class WatchHub:
             self._retired.remove(watcher)
         if watcher.stop.is_set() or not self._subs:
             return
-        # It ended without being asked: the Rust side raised (or the root went away at start).
-        if watcher is self._current:
-            self._current = None
-        if watcher is self._starting:
-            self._starting = None
+        # It ended without being asked: the Rust side raised (or a root went away at start).
+        for shard in self._shards:
+            if watcher in shard.watchers():
+                shard.dirty = True
+                if shard.current is watcher:
+                    shard.current = None
+                if shard.starting is watcher:
+                    shard.starting = None
+                shard.handoff = [w for w in shard.handoff if w is not watcher]
         self._failures += 1
         delay = backoff_delay(self._failures, _BACKOFF_FIRST, _BACKOFF_MAX)
         _log.warning(
@@ -464,11 +688,16 @@ class WatchHub:
             attempt=self._failures,
             delay_s=delay,
         )
-        for sub in self._subs:
+        # Anything may have changed while nothing watched the roots it held: re-resolve the
+        # subscriptions that rely on them, and re-check them once a watcher covers them.
+        affected = [s for s in self._subs if not watcher.roots.isdisjoint(s.roots)]
+        for sub in affected:
             sub.on_watch_restart()
-            self._remove(sub)
-            self._add(sub)
-        self._unchecked |= self._subs
+            self._reroute(sub)
+        self._unchecked.update(affected)
+        self._fresh.update(affected)
+        if self._retry is not None:
+            self._retry.cancel()
         self._retry = self.loop.call_later(delay, self._retry_now)
 
     def _retry_now(self) -> None:

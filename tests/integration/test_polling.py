@@ -130,7 +130,6 @@ async def test_a_file_on_nfs_warns_once_naming_the_option(
     )
     monkeypatch.setattr(hotreload._mounts, "MOUNTINFO", str(mountinfo))
     monkeypatch.setattr(hotreload._mounts, "_warned_mounts", set())
-    monkeypatch.setattr(hotreload._mounts, "_checked_dirs", set())
 
     def warnings() -> list[MutableMapping[str, Any]]:
         return [e for e in logs if e["event"] == "config_on_filesystem_without_inotify"]

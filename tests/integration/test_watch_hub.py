@@ -84,11 +84,11 @@ def join_retired_watchers(hub: WatchHub) -> None:
     A rebuild stops the previous watcher once its successor is up; that thread ends within
     one ``step_ms`` of being told. Joining them (with a timeout) is an event wait, not a sleep.
     """
-    assert hub._starting is None, "a rebuild is still in progress"
-    current = hub._current
-    assert current is not None
+    assert hub.settled, "a rebuild is still in progress"
+    live = {w.thread for w in hub.live_watchers()}
+    assert live
     for thread in watch_threads():
-        if thread is not current.thread:
+        if thread not in live:
             thread.join(timeout=WAIT)
 
 

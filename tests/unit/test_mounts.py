@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import pytest
 from watchfiles.main import _default_force_polling, _default_poll_delay_ms
 
-from hotreload._mounts import Mount, filesystem_of, needs_polling, parse_mountinfo
+import hotreload._mounts
+from hotreload._kube import is_file_mount
+from hotreload._mounts import (
+    Mount,
+    filesystem_of,
+    mount_needing_polling,
+    mount_table,
+    needs_polling,
+    parse_mountinfo,
+)
 from hotreload._watch import polling_settings
 
 SAMPLE = r"""22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw,errors=remount-ro
@@ -89,3 +105,61 @@ def test_polling_settings_match_watchfiles(
             monkeypatch.setenv(name, value)
     expected = (_default_force_polling(force), _default_poll_delay_ms(300))
     assert polling_settings(force, 300) == expected
+
+
+def test_the_kept_table_follows_a_rewritten_stand_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A regular file as MOUNTINFO (no POLLPRI there): read again once its stat changed."""
+    share = tmp_path / "share"
+    share.mkdir()
+    mountinfo = tmp_path / "mountinfo"
+    root_line = "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+    mountinfo.write_text(root_line)
+    monkeypatch.setattr(hotreload._mounts, "MOUNTINFO", str(mountinfo))
+    assert mount_needing_polling(str(share / "a.yaml")) is None
+    assert mount_table() is mount_table()  # kept, not parsed again
+    real = os.path.realpath(share)
+    mountinfo.write_text(f"{root_line}40 22 0:35 / {real} rw - nfs4 server:/export rw\n")
+    assert mount_needing_polling(str(share / "a.yaml")) == Mount(real, "nfs4", "server:/export")
+    assert is_file_mount(real)
+    monkeypatch.undo()  # the real /proc/self/mountinfo again: another file, opened afresh
+    assert not is_file_mount(real)
+
+
+_MOUNT_IN_OWN_NAMESPACE = textwrap.dedent(
+    """
+    import os, subprocess, tempfile
+    from hotreload._mounts import mount_table
+
+    point = os.path.realpath(tempfile.mkdtemp())
+    assert point not in mount_table().points
+    subprocess.run(["mount", "-t", "tmpfs", "none", point], check=True)
+    assert point in mount_table().points, "a mount made after the table was kept"
+    child = os.fork()
+    if child == 0:  # shares the kept descriptor: must not take the parent's change flag
+        subprocess.run(["umount", point], check=True)
+        os._exit(0 if point not in mount_table().points else 1)
+    assert os.waitpid(child, 0)[1] == 0, "the child saw its own unmount"
+    assert point not in mount_table().points, "the parent saw the child's unmount"
+    os.rmdir(point)
+    print("ok")
+    """
+)
+
+
+def test_a_mount_made_after_the_table_was_kept_is_seen() -> None:
+    """procfs flags the kept descriptor on each mount change (a new mount is seen by the next
+    look, no time-to-live), and a forked child does not consume its parent's flag. Run in a
+    mount namespace of its own (``unshare -m``): needs CAP_SYS_ADMIN, skipped without."""
+    unshare = shutil.which("unshare")
+    if unshare is None or subprocess.run([unshare, "-m", "true"], check=False).returncode:
+        pytest.skip("no unshare -m here (needs CAP_SYS_ADMIN)")
+    done = subprocess.run(
+        [unshare, "-m", sys.executable, "-c", _MOUNT_IN_OWN_NAMESPACE],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "ok"), done.stderr
