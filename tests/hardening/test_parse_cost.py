@@ -8,8 +8,10 @@ compose, a Python override on the path every value takes), the test counts the c
 
 from __future__ import annotations
 
+import difflib
 import gc
 import time
+import typing
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +25,7 @@ from hotreload import ConfigParseError
 from hotreload._fields import FieldPolicy
 from hotreload._parsing import parse
 from hotreload._pipeline import Pipeline
+from hotreload._unknown import MAX_SUGGESTIONS, find_unknown
 
 
 class Llm(msgspec.Struct, frozen=True):
@@ -199,6 +202,83 @@ def test_a_key_merged_in_and_given_again_is_located_at_the_one_in_force() -> Non
     assert evaluation.unknown is not None
     where = {k.dotted: (k.line, k.column) for k in evaluation.unknown}
     assert where == {"base": (1, 1), "llm.modle": (4, 3)}
+
+
+# -- 3. the unknown-key walk: a plan per schema, free-form subtrees skipped ----------------
+
+
+class Tool(msgspec.Struct, frozen=True):
+    enabled: bool = True
+    config: dict[str, Any] = {}
+
+
+class Catalog(msgspec.Struct, frozen=True):
+    model: str = "gpt-4"
+    tools: dict[str, Tool] = {}
+    extra: Any = None
+
+
+def catalog(size: int) -> dict[str, Any]:
+    """``size`` tools whose free-form ``config`` holds 100 nested values each, plus one
+    unknown key per tool."""
+    free = {f"k{i}": {"a": [1, 2, {"b": i}]} for i in range(25)}
+    tools = {f"t{i}": {"enabled": True, "config": free, "enabld": False} for i in range(size)}
+    return {"model": "x", "tools": tools, "extra": {"deep": [free] * size}}
+
+
+def test_the_walk_does_not_descend_into_free_form_subtrees() -> None:
+    """``dict[str, Any]`` and ``Any`` hold no record: their size must not matter."""
+    small, large = catalog(20), catalog(20)
+    big = {f"k{i}": {"a": [1, 2, {"b": i}]} for i in range(2_500)}
+    for tool in large["tools"].values():
+        tool["config"] = big
+    large["extra"] = {"deep": [big] * 20}
+    assert len(find_unknown(Catalog, large)) == len(find_unknown(Catalog, small)) == 20
+    ratio = cpu(lambda: find_unknown(Catalog, large), number=20) / cpu(
+        lambda: find_unknown(Catalog, small), number=20
+    )
+    assert ratio < 3, f"100 times the free-form values cost {ratio:.1f}x"
+
+
+def test_the_plan_is_made_once_per_schema_and_suggestions_once_per_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Fresh(msgspec.Struct, frozen=True):  # a type no other test planned for
+        model: str = ""
+        tools: dict[str, Tool] = {}
+
+    data = {"modle": "x", "tools": {"a": {"enabld": True}, "b": {"enabled": True}}}
+    first = [(k.dotted, k.suggestion) for k in find_unknown(Fresh, data)]
+    assert first == [("modle", "model"), ("tools.a.enabld", "tools.a.enabled")]
+    calls = {"get_origin": 0, "get_close_matches": 0}
+    for module, name in ((typing, "get_origin"), (difflib, "get_close_matches")):
+        original = getattr(module, name)
+
+        def counted(*args: Any, _name: str = name, _original: Any = original, **kw: Any) -> Any:
+            calls[_name] += 1
+            return _original(*args, **kw)
+
+        monkeypatch.setattr(module, name, counted)
+    again = [(k.dotted, k.suggestion) for k in find_unknown(Fresh, data)]
+    assert again == first
+    assert calls == {"get_origin": 0, "get_close_matches": 0}
+
+
+def test_suggestions_are_capped_per_document(monkeypatch: pytest.MonkeyPatch) -> None:
+    """difflib costs about 100 µs a key: only the first 32 of a document get a suggestion."""
+    calls = [0]
+    original = difflib.get_close_matches
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(difflib, "get_close_matches", counted)
+    data = {f"modl_{i:04d}": i for i in range(500)}
+    found = find_unknown(Open, data)
+    assert len(found) == 500
+    assert calls[0] == MAX_SUGGESTIONS == 32
+    assert all(key.suggestion is None for key in found[32:])
 
 
 # -- 4. constructing on libyaml's fast path ----------------------------------------------------
