@@ -26,7 +26,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
-__all__ = ["Format", "format_for", "parse", "parse_node"]
+__all__ = ["Format", "format_for", "locate_nodes", "parse", "parse_node"]
 
 Format = Literal["yaml", "json", "toml"]
 
@@ -177,16 +177,159 @@ def _load_yaml(text: str, max_text: int | None) -> tuple[Any, yaml.Node | None]:
     Composing is libyaml's C code and linear in the file; everything after it (merge-key
     flattening, constructing, converting, hashing, serving ``/-/config``) pays for the document
     as aliases expand it. So the limits are checked on the composed nodes, before any of that.
+
+    The document is built by the plain safe constructor (no Python override on the path every
+    value takes); duplicate keys are found on the nodes. Only a document that fails (a
+    duplicate, a value its tag cannot hold, an unhashable key) is read again by
+    `_StrictLoader`, whose error says what is wrong and where.
     """
     loader = _StrictLoader(text)
     try:
+        node = loader.get_single_node()  # libyaml's parser: no Python override on this path
+    finally:
+        loader.dispose()
+    if node is None:
+        return None, None
+    constructor = yaml.constructor.SafeConstructor()
+    if not _check_tree(node, constructor, _may_expand(text, max_text)):
+        _check_nodes(node, max_text)
+        if _duplicates(node, constructor):
+            return _load_strict(text, max_text)
+    try:
+        return constructor.construct_document(node), node
+    except (yaml.YAMLError, ValueError, TypeError, AttributeError, LookupError, ArithmeticError):
+        return _load_strict(text, max_text)
+
+
+def _load_strict(text: str, max_text: int | None) -> tuple[Any, yaml.Node | None]:
+    """The error path: compose again and construct with `_StrictLoader`, which raises the
+    error at the node at fault (the fast path only knows that something failed)."""
+    loader = _StrictLoader(text)
+    try:
         node = loader.get_single_node()
-        if node is None:
+        if node is None:  # pragma: no cover - the fast path had a node
             return None, None
         _check_nodes(node, max_text)
         return loader.construct_document(node), node
     finally:
         loader.dispose()
+
+
+#: Where an alias may start: a ``*`` that begins a token (after a space, a line break or a
+#: flow indicator) and is followed by a name. A ``*`` inside a word or a comment's
+#: ``kubernetes.*`` is none; a glob in a quoted string is a false alarm, which only costs the
+#: full walk.
+_ALIAS = re.compile(r"(?:^|[\s\ufeff\[{,:?-])\*[^\s\[\]{},]")
+
+
+def _may_expand(text: str, max_text: int | None) -> bool:
+    """Whether the document can break a limit that only the full `_check_nodes` walk finds:
+    an alias (``*name``) or a merge key (``<<``) can make it expand, and a document may have
+    more scalar text than its bytes (``\\L`` is two bytes of escape for three of text), so
+    one over two thirds of ``max_text`` is measured too."""
+    if ("*" in text and _ALIAS.search(text) is not None) or "<<" in text:
+        return True
+    if max_text is None:
+        return False
+    size = len(text) if text.isascii() else len(text.encode())
+    return 3 * size > 2 * max_text
+
+
+_STR_TAG = "tag:yaml.org,2002:str"
+#: The attribute of a mapping node with merge keys that holds the pairs written in it.
+_OWN = "hotreload_own_pairs"
+
+
+def _check_tree(root: yaml.Node, loader: yaml.constructor.SafeConstructor, expands: bool) -> bool:
+    """The cheap walk, for a document without aliases (a tree): count its nodes, measure its
+    depth and look for duplicate keys, level by level. True when it is within the limits and
+    has no duplicate; False when the full walk (and, for a duplicate, `_StrictLoader`) must
+    say what is wrong, and for any document that may expand (``expands``)."""
+    if expands:
+        return False
+    count = 0
+    depth = 0
+    level: list[yaml.Node] = [root]
+    while level:
+        depth += 1
+        count += len(level)
+        if depth > MAX_DEPTH or count > MAX_EXPANDED_NODES:
+            return False
+        below: list[yaml.Node] = []
+        for node in level:
+            value = node.value
+            if isinstance(value, str):  # a scalar
+                continue
+            if isinstance(node, yaml.SequenceNode):
+                below += value
+                continue
+            for pair in value:
+                below += pair
+            if _mapping_has_duplicate(node, loader):
+                return False
+        level = below
+    return True
+
+
+def _duplicates(root: yaml.Node, loader: yaml.constructor.SafeConstructor) -> bool:
+    """Whether any mapping of a node graph (aliases shared, each node seen once) has a key
+    twice."""
+    seen: set[int] = set()
+    stack: list[yaml.Node] = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen or isinstance(node.value, str):
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            stack += node.value
+            continue
+        for pair in node.value:
+            stack += pair
+        if _mapping_has_duplicate(node, loader):
+            return True
+    return False
+
+
+def _mapping_has_duplicate(node: yaml.Node, loader: Any) -> bool:
+    """A key given twice: string keys compared by their text, any other scalar key (``1``,
+    ``true``, ``2024-01-01``) constructed first (``1`` and ``0x1`` are the same key). A key
+    that cannot be constructed counts as a duplicate: `_StrictLoader` then says what it is.
+
+    A mapping with a merge key is marked with the pairs written in it: constructing flattens
+    the merged pairs into it, and an error about a merged-in key points at the mapping."""
+    pairs: list[tuple[yaml.Node, yaml.Node]] = node.value
+    names: set[str] = set()
+    others: list[yaml.Node] = []
+    merges = False
+    for key, _ in pairs:
+        tag = key.tag
+        if tag == _STR_TAG:
+            name = key.value
+            if name in names:
+                return True
+            names.add(name)
+        elif tag == _MERGE_TAG:
+            merges = True
+        elif isinstance(key, yaml.ScalarNode):
+            others.append(key)
+    if merges:
+        setattr(node, _OWN, [pair for pair in pairs if pair[0].tag != _MERGE_TAG])
+    if not others:
+        return False
+    values: set[Any] = set()
+    for key in others:
+        try:
+            value = loader.construct_object(key, deep=True)
+        except Exception:  # noqa: BLE001 - whatever it is, the strict loader reports it
+            return True
+        try:
+            if value in values:
+                return True
+            values.add(value)
+        except TypeError:  # unhashable: the constructor reports it
+            return True
+    return False
 
 
 class _TooBig(Exception):
@@ -348,17 +491,38 @@ def locate_all(
         root: yaml.Node | None = yaml.compose(raw.decode("utf-8", "replace"), Loader=_BaseLoader)
     except (yaml.YAMLError, RecursionError):
         return [None] * len(paths)
-    return [_node_position(root, path, at_key) for path in paths]
+    return locate_nodes(root, paths, at_key=at_key)
+
+
+def locate_nodes(
+    root: yaml.Node | None, paths: list[list[str | int]], *, at_key: bool = False
+) -> list[tuple[int, int] | None]:
+    """`locate_all` on a node tree `parse_node` already made (no second compose).
+
+    Each mapping on the way is indexed by key once, when a path first goes through it, so
+    any number of paths cost one pass over the mappings they visit (a key given twice, as a
+    merged-in key and an own key: the later pair, the one in force, wins).
+    """
+    index: dict[int, dict[str, tuple[yaml.Node, yaml.Node]]] = {}
+    return [_node_position(root, path, at_key, index) for path in paths]
 
 
 def _node_position(
-    node: yaml.Node | None, path: list[str | int], at_key: bool
+    node: yaml.Node | None,
+    path: list[str | int],
+    at_key: bool,
+    index: dict[int, dict[str, tuple[yaml.Node, yaml.Node]]],
 ) -> tuple[int, int] | None:
     key: yaml.Node | None = None
     for seg in path:
         key = None
         if isinstance(node, yaml.MappingNode) and isinstance(seg, str):
-            pair = next((kv for kv in node.value if getattr(kv[0], "value", None) == seg), None)
+            pairs = index.get(id(node))
+            if pairs is None:
+                own: list[tuple[yaml.Node, yaml.Node]] = getattr(node, _OWN, node.value) or []
+                pairs = {k.value: (k, v) for k, v in own if isinstance(k.value, str)}
+                index[id(node)] = pairs
+            pair = pairs.get(seg)
             if pair is None:
                 break
             key, node = pair

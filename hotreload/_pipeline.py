@@ -10,18 +10,20 @@ stays the only writer.
 from __future__ import annotations
 
 import hashlib
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Generic, TypeVar
 
 import msgspec
+import yaml
 
 from ._diff import changed_paths, get_path, retain
 from ._errors import ConfigError, ConfigReadError, ConfigRefusedError, ConfigValidationError
 from ._fields import FieldPolicy, Path, format_path
 from ._outcome import ReloadResult
-from ._parsing import Format, locate, locate_all, parse, parse_node
+from ._parsing import Format, locate_nodes, parse_node
 from ._provenance import Document, Origin, Parsed, dotted, walk_yaml, whole
 from ._schema import RICH, Schema, schema_for
 from ._snapshot import canonical_json
@@ -113,13 +115,16 @@ class Pipeline(Generic[T]):
 
     def load(self, raw: bytes) -> Active[T]:
         """Parse, convert and validate ``raw`` as a first version: raises `ConfigError`."""
-        data, document = self._document(raw)
+        data, document, node = self._document(raw)
         try:
-            config = self._convert(data, raw, document)
-            unknown = self._unknown(data, raw, document)
+            config = self._convert(data, node, document)
+            unknown = self._unknown(data, node, document)
             self._validate(config, document)
         except ConfigValidationError as exc:
+            node = None
+            traceback.clear_frames(exc.__traceback__)  # the error must not pin the node tree
             raise self._redact(exc, data) from None
+        node = None
         builtins, encoded = self._builtins(config)
         return self._active(
             config,
@@ -146,12 +151,15 @@ class Pipeline(Generic[T]):
         digest = sha256_hex(encoded)
         return Active(config, builtins, digest, sha, document, kept, unknown, encoded)
 
-    def _document(self, raw: bytes) -> tuple[Any, Document | None]:
-        """The data to convert, and (a layered source) where its values came from."""
+    def _document(self, raw: bytes) -> tuple[Any, Document | None, yaml.Node | None]:
+        """The data to convert, and (a layered source) where its values came from, or (one
+        YAML file) the node tree it was built from: where a value the schema refuses, or an
+        unknown key, sits in the file, without composing the document a second time."""
         if self.decode is not None:
             document = self.decode(raw)
-            return document.data, document
-        return parse(raw, self.fmt, self.source, max_text=self.max_bytes), None
+            return document.data, document, None
+        data, node = parse_node(raw, self.fmt, self.source, max_text=self.max_bytes)
+        return data, None, node
 
     def document_of(self, active: Active[T]) -> Document:
         """Where each value of ``active`` came from (a single file: worked out now)."""
@@ -172,11 +180,12 @@ class Pipeline(Generic[T]):
         if sha == active.content_sha256:
             return Evaluation(ReloadResult.CONFIG_UNCHANGED, sha)
         data: Any = None
+        node: yaml.Node | None = None
         unknown: tuple[UnknownKey, ...] = ()
         try:
-            data, document = self._document(raw)
-            config = self._convert(data, raw, document)
-            unknown = self._unknown(data, raw, document)
+            data, document, node = self._document(raw)
+            config = self._convert(data, node, document)
+            unknown = self._unknown(data, node, document)
             builtins, encoded = self._builtins(config)
             changed = list(
                 changed_paths(active.builtins, builtins, encoded=(active.encoded, encoded))
@@ -184,11 +193,14 @@ class Pipeline(Generic[T]):
             self._refuse(changed)
             effective, roots = retain(active.builtins, builtins, changed, self.policy)
             if roots:
-                config = self._convert(effective, raw, document)
+                config = self._convert(effective, node, document)
                 encoded = canonical_json(effective)
                 changed = [p for p in changed if self.policy.restart_root(p) is None]
+            node = None  # the tree is not needed past here, nor kept by the version
             self._validate(config, document)
         except ConfigError as exc:
+            node = None  # an error kept past this change must not keep the node tree alive
+            traceback.clear_frames(exc.__traceback__)
             if isinstance(exc, ConfigValidationError):
                 exc = self._redact(exc, data)
             return Evaluation(result_for(exc), sha, error=exc)
@@ -226,7 +238,9 @@ class Pipeline(Generic[T]):
                 self.source, f"the config has no canonical form ({type(exc).__name__})"
             ) from None
 
-    def _unknown(self, data: Any, raw: bytes, document: Document | None) -> tuple[UnknownKey, ...]:
+    def _unknown(
+        self, data: Any, node: yaml.Node | None, document: Document | None
+    ) -> tuple[UnknownKey, ...]:
         """The document's unknown keys with where they are (a layered source: the layer that
         has them); with ``strict``, an error naming them all at the first one's position."""
         found = find_unknown(self.schema, data)
@@ -236,7 +250,7 @@ class Pipeline(Generic[T]):
             origins = [document.origin(list(k.path), at_key=True) for k in found]
             where = [(o.source, o.line, o.column) for o in origins]
         else:
-            positions = locate_all(raw, self.fmt, [list(k.path) for k in found], at_key=True)
+            positions = locate_nodes(node, [list(k.path) for k in found], at_key=True)
             where = [(self.source, *(at or (None, None))) for at in positions]
         keys = tuple(
             UnknownKey(k.path, k.suggestion, line, column, source)
@@ -282,7 +296,7 @@ class Pipeline(Generic[T]):
             error.args = (error.source, message)
         return error
 
-    def _convert(self, data: Any, raw: bytes, document: Document | None) -> T:
+    def _convert(self, data: Any, node: yaml.Node | None, document: Document | None) -> T:
         try:
             return self._schema.convert(data)
         except self._schema.errors as exc:
@@ -297,7 +311,7 @@ class Pipeline(Generic[T]):
                 line=origin.line,
                 column=origin.column,
             ) from None
-        position = locate(raw, self.fmt, problem.located, at_key=problem.at_key)
+        position = locate_nodes(node, [problem.located], at_key=problem.at_key)[0]
         line, column = position if position else (None, None)
         raise ConfigValidationError(
             self.source, problem.message, field_path=path, line=line, column=column
