@@ -19,7 +19,7 @@ config wherever it is quoted), and PyYAML's error messages, which quote the docu
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 __all__ = [
@@ -46,9 +46,11 @@ _SECRET_NAME = re.compile(
 #: One exception: ``tokens`` counts LLM tokens (``max_tokens_per_request``), it is no credential.
 _NOT_SECRET = re.compile(r"tokens", re.IGNORECASE)
 
-#: ``scheme://user:password@host``: the password (up to the last ``@`` of the authority).
+#: ``scheme://userinfo@host``: the userinfo (up to the last ``@`` of the authority), whose
+#: secret part `_userinfo_secret` picks. The scheme starts where a run of scheme characters
+#: starts (never inside one: a ``a.b.c...`` run is scanned once, not once per character).
 _URL_USERINFO = re.compile(
-    r"(?P<head>\b[a-z][a-z0-9+.\-]*://[^\s:/?#@]*:)(?P<secret>[^\s/?#]*)(?=@)", re.IGNORECASE
+    r"(?<![a-z0-9+.\-])(?P<head>[a-z][a-z0-9+.\-]*://)(?P<userinfo>[^\s/?#]*)@", re.IGNORECASE
 )
 #: ``Bearer <token>`` / ``Basic <base64>``, as in an ``Authorization`` header written anywhere
 #: (8 characters at least: a credential, not the next word of "a bearer of bad news").
@@ -63,7 +65,7 @@ _SLACK_WEBHOOK = re.compile(
 _QUERY_SECRET = re.compile(
     r"(?P<head>[?&;](?P<name>[^\s=&#;?]+)=)(?P<secret>[^\s&#;\"'<>]+)", re.IGNORECASE
 )
-_SHAPES = (_URL_USERINFO, _AUTH_SCHEME, _SLACK_WEBHOOK)
+_SHAPES = (_AUTH_SCHEME, _SLACK_WEBHOOK)
 #: A shape's secret shorter than this is not collected for replacement elsewhere in text
 #: (masking every ``a`` in a message would ruin it); the shape itself is still masked.
 _MIN_QUOTED = 4
@@ -77,9 +79,26 @@ def is_secret_name(segment: str) -> bool:
 def mask_text(text: str) -> str:
     """``text`` with every secret-shaped part masked: URL passwords, bearer/basic credentials,
     Slack webhook paths and query parameters named like secrets."""
+    text = _URL_USERINFO.sub(_mask_userinfo, text)
     for shape in _SHAPES:
         text = shape.sub(_mask_group, text)
     return _QUERY_SECRET.sub(_mask_query, text)
+
+
+def _userinfo_secret(userinfo: str) -> tuple[str, str] | None:
+    """The part of a URL's userinfo that is kept and the part that is secret: the password
+    of ``user:password`` (everything after the first ``:``)."""
+    user, colon, password = userinfo.partition(":")
+    if colon:
+        return user + colon, password
+    return None
+
+
+def _mask_userinfo(found: re.Match[str]) -> str:
+    split = _userinfo_secret(found.group("userinfo"))
+    if split is None:
+        return found.group(0)
+    return f"{found.group('head')}{split[0]}{REDACTED}@"
 
 
 def _mask_group(found: re.Match[str]) -> str:
@@ -93,6 +112,10 @@ def _mask_query(found: re.Match[str]) -> str:
 
 
 def _shaped_secrets(text: str) -> Iterable[str]:
+    for found in _URL_USERINFO.finditer(text):
+        split = _userinfo_secret(found.group("userinfo"))
+        if split is not None:
+            yield split[1]
     for shape in _SHAPES:
         for found in shape.finditer(text):
             yield found.group("secret")
@@ -153,7 +176,10 @@ def scrub_all(value: Any, secrets: Iterable[str]) -> Any:
     return value
 
 
-_YAML_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*"')
+#: Where a quoted string starts, and what ends one (or escapes the next character).
+_YAML_QUOTE = re.compile(r"['\"]")
+_YAML_QUOTE_STOP = {"'": re.compile(r"['\\]"), '"': re.compile(r'["\\]')}
+_YAML_TOKEN_NAME = re.compile(r"'<[a-z ]+>'")
 _YAML_UNKNOWN_TAG = re.compile(r"could not determine a constructor for the tag '(?P<tag>[^']*)'")
 _YAML_STANDARD_TAG = "tag:yaml.org,2002:"
 
@@ -177,12 +203,33 @@ def yaml_message(message: str) -> str:
             "could not determine a constructor for the tag "
             "(a value that starts with '!' is a YAML tag: quote it)"
         )
-    return _YAML_QUOTED.sub(_keep_if_not_text, message)
+    out: list[str] = []
+    done = 0
+    for start, end in _quoted(message):
+        out.append(message[done:start])
+        out.append(_keep_if_not_text(message, start, end))
+        done = end
+    out.append(message[done:])
+    return "".join(out)
 
 
-def _keep_if_not_text(found: re.Match[str]) -> str:
+def _quoted(message: str) -> Iterator[tuple[int, int]]:
+    """The span of each quoted string of ``message``, backslash escapes honoured; one left
+    open runs to the end. A scanning loop, not one regex: each character is looked at once
+    (the regex spelling backtracks from every later quote of ``'\\'\\'\\...``)."""
+    at = 0
+    while (opening := _YAML_QUOTE.search(message, at)) is not None:
+        start = opening.start()
+        stop = _YAML_QUOTE_STOP[opening.group()]
+        at = start + 1
+        while (found := stop.search(message, at)) is not None and found.group() == "\\":
+            at = found.end() + 1  # the escaped character
+        at = len(message) if found is None else found.end()
+        yield start, min(at, len(message))
+
+
+def _keep_if_not_text(message: str, start: int, end: int) -> str:
     """A quoted character ('\\t') or token name ('<scalar>') stays; anything else goes."""
-    quoted = found.group(0)
-    if len(quoted) <= 4 or re.fullmatch(r"'<[a-z ]+>'", quoted):
-        return quoted
+    if end - start <= 4 or _YAML_TOKEN_NAME.fullmatch(message, start, end):
+        return message[start:end]
     return "(...)"
