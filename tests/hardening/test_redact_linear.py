@@ -56,6 +56,9 @@ CASES: list[tuple[str, Callable[[str], object]]] = [
     ("a://b:c", mask_text),
     ("a://b@", mask_text),
     ("ghp_a://", mask_text),
+    ("https://ghp_", mask_text),
+    ("a://1111@", mask_text),
+    ("a://sk-", mask_text),
     # Bearer / Basic: the scheme word, whitespace, a short credential
     ("Bearer ", mask_text),
     ("basic\t\t", mask_text),
@@ -157,6 +160,13 @@ COVERED = {
     "_AUTH_SCHEME",
     "_SLACK_WEBHOOK",
     "_QUERY_SECRET",
+    "_TOKEN_PREFIX",
+    "_DIGIT",
+    "_DSN_KEYWORD",
+    "_DSN_BARE",
+    "_HEADER",
+    "_HEADER_SCHEME",
+    "_LINE_END",
     "_YAML_QUOTE",
     "_YAML_TOKEN_NAME",
     "_YAML_UNKNOWN_TAG",
@@ -169,4 +179,4 @@ def test_every_pattern_is_covered() -> None:
         for name, value in vars(_redact).items()
         if isinstance(value, re.Pattern) or (isinstance(value, dict) and name.endswith("_STOP"))
     }
-    assert patterns - {"_YAML_QUOTE_STOP"} == COVERED
+    assert patterns - {"_QUOTE_STOP"} == COVERED
