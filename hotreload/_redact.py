@@ -215,17 +215,21 @@ _PASSES: tuple[Callable[[str], Iterable[Span]], ...] = (
 )
 
 
-def redact(value: Any, is_secret: IsSecret, path: Path = ()) -> Any:
-    """``value`` (builtins) with every secret field, at any depth, replaced by ``***`` and
-    every secret-shaped part of any other string masked."""
-    if path and is_secret(path):
-        return REDACTED
-    if isinstance(value, dict):
-        return {k: redact(v, is_secret, (*path, str(k))) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v, is_secret, path) for v in value]
+def redact(value: Any, is_secret: IsSecret, path: Path = (), *, inside: bool = False) -> Any:
+    """``value`` (builtins) with every string of a secret field, at any depth, replaced by
+    ``***`` and every secret-shaped part of any other string masked.
+
+    Only strings are masked by name: a boolean, a number or ``null`` is never a credential
+    (``token_reviewer_enabled: true`` shows ``true``), and a secret field's map or list keeps
+    its shape, each string in it masked (``inside``: below a secret field).
+    """
+    inside = inside or (bool(path) and is_secret(path))
     if isinstance(value, str):
-        return mask_text(value)
+        return REDACTED if inside else mask_text(value)
+    if isinstance(value, dict):
+        return {k: redact(v, is_secret, (*path, str(k)), inside=inside) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v, is_secret, path, inside=inside) for v in value]
     return value
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from hotreload._fields import FieldPolicy
+from hotreload._present import redacted
 from hotreload._redact import REDACTED, mask_text, redact, secret_values
 
 # -- 2. three credential shapes ---------------------------------------------------------------
@@ -75,3 +77,32 @@ def test_a_header_string_in_a_list_is_masked(header: str, shown: str) -> None:
 def test_a_header_value_runs_to_the_end_of_its_line() -> None:
     text = "sent:\nAuthorization: Token abc def\nAccept: */*"
     assert mask_text(text) == f"sent:\nAuthorization: Token {REDACTED}\nAccept: */*"
+
+
+# -- 3. booleans and numbers are never masked by name -----------------------------------------
+
+
+def test_only_strings_are_masked_by_name() -> None:
+    config = {
+        "token_reviewer_enabled": True,
+        "api_key_rotation_days": 30,
+        "password_min_entropy": 3.5,
+        "secret_ref": None,
+        "api_key": "s3cret-value",
+        "credentials": {"user": "admin", "retries": 3, "pass": "hunter22", "list": ["a", 1]},
+    }
+    assert redact(config, FieldPolicy(dict).is_secret) == {
+        "token_reviewer_enabled": True,
+        "api_key_rotation_days": 30,
+        "password_min_entropy": 3.5,
+        "secret_ref": None,
+        "api_key": REDACTED,
+        "credentials": {"user": REDACTED, "retries": 3, "pass": REDACTED, "list": [REDACTED, 1]},
+    }
+
+
+def test_the_demo_shows_a_boolean_named_like_a_token() -> None:
+    """The demo's ``/-/config`` showed ``"token_reviewer_enabled": "***"`` for ``true``."""
+    policy = FieldPolicy(dict)
+    shown = redacted({"k8s": {"token_reviewer_enabled": True, "token": "abc"}}, policy)
+    assert shown == {"k8s": {"token_reviewer_enabled": True, "token": REDACTED}}
