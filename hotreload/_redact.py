@@ -24,6 +24,7 @@ from typing import Any
 
 __all__ = [
     "REDACTED",
+    "Secrets",
     "is_secret_name",
     "mask_text",
     "redact",
@@ -254,9 +255,41 @@ def secret_values(value: Any, is_secret: IsSecret) -> set[str]:
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
     """``text`` with each of ``secrets`` (longest first) and every secret shape masked."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
+    return _scrub_sorted(text, sorted(secrets, key=len, reverse=True))
+
+
+def _scrub_sorted(text: str, ordered: Iterable[str]) -> str:
+    for secret in ordered:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
     return mask_text(text)
+
+
+class Secrets:
+    """The secret strings of one config, worked out on first use (longest first), not when
+    the config is committed: most versions never have a message to scrub, and walking a
+    large config on the event loop at every commit would hold it for nothing."""
+
+    __slots__ = ("_builtins", "_is_secret", "_values")
+
+    def __init__(self, builtins: Any = None, is_secret: IsSecret | None = None) -> None:
+        self._builtins = builtins
+        self._is_secret = is_secret
+        self._values: tuple[str, ...] | None = None if is_secret is not None else ()
+
+    @property
+    def values(self) -> tuple[str, ...]:
+        """The secret strings, longest first (a secret inside another goes after it)."""
+        if self._values is None:
+            assert self._is_secret is not None  # noqa: S101 - set with _values None
+            found = secret_values(self._builtins, self._is_secret)
+            self._values = tuple(sorted(found, key=len, reverse=True))
+            self._builtins = self._is_secret = None  # the config may go; the strings stay
+        return self._values
+
+    def scrub(self, text: str) -> str:
+        """``text`` with each secret value and every secret shape masked (see `scrub`)."""
+        return _scrub_sorted(text, self.values)
 
 
 def scrub_all(value: Any, secrets: Iterable[str]) -> Any:

@@ -7,11 +7,17 @@ Each test plants a value and checks both sides: the secret is gone from the outp
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
-from hotreload._fields import FieldPolicy
+import pytest
+from prometheus_client import CollectorRegistry
+
+from hotreload import _redact
+from hotreload._fields import _MEMO, FieldPolicy, Secrets
 from hotreload._present import redacted
 from hotreload._redact import REDACTED, mask_text, redact, secret_values
+from hotreload.testing import write_atomic
+from tests.hardening.conftest import next_commit, open_reloader
 
 # -- 2. three credential shapes ---------------------------------------------------------------
 
@@ -106,3 +112,62 @@ def test_the_demo_shows_a_boolean_named_like_a_token() -> None:
     policy = FieldPolicy(dict)
     shown = redacted({"k8s": {"token_reviewer_enabled": True, "token": "abc"}}, policy)
     assert shown == {"k8s": {"token_reviewer_enabled": True, "token": REDACTED}}
+
+
+# -- 6. secrets worked out lazily, is_secret memoised -----------------------------------------
+
+
+async def test_a_commit_does_not_work_out_the_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Worker._commit`` walked the whole config for its secret strings at every commit, on
+    the event loop. Now they are worked out on first use: a commit walks nothing."""
+    calls: list[object] = []
+    real = _redact.secret_values
+
+    def counting(value: object, is_secret: object) -> set[str]:
+        calls.append(value)
+        return real(value, is_secret)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_redact, "secret_values", counting)
+    path = tmp_path / "config.yaml"
+    write_atomic(path, b"model: sk-model-secret-1\nretries: 1\n")
+    async with open_reloader(path, CollectorRegistry(), secrets=["model"]) as r:
+        for n in range(2, 5):
+            write_atomic(path, f"model: sk-model-secret-{n}\nretries: {n}\n".encode())
+            await next_commit(r)
+        assert calls == []
+        # First use: the secrets of the config in force, longest first, once.
+        assert r._scrub("failed with sk-model-secret-4 twice: sk-model-secret-4") == (
+            "failed with *** twice: ***"
+        )
+        r._scrub("again")
+        assert len(calls) == 1
+
+
+def test_secrets_are_longest_first_and_worked_out_once() -> None:
+    secrets = Secrets({"a": {"token": "abcd", "key": "abcdefgh"}}, FieldPolicy(dict).is_secret)
+    assert secrets.values == ("abcdefgh", "abcd")
+    assert secrets.scrub("x abcdefgh y abcd") == "x *** y ***"
+    assert Secrets().values == ()
+    assert Secrets().scrub("Bearer abcdefghijkl") == "Bearer ***"
+
+
+def test_is_secret_is_memoised_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    policy = FieldPolicy(dict, secrets=["db.dsn"])
+    seen: list[str] = []
+    real = _redact.is_secret_name
+
+    def counting(segment: str) -> bool:
+        seen.append(segment)
+        return real(segment)
+
+    monkeypatch.setattr(_redact, "is_secret_name", counting)
+    for _ in range(3):
+        assert policy.is_secret(("db", "dsn"))
+        assert policy.is_secret(("llm", "api_key"))
+        assert not policy.is_secret(("llm", "model"))
+    assert seen == ["db", "dsn", "llm", "api_key", "llm", "model"]
+    for n in range(3 * _MEMO):
+        policy.is_secret(("free", str(n)))
+    assert len(policy._secret_paths) <= _MEMO
