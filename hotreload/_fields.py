@@ -17,9 +17,18 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 from . import _redact
+from ._redact import Secrets
 from ._schema import model_fields, secret_type
 
-__all__ = ["FieldPolicy", "Path", "RestartMode", "RestartRequired", "Secret", "format_path"]
+__all__ = [
+    "FieldPolicy",
+    "Path",
+    "RestartMode",
+    "RestartRequired",
+    "Secret",
+    "Secrets",
+    "format_path",
+]
 
 RestartMode = Literal["keep", "refuse"]
 
@@ -60,6 +69,10 @@ Secret: Any = _Marker("Secret")
 """``Annotated[str, Secret]``: the value is never logged or shown; diffs print ``***``."""
 
 
+#: How many paths `FieldPolicy.is_secret` remembers at most.
+_MEMO = 4096
+
+
 def format_path(path: Path) -> str:
     return ".".join(path)
 
@@ -80,7 +93,7 @@ def _prefix_matches(pattern: Path, path: Path) -> bool:
 class FieldPolicy:
     """Restart-required and secret fields of one schema, resolved once at start-up."""
 
-    __slots__ = ("refused", "restart_required", "secrets")
+    __slots__ = ("_secret_paths", "refused", "restart_required", "secrets")
 
     def __init__(
         self,
@@ -106,6 +119,7 @@ class FieldPolicy:
         self.secrets: tuple[Path, ...] = tuple(
             dict.fromkeys([*marked_secret, *(_split(p) for p in secrets)])
         )
+        self._secret_paths: dict[Path, bool] = {}  # is_secret's answers, at most _MEMO of them
 
     def restart_root(self, path: Path) -> Path | None:
         """The restart-required subtree ``path`` lies in, if any."""
@@ -122,10 +136,25 @@ class FieldPolicy:
         return None
 
     def is_secret(self, path: Path) -> bool:
-        """Declared secret, or any segment named like a secret (see `hotreload._redact`)."""
-        if any(_redact.is_secret_name(seg) for seg in path):
-            return True
-        return any(_prefix_matches(pattern, path) for pattern in self.secrets)
+        """Declared secret, or any segment named like a secret (see `hotreload._redact`).
+
+        Memoised per path (a config's paths repeat from one version to the next); the memo
+        is emptied when it reaches `_MEMO` entries, so free-form keys cannot grow it.
+        """
+        known = self._secret_paths.get(path)
+        if known is not None:
+            return known
+        answer = any(_redact.is_secret_name(seg) for seg in path) or any(
+            _prefix_matches(pattern, path) for pattern in self.secrets
+        )
+        if len(self._secret_paths) >= _MEMO:
+            self._secret_paths.clear()
+        self._secret_paths[path] = answer
+        return answer
+
+    def secrets_of(self, builtins: Any) -> Secrets:
+        """The secret strings of a config (as builtins), worked out on first use."""
+        return Secrets(builtins, self.is_secret)
 
     def redact(self, path: Path, value: Any) -> Any:
         """``value`` (builtins) as it may be shown, found at ``path``."""

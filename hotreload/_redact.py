@@ -19,11 +19,12 @@ config wherever it is quoted), and PyYAML's error messages, which quote the docu
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 __all__ = [
     "REDACTED",
+    "Secrets",
     "is_secret_name",
     "mask_text",
     "redact",
@@ -46,10 +47,17 @@ _SECRET_NAME = re.compile(
 #: One exception: ``tokens`` counts LLM tokens (``max_tokens_per_request``), it is no credential.
 _NOT_SECRET = re.compile(r"tokens", re.IGNORECASE)
 
-#: ``scheme://user:password@host``: the password (up to the last ``@`` of the authority).
+#: ``scheme://userinfo@host``: the userinfo (up to the last ``@`` of the authority), whose
+#: secret part `_userinfo_secret` picks. The scheme starts where a run of scheme characters
+#: starts (never inside one: a ``a.b.c...`` run is scanned once, not once per character).
 _URL_USERINFO = re.compile(
-    r"(?P<head>\b[a-z][a-z0-9+.\-]*://[^\s:/?#@]*:)(?P<secret>[^\s/?#]*)(?=@)", re.IGNORECASE
+    r"(?<![a-z0-9+.\-])(?P<head>[a-z][a-z0-9+.\-]*://)(?P<userinfo>[^\s/?#]*)@", re.IGNORECASE
 )
+#: A userinfo that is a token whole (``https://ghp_...@github.com/``): a known token prefix.
+_TOKEN_PREFIX = re.compile(r"gh[pousr]_|github_pat_|glpat-|xox[a-z]-|sk-", re.IGNORECASE)
+#: ... or 20 characters at least with a digit in them (no user name looks like that).
+_TOKEN_LENGTH = 20
+_DIGIT = re.compile(r"[0-9]")
 #: ``Bearer <token>`` / ``Basic <base64>``, as in an ``Authorization`` header written anywhere
 #: (8 characters at least: a credential, not the next word of "a bearer of bad news").
 _AUTH_SCHEME = re.compile(
@@ -63,10 +71,25 @@ _SLACK_WEBHOOK = re.compile(
 _QUERY_SECRET = re.compile(
     r"(?P<head>[?&;](?P<name>[^\s=&#;?]+)=)(?P<secret>[^\s&#;\"'<>]+)", re.IGNORECASE
 )
-_SHAPES = (_URL_USERINFO, _AUTH_SCHEME, _SLACK_WEBHOOK)
+#: ``host=db user=app password=s3cret``: a libpq keyword DSN's ``keyword=`` (its value is
+#: read by `_dsn_spans`: a bare word, or a quoted string with backslash escapes).
+_DSN_KEYWORD = re.compile(r"(?<!\S)(?P<name>[a-z_]+)[ \t]*=[ \t]*", re.IGNORECASE)
+_DSN_BARE = re.compile(r"[^\s'\"]*")
+#: ``Authorization: Token abc``, ``Cookie: ...``, ``X-Api-Key: abc``: a header written as a
+#: string (an item of a list of headers); the value runs to the end of the line.
+_HEADER = re.compile(
+    r"(?<![\w-])(?P<name>(?:proxy-)?authorization|(?:set-)?cookie|x-[a-z0-9-]+)[ \t]*:[ \t]*",
+    re.IGNORECASE,
+)
+#: The scheme word of an ``Authorization`` value (``Bearer``, ``Token``): kept.
+_HEADER_SCHEME = re.compile(r"[a-z][a-z0-9-]*[ \t]+(?=\S)", re.IGNORECASE)
+_LINE_END = re.compile(r"[\r\n]")
 #: A shape's secret shorter than this is not collected for replacement elsewhere in text
 #: (masking every ``a`` in a message would ruin it); the shape itself is still masked.
 _MIN_QUOTED = 4
+
+#: Where one secret-shaped part of a text is: its start and end.
+Span = tuple[int, int]
 
 
 def is_secret_name(segment: str) -> bool:
@@ -75,43 +98,139 @@ def is_secret_name(segment: str) -> bool:
 
 
 def mask_text(text: str) -> str:
-    """``text`` with every secret-shaped part masked: URL passwords, bearer/basic credentials,
-    Slack webhook paths and query parameters named like secrets."""
-    for shape in _SHAPES:
-        text = shape.sub(_mask_group, text)
-    return _QUERY_SECRET.sub(_mask_query, text)
+    """``text`` with every secret-shaped part masked: URL passwords and userinfo tokens,
+    bearer/basic credentials, Slack webhook paths, query parameters and libpq keywords named
+    like secrets, and the values of credential headers written as text."""
+    for spans in _PASSES:
+        text = _masked(text, spans(text))
+    return text
 
 
-def _mask_group(found: re.Match[str]) -> str:
-    return found.group("head") + REDACTED
-
-
-def _mask_query(found: re.Match[str]) -> str:
-    if not is_secret_name(found.group("name")):
-        return found.group(0)
-    return found.group("head") + REDACTED
+def _masked(text: str, spans: Iterable[Span]) -> str:
+    out: list[str] = []
+    done = 0
+    for start, end in spans:
+        out.append(text[done:start])
+        out.append(REDACTED)
+        done = end
+    if not out:
+        return text
+    out.append(text[done:])
+    return "".join(out)
 
 
 def _shaped_secrets(text: str) -> Iterable[str]:
-    for shape in _SHAPES:
-        for found in shape.finditer(text):
-            yield found.group("secret")
+    for spans in _PASSES:
+        for start, end in spans(text):
+            yield text[start:end]
+
+
+def _is_token(text: str) -> bool:
+    return _TOKEN_PREFIX.match(text) is not None or (
+        len(text) >= _TOKEN_LENGTH and _DIGIT.search(text) is not None
+    )
+
+
+def _userinfo_spans(text: str) -> Iterator[Span]:
+    """The password of ``user:password@`` (everything after the first ``:``), or the whole
+    userinfo when it is a token."""
+    for found in _URL_USERINFO.finditer(text):
+        start, end = found.span("userinfo")
+        colon = text.find(":", start, end)
+        if colon >= 0:
+            yield colon + 1, end
+        elif _is_token(found.group("userinfo")):
+            yield start, end
+
+
+def _group_spans(pattern: re.Pattern[str]) -> Callable[[str], Iterator[Span]]:
+    def spans(text: str) -> Iterator[Span]:
+        for found in pattern.finditer(text):
+            yield found.span("secret")
+
+    return spans
+
+
+def _query_spans(text: str) -> Iterator[Span]:
     for found in _QUERY_SECRET.finditer(text):
         if is_secret_name(found.group("name")):
-            yield found.group("secret")
+            yield found.span("secret")
 
 
-def redact(value: Any, is_secret: IsSecret, path: Path = ()) -> Any:
-    """``value`` (builtins) with every secret field, at any depth, replaced by ``***`` and
-    every secret-shaped part of any other string masked."""
-    if path and is_secret(path):
-        return REDACTED
-    if isinstance(value, dict):
-        return {k: redact(v, is_secret, (*path, str(k))) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v, is_secret, path) for v in value]
+def _dsn_spans(text: str) -> Iterator[Span]:
+    """The value of each ``keyword=value`` whose keyword is named like a secret. A scanning
+    loop: a quoted value is read by `_quote_end` (linear whatever the escapes)."""
+    at = 0
+    while (found := _DSN_KEYWORD.search(text, at)) is not None:
+        start = found.end()
+        if text.startswith("'", start):  # the quotes stay: ``password='***'``
+            end = _quote_end(text, start)
+            closed = end - start >= 2 and text[end - 1] == "'"
+            start, end = start + 1, end - 1 if closed else end
+        else:
+            bare = _DSN_BARE.match(text, start)
+            end = start if bare is None else bare.end()
+        if end > start and is_secret_name(found.group("name")):
+            yield start, end
+        at = max(end, start)
+
+
+def _header_spans(text: str) -> Iterator[Span]:
+    """The value of a credential header (to the end of its line); an ``Authorization``
+    value keeps its scheme word (``Authorization: Bearer ***``)."""
+    at = 0
+    while (found := _HEADER.search(text, at)) is not None:
+        name = found.group("name")
+        start = found.end()
+        line_end = _LINE_END.search(text, start)
+        end = len(text) if line_end is None else line_end.start()
+        if name.lower().startswith("x-") and not is_secret_name(name):
+            at = start
+            continue
+        if name.lower().endswith("authorization"):
+            scheme = _HEADER_SCHEME.match(text, start, end)
+            if scheme is not None:
+                start = scheme.end()
+        if end > start:
+            yield start, end
+        at = max(end, start)
+
+
+def _quote_end(text: str, start: int) -> int:
+    """Where the quoted string opening at ``start`` ends (after its closing quote), backslash
+    escapes honoured; one left open runs to the end. Each character is looked at once."""
+    stop = _QUOTE_STOP[text[start]]
+    at = start + 1
+    while (found := stop.search(text, at)) is not None and found.group() == "\\":
+        at = found.end() + 1  # the escaped character
+    return len(text) if found is None else found.end()
+
+
+_PASSES: tuple[Callable[[str], Iterable[Span]], ...] = (
+    _userinfo_spans,
+    _group_spans(_AUTH_SCHEME),
+    _group_spans(_SLACK_WEBHOOK),
+    _query_spans,
+    _dsn_spans,
+    _header_spans,
+)
+
+
+def redact(value: Any, is_secret: IsSecret, path: Path = (), *, inside: bool = False) -> Any:
+    """``value`` (builtins) with every string of a secret field, at any depth, replaced by
+    ``***`` and every secret-shaped part of any other string masked.
+
+    Only strings are masked by name: a boolean, a number or ``null`` is never a credential
+    (``token_reviewer_enabled: true`` shows ``true``), and a secret field's map or list keeps
+    its shape, each string in it masked (``inside``: below a secret field).
+    """
+    inside = inside or (bool(path) and is_secret(path))
     if isinstance(value, str):
-        return mask_text(value)
+        return REDACTED if inside else mask_text(value)
+    if isinstance(value, dict):
+        return {k: redact(v, is_secret, (*path, str(k)), inside=inside) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v, is_secret, path, inside=inside) for v in value]
     return value
 
 
@@ -136,9 +255,41 @@ def secret_values(value: Any, is_secret: IsSecret) -> set[str]:
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
     """``text`` with each of ``secrets`` (longest first) and every secret shape masked."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
+    return _scrub_sorted(text, sorted(secrets, key=len, reverse=True))
+
+
+def _scrub_sorted(text: str, ordered: Iterable[str]) -> str:
+    for secret in ordered:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
     return mask_text(text)
+
+
+class Secrets:
+    """The secret strings of one config, worked out on first use (longest first), not when
+    the config is committed: most versions never have a message to scrub, and walking a
+    large config on the event loop at every commit would hold it for nothing."""
+
+    __slots__ = ("_builtins", "_is_secret", "_values")
+
+    def __init__(self, builtins: Any = None, is_secret: IsSecret | None = None) -> None:
+        self._builtins = builtins
+        self._is_secret = is_secret
+        self._values: tuple[str, ...] | None = None if is_secret is not None else ()
+
+    @property
+    def values(self) -> tuple[str, ...]:
+        """The secret strings, longest first (a secret inside another goes after it)."""
+        if self._values is None:
+            assert self._is_secret is not None  # noqa: S101 - set with _values None
+            found = secret_values(self._builtins, self._is_secret)
+            self._values = tuple(sorted(found, key=len, reverse=True))
+            self._builtins = self._is_secret = None  # the config may go; the strings stay
+        return self._values
+
+    def scrub(self, text: str) -> str:
+        """``text`` with each secret value and every secret shape masked (see `scrub`)."""
+        return _scrub_sorted(text, self.values)
 
 
 def scrub_all(value: Any, secrets: Iterable[str]) -> Any:
@@ -153,7 +304,10 @@ def scrub_all(value: Any, secrets: Iterable[str]) -> Any:
     return value
 
 
-_YAML_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*"')
+#: Where a quoted string starts, and what ends one (or escapes the next character).
+_YAML_QUOTE = re.compile(r"['\"]")
+_QUOTE_STOP = {"'": re.compile(r"['\\]"), '"': re.compile(r'["\\]')}
+_YAML_TOKEN_NAME = re.compile(r"'<[a-z ]+>'")
 _YAML_UNKNOWN_TAG = re.compile(r"could not determine a constructor for the tag '(?P<tag>[^']*)'")
 _YAML_STANDARD_TAG = "tag:yaml.org,2002:"
 
@@ -177,12 +331,27 @@ def yaml_message(message: str) -> str:
             "could not determine a constructor for the tag "
             "(a value that starts with '!' is a YAML tag: quote it)"
         )
-    return _YAML_QUOTED.sub(_keep_if_not_text, message)
+    out: list[str] = []
+    done = 0
+    for start, end in _quoted(message):
+        out.append(message[done:start])
+        out.append(_keep_if_not_text(message, start, end))
+        done = end
+    out.append(message[done:])
+    return "".join(out)
 
 
-def _keep_if_not_text(found: re.Match[str]) -> str:
+def _quoted(message: str) -> Iterator[tuple[int, int]]:
+    """The span of each quoted string of ``message`` (see `_quote_end`). A scanning loop,
+    not one regex: the regex spelling backtracks from every later quote of ``'\\'\\...``."""
+    at = 0
+    while (opening := _YAML_QUOTE.search(message, at)) is not None:
+        at = _quote_end(message, opening.start())
+        yield opening.start(), at
+
+
+def _keep_if_not_text(message: str, start: int, end: int) -> str:
     """A quoted character ('\\t') or token name ('<scalar>') stays; anything else goes."""
-    quoted = found.group(0)
-    if len(quoted) <= 4 or re.fullmatch(r"'<[a-z ]+>'", quoted):
-        return quoted
+    if end - start <= 4 or _YAML_TOKEN_NAME.fullmatch(message, start, end):
+        return message[start:end]
     return "(...)"

@@ -35,7 +35,6 @@ from ._outcome import ReloadOutcome
 from ._parsing import Format, format_for
 from ._pipeline import Pipeline, Validator
 from ._present import Explained, explain, to_builtins
-from ._redact import scrub
 from ._schema import schema_for
 from ._sessions import Sessions
 from ._snapshot import Snapshot
@@ -379,7 +378,7 @@ class HotReloader(Sessions[T], Deriving[T], FailureReporting):
 
     def _scrub(self, text: str) -> str:
         """``text`` with the config's secret values masked (a tool error may quote a key)."""
-        return scrub(text, self._secrets)
+        return self._secrets.scrub(text)
 
     def _mark(self) -> Mark:
         return Mark(self.snapshot.generation, self._gate.pending_seq)

@@ -25,7 +25,7 @@ from ._decide import Candidate, Commit, Verdict, broken_invariant
 from ._derive import Derived, _Held
 from ._drain import DrainGate, Pending
 from ._errors import ConfigApplyError, ConfigError
-from ._fields import format_path
+from ._fields import Secrets, format_path
 from ._gcpause import gc_paused
 from ._logging import capped
 from ._metrics import ReloaderMetrics
@@ -152,7 +152,7 @@ class Worker(Streams[T]):
         self._last_eval: Evaluation[T] | None = None
         self._warned_restart: dict[tuple[str, ...], str] = {}
         self._version: str | None = None
-        self._secrets: list[str] = []
+        self._secrets = Secrets()
         self._empty_deferred = False
         self._reads = 0
         self._in_force_read = 0
@@ -495,7 +495,7 @@ class Worker(Streams[T]):
         self._refused = None
         # The swap: two reference stores, snapshot first, each atomic for any reader.
         self._active = active
-        self._secrets = sorted(self.policy.secret_values(active.builtins), key=len, reverse=True)
+        self._secrets = self.policy.secrets_of(active.builtins)  # worked out on first use
         self.snapshot = snapshot
         self.config = active.config
         if built:

@@ -183,7 +183,9 @@ def test_declared_secret_pattern_covers_its_subtree() -> None:
 def test_redact(policy: FieldPolicy) -> None:
     value = {"nested": [1, 2]}
     assert policy.redact(("llm", "api_key"), "sk-123") == "***"
-    assert policy.redact(("tlsCert",), value) == "***"
+    # Only strings are masked by name: a secret field's map keeps its shape and numbers.
+    assert policy.redact(("tlsCert",), {"nested": [1, "pem"]}) == {"nested": [1, "***"]}
+    assert policy.redact(("tlsCert",), value) == value
     assert policy.redact(("model",), "gpt-4") == "gpt-4"
     assert policy.redact(("servers", "eu", "host"), value) == value
 

@@ -1,0 +1,173 @@
+"""Secret redaction on the hot path (issue 23): shapes that slipped through, values that are
+no secret, keys, secrets quoted in other fields, and secrets worked out lazily.
+
+Each test plants a value and checks both sides: the secret is gone from the output, and
+``***`` stands where it was with the rest of the text intact.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from hotreload import _redact
+from hotreload._fields import _MEMO, FieldPolicy, Secrets
+from hotreload._present import redacted
+from hotreload._redact import REDACTED, mask_text, redact, secret_values
+from hotreload.testing import write_atomic
+from tests.hardening.conftest import next_commit, open_reloader
+
+# -- 2. three credential shapes ---------------------------------------------------------------
+
+TOKEN_URLS = [
+    ("https://ghp_a1b2c3d4e5f6g7h8@github.com/org/repo.git", "ghp_a1b2c3d4e5f6g7h8"),
+    ("https://github_pat_11ABCDEFG0123@github.com/org/repo", "github_pat_11ABCDEFG0123"),
+    ("https://glpat-AbCdEfGhIj@gitlab.example.com/group/x.git", "glpat-AbCdEfGhIj"),
+    ("https://xoxb-1234-5678-abcdef@slack.example.com/", "xoxb-1234-5678-abcdef"),
+    ("https://sk-proj-abcdef@api.example.com/v1", "sk-proj-abcdef"),
+    ("https://a1b2c3d4e5f6a7b8c9d0e1@git.example.com/", "a1b2c3d4e5f6a7b8c9d0e1"),
+]
+
+
+@pytest.mark.parametrize(("url", "token"), TOKEN_URLS)
+def test_a_token_as_the_whole_userinfo_is_masked(url: str, token: str) -> None:
+    shown = mask_text(f"cloning {url} failed")
+    assert token not in shown
+    assert shown == f"cloning {url.replace(token, REDACTED)} failed"
+    assert token in secret_values({"repo": url}, lambda _: False)
+
+
+def test_a_user_name_alone_is_no_token() -> None:
+    for text in ("https://git@github.com/x", "ssh://deploy@host/", "https://alice.smith@h/"):
+        assert mask_text(text) == text
+
+
+def test_user_password_masks_after_the_first_colon() -> None:
+    assert mask_text("https://oauth2:glpat-xyz:more@gitlab.com/") == (
+        f"https://oauth2:{REDACTED}@gitlab.com/"
+    )
+    assert mask_text("postgresql://admin:s3:cr3t@db/app") == f"postgresql://admin:{REDACTED}@db/app"
+
+
+def test_a_libpq_keyword_dsn_masks_its_password() -> None:
+    dsn = "host=db user=app password=s3cretpw dbname=x"
+    assert mask_text(dsn) == f"host=db user=app password={REDACTED} dbname=x"
+    quoted = r"host=db password='s3 cr\'et' sslpassword = k3y2 port=5432"
+    assert mask_text(quoted) == (
+        f"host=db password='{REDACTED}' sslpassword = {REDACTED} port=5432"
+    )
+    assert {"s3cretpw"} <= secret_values({"dsn": dsn}, lambda _: False)
+
+
+@pytest.mark.parametrize(
+    ("header", "shown"),
+    [
+        ("Authorization: Token abc", f"Authorization: Token {REDACTED}"),
+        ("Authorization: Bearer abc", f"Authorization: Bearer {REDACTED}"),
+        ("authorization:Bearer abc", f"authorization:Bearer {REDACTED}"),
+        ("Proxy-Authorization: Basic dXNlcg==", f"Proxy-Authorization: Basic {REDACTED}"),
+        ("X-Api-Key: abc", f"X-Api-Key: {REDACTED}"),
+        ("X-Auth-Token: abc123", f"X-Auth-Token: {REDACTED}"),
+        ("Cookie: session=abc; theme=dark", f"Cookie: {REDACTED}"),
+        ("X-Request-Id: 42", "X-Request-Id: 42"),
+        ("Accept: application/json", "Accept: application/json"),
+    ],
+)
+def test_a_header_string_in_a_list_is_masked(header: str, shown: str) -> None:
+    config = {"toolset": {"headers": ["Accept: */*", header]}}
+    assert redact(config, lambda _: False) == {"toolset": {"headers": ["Accept: */*", shown]}}
+
+
+def test_a_header_value_runs_to_the_end_of_its_line() -> None:
+    text = "sent:\nAuthorization: Token abc def\nAccept: */*"
+    assert mask_text(text) == f"sent:\nAuthorization: Token {REDACTED}\nAccept: */*"
+
+
+# -- 3. booleans and numbers are never masked by name -----------------------------------------
+
+
+def test_only_strings_are_masked_by_name() -> None:
+    config = {
+        "token_reviewer_enabled": True,
+        "api_key_rotation_days": 30,
+        "password_min_entropy": 3.5,
+        "secret_ref": None,
+        "api_key": "s3cret-value",
+        "credentials": {"user": "admin", "retries": 3, "pass": "hunter22", "list": ["a", 1]},
+    }
+    assert redact(config, FieldPolicy(dict).is_secret) == {
+        "token_reviewer_enabled": True,
+        "api_key_rotation_days": 30,
+        "password_min_entropy": 3.5,
+        "secret_ref": None,
+        "api_key": REDACTED,
+        "credentials": {"user": REDACTED, "retries": 3, "pass": REDACTED, "list": [REDACTED, 1]},
+    }
+
+
+def test_the_demo_shows_a_boolean_named_like_a_token() -> None:
+    """The demo's ``/-/config`` showed ``"token_reviewer_enabled": "***"`` for ``true``."""
+    policy = FieldPolicy(dict)
+    shown = redacted({"k8s": {"token_reviewer_enabled": True, "token": "abc"}}, policy)
+    assert shown == {"k8s": {"token_reviewer_enabled": True, "token": REDACTED}}
+
+
+# -- 6. secrets worked out lazily, is_secret memoised -----------------------------------------
+
+
+async def test_a_commit_does_not_work_out_the_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Worker._commit`` walked the whole config for its secret strings at every commit, on
+    the event loop. Now they are worked out on first use: a commit walks nothing."""
+    calls: list[object] = []
+    real = _redact.secret_values
+
+    def counting(value: object, is_secret: object) -> set[str]:
+        calls.append(value)
+        return real(value, is_secret)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_redact, "secret_values", counting)
+    path = tmp_path / "config.yaml"
+    write_atomic(path, b"model: sk-model-secret-1\nretries: 1\n")
+    async with open_reloader(path, CollectorRegistry(), secrets=["model"]) as r:
+        for n in range(2, 5):
+            write_atomic(path, f"model: sk-model-secret-{n}\nretries: {n}\n".encode())
+            await next_commit(r)
+        assert calls == []
+        # First use: the secrets of the config in force, longest first, once.
+        assert r._scrub("failed with sk-model-secret-4 twice: sk-model-secret-4") == (
+            "failed with *** twice: ***"
+        )
+        r._scrub("again")
+        assert len(calls) == 1
+
+
+def test_secrets_are_longest_first_and_worked_out_once() -> None:
+    secrets = Secrets({"a": {"token": "abcd", "key": "abcdefgh"}}, FieldPolicy(dict).is_secret)
+    assert secrets.values == ("abcdefgh", "abcd")
+    assert secrets.scrub("x abcdefgh y abcd") == "x *** y ***"
+    assert Secrets().values == ()
+    assert Secrets().scrub("Bearer abcdefghijkl") == "Bearer ***"
+
+
+def test_is_secret_is_memoised_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    policy = FieldPolicy(dict, secrets=["db.dsn"])
+    seen: list[str] = []
+    real = _redact.is_secret_name
+
+    def counting(segment: str) -> bool:
+        seen.append(segment)
+        return real(segment)
+
+    monkeypatch.setattr(_redact, "is_secret_name", counting)
+    for _ in range(3):
+        assert policy.is_secret(("db", "dsn"))
+        assert policy.is_secret(("llm", "api_key"))
+        assert not policy.is_secret(("llm", "model"))
+    assert seen == ["db", "dsn", "llm", "api_key", "llm", "model"]
+    for n in range(3 * _MEMO):
+        policy.is_secret(("free", str(n)))
+    assert len(policy._secret_paths) <= _MEMO
