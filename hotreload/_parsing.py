@@ -26,7 +26,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
-__all__ = ["Format", "format_for", "locate_nodes", "parse", "parse_node"]
+__all__ = ["Format", "format_for", "locate_nodes", "parse", "parse_node", "parse_text"]
 
 Format = Literal["yaml", "json", "toml"]
 
@@ -145,29 +145,55 @@ def _position(prefix: str) -> tuple[int, int]:
 def _parse_yaml(text: str, source: str, max_text: int | None) -> tuple[Any, yaml.Node | None]:
     try:
         return _load_yaml(text, max_text)
-    except _TooBig as exc:
+    except (_TooBig, yaml.YAMLError, RecursionError) as exc:
+        raise _yaml_error(exc, text, source) from None
+
+
+def _yaml_error(
+    exc: _TooBig | yaml.YAMLError | RecursionError, text: str, source: str
+) -> ConfigParseError:
+    """The typed error for a YAML failure, at its 1-based line and column when it has one."""
+    if isinstance(exc, _TooBig):
         mark = exc.node.start_mark
-        raise ConfigParseError(
-            source, exc.message, line=mark.line + 1, column=mark.column + 1
-        ) from None
-    except yaml.MarkedYAMLError as exc:
+        return ConfigParseError(source, exc.message, line=mark.line + 1, column=mark.column + 1)
+    if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         parts = [yaml_message(p) for p in (exc.context, exc.problem) if p]
         message = ": ".join(parts) or "invalid YAML"
         if mark is None:
-            raise ConfigParseError(source, message) from None
-        raise ConfigParseError(
-            source, message, line=mark.line + 1, column=mark.column + 1
-        ) from None
-    except yaml.reader.ReaderError as exc:
+            return ConfigParseError(source, message)
+        return ConfigParseError(source, message, line=mark.line + 1, column=mark.column + 1)
+    if isinstance(exc, yaml.reader.ReaderError):
         line, column = _position(text[: exc.position])
-        raise ConfigParseError(
+        return ConfigParseError(
             source, f"character {exc.character!r} is not allowed in YAML", line=line, column=column
-        ) from None
-    except yaml.YAMLError as exc:
-        raise ConfigParseError(source, type(exc).__name__) from None
-    except RecursionError:
-        raise ConfigParseError(source, "the document is nested too deeply") from None
+        )
+    if isinstance(exc, yaml.YAMLError):
+        return ConfigParseError(source, type(exc).__name__)
+    return ConfigParseError(source, "the document is nested too deeply")
+
+
+def parse_text(text: str, source: str, *, max_text: int | None = None) -> Any:
+    """One value written as YAML text (an environment variable's: ``8080`` is a number,
+    ``[a, b]`` a list), read under the limits a document is read under.
+
+    Text that is not YAML (a syntax error, a tag its value does not fit) stays the string it
+    is, and so does blank text; a comment or ``null`` is None. What a document would be
+    refused for, an alias expansion past a limit, nesting too deep, a key given twice, raises
+    `ConfigParseError` naming ``source`` (``$NAME``) and the line and column in the text.
+    """
+    if not text.strip():
+        return text
+    try:
+        return _load_yaml(text, max_text)[0]
+    except (_TooBig, RecursionError) as exc:
+        raise _yaml_error(exc, text, source) from None
+    except yaml.constructor.ConstructorError as exc:
+        if (exc.problem or "").startswith("found duplicate key"):
+            raise _yaml_error(exc, text, source) from None
+        return text
+    except yaml.YAMLError:
+        return text
 
 
 def _load_yaml(text: str, max_text: int | None) -> tuple[Any, yaml.Node | None]:
