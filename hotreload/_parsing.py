@@ -241,11 +241,29 @@ def _load_strict(text: str, max_text: int | None) -> tuple[Any, yaml.Node | None
         loader.dispose()
 
 
-#: Where an alias may start: a ``*`` that begins a token (after a space, a line break or a
-#: flow indicator) and is followed by a name. A ``*`` inside a word or a comment's
-#: ``kubernetes.*`` is none; a glob in a quoted string is a false alarm, which only costs the
-#: full walk.
-_ALIAS = re.compile(r"(?:^|[\s\ufeff\[{,:?-])\*[^\s\[\]{},]")
+#: What may come right before an alias (``*name``) begins, besides white space: the start of
+#: the text or a flow indicator. A ``*`` inside a word or a comment's ``kubernetes.*`` starts
+#: none; a glob in a quoted string is a false alarm, which only costs the full walk.
+_BEFORE_ALIAS = frozenset("\ufeff[{,:?-")
+#: What cannot follow the ``*`` of an alias (its name is at least one other character).
+_NOT_IN_ALIAS_NAME = frozenset("[]{},")
+
+
+def _may_hold_alias(text: str) -> bool:
+    """Whether ``text`` has a ``*`` where an alias can start (a scan of each ``*`` only)."""
+    at = text.find("*")
+    while at >= 0:
+        before = text[at - 1] if at else " "
+        after = text[at + 1 : at + 2]
+        if (
+            (before.isspace() or before in _BEFORE_ALIAS)
+            and after
+            and not after.isspace()
+            and after not in _NOT_IN_ALIAS_NAME
+        ):
+            return True
+        at = text.find("*", at + 1)
+    return False
 
 
 def _may_expand(text: str, max_text: int | None) -> bool:
@@ -253,7 +271,7 @@ def _may_expand(text: str, max_text: int | None) -> bool:
     an alias (``*name``) or a merge key (``<<``) can make it expand, and a document may have
     more scalar text than its bytes (``\\L`` is two bytes of escape for three of text), so
     one over two thirds of ``max_text`` is measured too."""
-    if ("*" in text and _ALIAS.search(text) is not None) or "<<" in text:
+    if "<<" in text or _may_hold_alias(text):
         return True
     if max_text is None:
         return False
