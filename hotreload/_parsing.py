@@ -146,7 +146,10 @@ def _parse_yaml(text: str, source: str, max_text: int | None) -> tuple[Any, yaml
     try:
         return _load_yaml(text, max_text)
     except (_TooBig, yaml.YAMLError, RecursionError) as exc:
-        raise _yaml_error(exc, text, source) from None
+        error = _yaml_error(exc, text, source)
+    # Raised outside the handler: the error has no __context__ that keeps the node graph
+    # (a `_TooBig`'s node, the frames that composed it) alive for as long as it is kept.
+    raise error
 
 
 def _yaml_error(
@@ -187,13 +190,14 @@ def parse_text(text: str, source: str, *, max_text: int | None = None) -> Any:
     try:
         return _load_yaml(text, max_text)[0]
     except (_TooBig, RecursionError) as exc:
-        raise _yaml_error(exc, text, source) from None
+        error = _yaml_error(exc, text, source)
     except yaml.constructor.ConstructorError as exc:
-        if (exc.problem or "").startswith("found duplicate key"):
-            raise _yaml_error(exc, text, source) from None
-        return text
+        if not (exc.problem or "").startswith("found duplicate key"):
+            return text
+        error = _yaml_error(exc, text, source)
     except yaml.YAMLError:
         return text
+    raise error  # outside the handler, as in `_parse_yaml`
 
 
 def _load_yaml(text: str, max_text: int | None) -> tuple[Any, yaml.Node | None]:
