@@ -25,11 +25,10 @@ from typing import Any, Literal, TypeAlias
 
 import anyio
 import msgspec
-import yaml
 
 from ._errors import ConfigParseError, ConfigReadError
 from ._file_source import Attachment, FileSource, read_file
-from ._parsing import Format, format_for, parse_node
+from ._parsing import Format, format_for, parse_node, parse_text
 from ._provenance import Document, NodePath, Origin, Parsed, merge, nest, walk_yaml, whole
 from ._source import Revision, Source, Wiring, wiring_for
 
@@ -41,7 +40,6 @@ LayerFormat = Literal["yaml", "json", "toml", "text"]
 
 #: How often a read starts again when kubelet removed the generation it was reading from.
 _GENERATION_RETRIES = 10
-_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +220,8 @@ class Layers:
             parsed.append(cached[1])
         if self.env_prefix:
             if self._env_cache is None or self._env_cache[0] != bundle.env:
-                self._env_cache = (bundle.env, env_layer(bundle.env, self.env_prefix))
+                env = env_layer(bundle.env, self.env_prefix, max_text=self._max_text)
+                self._env_cache = (bundle.env, env)
             parsed.append(self._env_cache[1])
         return merge(parsed, self._uri)
 
@@ -404,8 +403,14 @@ def _env_items(environ: Mapping[str, str], prefix: str | None) -> Iterable[tuple
     return [(k, v) for k, v in environ.items() if k.startswith(prefix) and len(k) > len(prefix)]
 
 
-def env_layer(items: Iterable[tuple[str, str]], prefix: str) -> Parsed:
+def env_layer(
+    items: Iterable[tuple[str, str]], prefix: str, *, max_text: int | None = None
+) -> Parsed:
     """Variables as a layer: ``PREFIX_A__B=v`` is ``{"a": {"b": v}}``, ``v`` read as YAML.
+
+    Each value is read under the limits a file is (``max_text``: the size cap), so a value
+    a file would be refused for (an alias bomb, a key given twice) raises `ConfigParseError`
+    naming the variable (``$PREFIX_A__B``).
 
     Sorted by name, so ``HOLMES_LLM`` and ``HOLMES_LLM__MODEL`` always resolve the same way
     (the nested one wins). Only leaves get an origin: the maps above them are the files'.
@@ -422,20 +427,16 @@ def env_layer(items: Iterable[tuple[str, str]], prefix: str) -> Parsed:
                 node[key] = {}
                 values.pop(path[: depth + 1], None)  # HOLMES_LLM gave way to HOLMES_LLM__X
             node = node[key]
-        node[path[-1]] = _scalar(text)
+        node[path[-1]] = _scalar(text, f"${name}", max_text)
         values[path] = Origin(f"${name}")
     return Parsed(data, values)
 
 
-def _scalar(text: str) -> Any:
-    """A variable's value read as YAML (``8080`` -> 8080, ``true`` -> True); text that is not
-    valid YAML, or an empty value, stays the string it is."""
-    if not text.strip():
-        return text
-    try:
-        return yaml.load(text, Loader=_BaseLoader)  # noqa: S506 - the safe (C) loader
-    except yaml.YAMLError:
-        return text
+def _scalar(text: str, source: str, max_text: int | None) -> Any:
+    """A variable's value read as YAML (``8080`` -> 8080, ``true`` -> True) by the parser
+    files go through, with its limits; text that is not valid YAML, or an empty value, stays
+    the string it is."""
+    return parse_text(text, source, max_text=max_text)
 
 
 def _nothing() -> None:

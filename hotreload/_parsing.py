@@ -26,7 +26,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
-__all__ = ["Format", "format_for", "locate_nodes", "parse", "parse_node"]
+__all__ = ["Format", "format_for", "locate_nodes", "parse", "parse_node", "parse_text"]
 
 Format = Literal["yaml", "json", "toml"]
 
@@ -145,29 +145,59 @@ def _position(prefix: str) -> tuple[int, int]:
 def _parse_yaml(text: str, source: str, max_text: int | None) -> tuple[Any, yaml.Node | None]:
     try:
         return _load_yaml(text, max_text)
-    except _TooBig as exc:
+    except (_TooBig, yaml.YAMLError, RecursionError) as exc:
+        error = _yaml_error(exc, text, source)
+    # Raised outside the handler: the error has no __context__ that keeps the node graph
+    # (a `_TooBig`'s node, the frames that composed it) alive for as long as it is kept.
+    raise error
+
+
+def _yaml_error(
+    exc: _TooBig | yaml.YAMLError | RecursionError, text: str, source: str
+) -> ConfigParseError:
+    """The typed error for a YAML failure, at its 1-based line and column when it has one."""
+    if isinstance(exc, _TooBig):
         mark = exc.node.start_mark
-        raise ConfigParseError(
-            source, exc.message, line=mark.line + 1, column=mark.column + 1
-        ) from None
-    except yaml.MarkedYAMLError as exc:
+        return ConfigParseError(source, exc.message, line=mark.line + 1, column=mark.column + 1)
+    if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         parts = [yaml_message(p) for p in (exc.context, exc.problem) if p]
         message = ": ".join(parts) or "invalid YAML"
         if mark is None:
-            raise ConfigParseError(source, message) from None
-        raise ConfigParseError(
-            source, message, line=mark.line + 1, column=mark.column + 1
-        ) from None
-    except yaml.reader.ReaderError as exc:
+            return ConfigParseError(source, message)
+        return ConfigParseError(source, message, line=mark.line + 1, column=mark.column + 1)
+    if isinstance(exc, yaml.reader.ReaderError):
         line, column = _position(text[: exc.position])
-        raise ConfigParseError(
+        return ConfigParseError(
             source, f"character {exc.character!r} is not allowed in YAML", line=line, column=column
-        ) from None
-    except yaml.YAMLError as exc:
-        raise ConfigParseError(source, type(exc).__name__) from None
-    except RecursionError:
-        raise ConfigParseError(source, "the document is nested too deeply") from None
+        )
+    if isinstance(exc, yaml.YAMLError):
+        return ConfigParseError(source, type(exc).__name__)
+    return ConfigParseError(source, "the document is nested too deeply")
+
+
+def parse_text(text: str, source: str, *, max_text: int | None = None) -> Any:
+    """One value written as YAML text (an environment variable's: ``8080`` is a number,
+    ``[a, b]`` a list), read under the limits a document is read under.
+
+    Text that is not YAML (a syntax error, a tag its value does not fit) stays the string it
+    is, and so does blank text; a comment or ``null`` is None. What a document would be
+    refused for, an alias expansion past a limit, nesting too deep, a key given twice, raises
+    `ConfigParseError` naming ``source`` (``$NAME``) and the line and column in the text.
+    """
+    if not text.strip():
+        return text
+    try:
+        return _load_yaml(text, max_text)[0]
+    except (_TooBig, RecursionError) as exc:
+        error = _yaml_error(exc, text, source)
+    except yaml.constructor.ConstructorError as exc:
+        if not (exc.problem or "").startswith("found duplicate key"):
+            return text
+        error = _yaml_error(exc, text, source)
+    except yaml.YAMLError:
+        return text
+    raise error  # outside the handler, as in `_parse_yaml`
 
 
 def _load_yaml(text: str, max_text: int | None) -> tuple[Any, yaml.Node | None]:
@@ -215,11 +245,29 @@ def _load_strict(text: str, max_text: int | None) -> tuple[Any, yaml.Node | None
         loader.dispose()
 
 
-#: Where an alias may start: a ``*`` that begins a token (after a space, a line break or a
-#: flow indicator) and is followed by a name. A ``*`` inside a word or a comment's
-#: ``kubernetes.*`` is none; a glob in a quoted string is a false alarm, which only costs the
-#: full walk.
-_ALIAS = re.compile(r"(?:^|[\s\ufeff\[{,:?-])\*[^\s\[\]{},]")
+#: What may come right before an alias (``*name``) begins, besides white space: the start of
+#: the text or a flow indicator. A ``*`` inside a word or a comment's ``kubernetes.*`` starts
+#: none; a glob in a quoted string is a false alarm, which only costs the full walk.
+_BEFORE_ALIAS = frozenset("\ufeff[{,:?-")
+#: What cannot follow the ``*`` of an alias (its name is at least one other character).
+_NOT_IN_ALIAS_NAME = frozenset("[]{},")
+
+
+def _may_hold_alias(text: str) -> bool:
+    """Whether ``text`` has a ``*`` where an alias can start (a scan of each ``*`` only)."""
+    at = text.find("*")
+    while at >= 0:
+        before = text[at - 1] if at else " "
+        after = text[at + 1 : at + 2]
+        if (
+            (before.isspace() or before in _BEFORE_ALIAS)
+            and after
+            and not after.isspace()
+            and after not in _NOT_IN_ALIAS_NAME
+        ):
+            return True
+        at = text.find("*", at + 1)
+    return False
 
 
 def _may_expand(text: str, max_text: int | None) -> bool:
@@ -227,7 +275,7 @@ def _may_expand(text: str, max_text: int | None) -> bool:
     an alias (``*name``) or a merge key (``<<``) can make it expand, and a document may have
     more scalar text than its bytes (``\\L`` is two bytes of escape for three of text), so
     one over two thirds of ``max_text`` is measured too."""
-    if ("*" in text and _ALIAS.search(text) is not None) or "<<" in text:
+    if "<<" in text or _may_hold_alias(text):
         return True
     if max_text is None:
         return False

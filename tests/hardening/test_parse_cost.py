@@ -168,6 +168,31 @@ def test_a_kept_error_does_not_keep_the_node_tree_alive(
     assert all(root() is None for root in roots)
 
 
+def test_a_kept_parse_error_does_not_keep_the_node_graph_alive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A refused bomb's error is kept too: its context (the limit broken, at a node) must not
+    keep the composed graph alive with it."""
+    roots: list[weakref.ref[yaml.Node]] = []
+    strict = hotreload._parsing._StrictLoader
+    original = strict.get_single_node
+
+    def get_single_node(self: Any) -> Any:
+        node = original(self)
+        roots.append(weakref.ref(node))
+        return node
+
+    monkeypatch.setattr(strict, "get_single_node", get_single_node)
+    with pytest.raises(ConfigParseError) as info:
+        parse(b"a: &a [x, x, x]\nb: &b [*a, *a, *a]\nc: [*b, *b, *b]\n", "yaml", "x", max_text=9)
+    kept = info.value
+    info = None  # type: ignore[assignment]
+    assert "more than 9 bytes of text" in kept.message
+    gc.collect()
+    assert roots
+    assert all(root() is None for root in roots)
+
+
 # -- 2. unknown keys cost O(N) -----------------------------------------------------------------
 
 
