@@ -7,15 +7,21 @@ Each test plants a value and checks both sides: the secret is gone from the outp
 
 from __future__ import annotations
 
+import inspect
+import json
+import sys
 from pathlib import Path
 
+import msgspec
 import pytest
 from prometheus_client import CollectorRegistry
 
-from hotreload import _redact
+from hotreload import HotReloader, _redact
 from hotreload._fields import _MEMO, FieldPolicy, Secrets
 from hotreload._present import redacted
 from hotreload._redact import REDACTED, mask_text, redact, secret_values
+from hotreload.asgi import config_report
+from hotreload.cli import main
 from hotreload.testing import write_atomic
 from tests.hardening.conftest import next_commit, open_reloader
 
@@ -171,3 +177,56 @@ def test_is_secret_is_memoised_and_bounded(monkeypatch: pytest.MonkeyPatch) -> N
     for n in range(3 * _MEMO):
         policy.is_secret(("free", str(n)))
     assert len(policy._secret_paths) <= _MEMO
+
+
+# -- 5. a secret value quoted in another field -------------------------------------------------
+
+QUOTED_KEY = "sk-quoted-a1b2c3d4"
+
+
+class Quoting(msgspec.Struct, frozen=True, kw_only=True):
+    api_key: str
+    note: str = ""
+    retries: int = 1
+
+
+QUOTING_MODULE = "import msgspec\n" + inspect.getsource(Quoting)
+
+
+def _quoting_doc(retries: int) -> str:
+    return f"api_key: {QUOTED_KEY}\nnote: 'key is {QUOTED_KEY}, keep it'\nretries: {retries}\n"
+
+
+async def test_explain_and_config_mask_a_secret_quoted_in_another_field(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(_quoting_doc(1))
+    async with HotReloader(
+        path, schema=Quoting, name="quoting", registry=CollectorRegistry(), poll_interval=0
+    ) as r:
+        explained = {e.path: e.value for e in r.explain()}
+        assert explained["note"] == "key is ***, keep it"
+        assert explained["api_key"] == REDACTED
+        report = config_report(r, origins=True)
+        assert report["config"]["note"] == "key is ***, keep it"
+        assert QUOTED_KEY not in json.dumps(report)
+
+
+def test_cli_explain_and_against_mask_a_secret_quoted_in_another_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "quoting_schema.py").write_text(QUOTING_MODULE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # main() puts the cwd on it
+    old, new = tmp_path / "old.yaml", tmp_path / "new.yaml"
+    old.write_text(_quoting_doc(1).replace("keep it", "old note"))
+    new.write_text(_quoting_doc(2))
+    schema = ("--schema", "quoting_schema:Quoting")
+    for extra in (["--explain"], ["--explain", "--json"], ["--against", str(old)]):
+        assert main(["check", str(new), *schema, *extra]) == 0
+    assert main(["check", str(new), *schema, "--against", str(old), "--json"]) == 0
+    out = capsys.readouterr().out
+    assert QUOTED_KEY not in out
+    assert 'note = "key is ***, keep it"' in out
+    assert '"key is ***, old note" -> "key is ***, keep it"' in out
