@@ -74,7 +74,9 @@ _MEMO = 4096
 
 
 def format_path(path: Path) -> str:
-    return ".".join(path)
+    """``path`` dotted, each key redacted like a value (`hotreload._redact.mask_key`): a
+    secret-shaped key never shows in a changed path, a log line or a diff."""
+    return ".".join(_redact.mask_key(seg) for seg in path)
 
 
 def _split(pattern: str) -> Path:

@@ -19,7 +19,7 @@ from ._failures import ToolsetFailureRecord
 from ._fields import FieldPolicy, Path, format_path
 from ._outcome import ReloadOutcome
 from ._provenance import Document, Origin, dotted, leaves
-from ._redact import REDACTED, redact
+from ._redact import REDACTED, redact, scrub_all
 from ._schema import json_builtins
 from ._snapshot import Snapshot
 
@@ -34,6 +34,7 @@ __all__ = [
     "outcome_dict",
     "outcome_line",
     "redacted",
+    "scrubbed",
     "snapshot_dict",
 ]
 
@@ -51,12 +52,26 @@ class Explained:
 def explain(builtins: Any, document: Document, policy: FieldPolicy) -> list[Explained]:
     """Every leaf of ``builtins`` (the validated config) with the layer and line it came from."""
     values = document.values
-    out = []
+    found = []
     for path, value in leaves(builtins):
         names = tuple(seg for seg in path if isinstance(seg, str))
-        shown = redact(value, policy.is_secret, names)
-        out.append(Explained(dotted(path), shown, values.get(path)))
-    return out
+        found.append((path, redact(value, policy.is_secret, names)))
+    # A secret value quoted in another field (``note: "key is sk-..."``) goes too.
+    shown = scrubbed([value for _, value in found], policy, builtins)
+    return [
+        Explained(dotted(path), value, values.get(path))
+        for (path, _), value in zip(found, shown, strict=True)
+    ]
+
+
+def scrubbed(value: Any, policy: FieldPolicy, *configs: Any) -> Any:
+    """``value`` (a JSON-like report) with every secret value of ``configs`` (builtins)
+    masked wherever it is quoted, and every secret shape masked: the last step of whatever
+    shows a config, `explain`, `diff_records` and ``/-/config`` alike."""
+    secrets: set[str] = set()
+    for config in configs:
+        secrets |= policy.secret_values(config)
+    return scrub_all(value, secrets)
 
 
 def explain_lines(items: Iterable[Explained]) -> list[str]:
@@ -178,7 +193,8 @@ def diff_records(old: Any, new: Any, policy: FieldPolicy) -> list[dict[str, Any]
                 "secret": policy.is_secret(path),
             }
         )
-    return records
+    shown: list[dict[str, Any]] = scrubbed(records, policy, old, new)  # both sides' secrets
+    return shown
 
 
 def failure_dict(records: Iterable[ToolsetFailureRecord]) -> dict[str, Any]:

@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from ._redact import mask_key
+
 __all__ = [
     "Document",
     "NodePath",
@@ -209,8 +211,13 @@ def _nodes(data: Any, prefix: NodePath) -> Iterator[tuple[NodePath, Any]]:
 
 
 def dotted(path: Sequence[str | int]) -> str:
-    """``("toolsets", "k8s", "args", 0)`` as ``toolsets.k8s.args[0]``."""
+    """``("toolsets", "k8s", "args", 0)`` as ``toolsets.k8s.args[0]``; each key redacted
+    like a value (`hotreload._redact.mask_key`)."""
     out = ""
     for seg in path:
-        out += f"[{seg}]" if isinstance(seg, int) else (f".{seg}" if out else seg)
+        if isinstance(seg, int):
+            out += f"[{seg}]"
+        else:
+            key = mask_key(seg)
+            out += f".{key}" if out else key
     return out

@@ -18,6 +18,7 @@ config wherever it is quoted), and PyYAML's error messages, which quote the docu
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -26,6 +27,7 @@ __all__ = [
     "REDACTED",
     "Secrets",
     "is_secret_name",
+    "mask_key",
     "mask_text",
     "redact",
     "scrub",
@@ -216,6 +218,25 @@ _PASSES: tuple[Callable[[str], Iterable[Span]], ...] = (
 )
 
 
+#: A key that is a token whole: a known token prefix, or a long run of token characters with
+#: letters and digits in it and no separator (hex, base64: no field name looks like that).
+_KEY_TOKEN = re.compile(r"[A-Za-z0-9+/=]{32,}")
+_LETTER = re.compile(r"[A-Za-z]")
+
+
+@functools.lru_cache(maxsize=4096)
+def mask_key(key: str) -> str:
+    """A mapping key as it may be shown: redacted like a value (a Slack webhook URL used as
+    a key shows ``https://hooks.slack.com/***``; a key that is a token shows ``***``)."""
+    if _TOKEN_PREFIX.match(key) is not None or (
+        _KEY_TOKEN.fullmatch(key) is not None
+        and _DIGIT.search(key) is not None
+        and _LETTER.search(key) is not None
+    ):
+        return REDACTED
+    return mask_text(key)
+
+
 def redact(value: Any, is_secret: IsSecret, path: Path = (), *, inside: bool = False) -> Any:
     """``value`` (builtins) with every string of a secret field, at any depth, replaced by
     ``***`` and every secret-shaped part of any other string masked.
@@ -228,7 +249,12 @@ def redact(value: Any, is_secret: IsSecret, path: Path = (), *, inside: bool = F
     if isinstance(value, str):
         return REDACTED if inside else mask_text(value)
     if isinstance(value, dict):
-        return {k: redact(v, is_secret, (*path, str(k)), inside=inside) for k, v in value.items()}
+        return {
+            (mask_key(k) if isinstance(k, str) else k): redact(
+                v, is_secret, (*path, str(k)), inside=inside
+            )
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [redact(v, is_secret, path, inside=inside) for v in value]
     return value
@@ -293,14 +319,20 @@ class Secrets:
 
 
 def scrub_all(value: Any, secrets: Iterable[str]) -> Any:
-    """`scrub` applied to every string inside a JSON-like report (keys stay as they are)."""
-    ordered = sorted(secrets, key=len, reverse=True)
+    """`scrub` applied to every string inside a JSON-like report, keys included."""
+    return _scrub_all(value, sorted(secrets, key=len, reverse=True))
+
+
+def _scrub_all(value: Any, ordered: list[str]) -> Any:
     if isinstance(value, str):
-        return scrub(value, ordered)
+        return _scrub_sorted(value, ordered)
     if isinstance(value, dict):
-        return {k: scrub_all(v, ordered) for k, v in value.items()}
+        return {
+            (_scrub_sorted(k, ordered) if isinstance(k, str) else k): _scrub_all(v, ordered)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [scrub_all(v, ordered) for v in value]
+        return [_scrub_all(v, ordered) for v in value]
     return value
 
 

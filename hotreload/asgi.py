@@ -27,15 +27,14 @@ from urllib.parse import parse_qs
 import msgspec
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from ._fields import FieldPolicy
 from ._present import (
     failure_dict,
     outcome_dict,
     redacted,
+    scrubbed,
     snapshot_dict,
     to_builtins,
 )
-from ._redact import scrub_all
 from ._reloader import HotReloader
 from ._sighup import reload_on_sighup_if_possible
 from ._snapshot import Snapshot
@@ -295,13 +294,8 @@ def config_report(
             report["origins"] = {
                 e.path: None if e.origin is None else str(e.origin) for e in reloader.explain()
             }
-    scrubbed: dict[str, Any] = scrub_all(report, _secret_values(snapshot.config, reloader.policy))
-    return scrubbed
-
-
-def _secret_values(config: Any, policy: FieldPolicy) -> set[str]:
-    """Every secret string in the config: any that turns up in a message is masked too."""
-    return policy.secret_values(to_builtins(config))
+    shown: dict[str, Any] = scrubbed(report, reloader.policy, to_builtins(snapshot.config))
+    return shown
 
 
 _GET = ("GET", "HEAD")
@@ -394,8 +388,7 @@ class HotReloadAdmin:
         status = 503 if state["status"] == "degraded" and self.strict_ready else 200
         if state["status"] == "degraded":
             body.update(state)
-        secrets = _secret_values(snapshot.config, reloader.policy)
-        await _json(send, status, scrub_all(body, secrets))
+        await _json(send, status, scrubbed(body, reloader.policy, to_builtins(snapshot.config)))
 
     async def _metrics(self, reloader: HotReloader[Any], send: Send) -> None:
         registry = self._registry or _registry_of(reloader)
@@ -416,8 +409,8 @@ class HotReloadAdmin:
             await _json(send, 403, {"error": "wrong token"})
             return
         outcome = await reloader.reload()
-        secrets = _secret_values(reloader.snapshot.config, reloader.policy)
-        await _json(send, 200, scrub_all(outcome_dict(outcome), secrets))
+        config = to_builtins(reloader.snapshot.config)
+        await _json(send, 200, scrubbed(outcome_dict(outcome), reloader.policy, config))
 
 
 def admin_routes(

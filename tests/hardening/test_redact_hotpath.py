@@ -7,17 +7,25 @@ Each test plants a value and checks both sides: the secret is gone from the outp
 
 from __future__ import annotations
 
+import inspect
+import json
+import logging
+import sys
 from pathlib import Path
 
+import msgspec
 import pytest
 from prometheus_client import CollectorRegistry
 
-from hotreload import _redact
-from hotreload._fields import _MEMO, FieldPolicy, Secrets
-from hotreload._present import redacted
-from hotreload._redact import REDACTED, mask_text, redact, secret_values
+from hotreload import HotReloader, _redact
+from hotreload._fields import _MEMO, FieldPolicy, Secrets, format_path
+from hotreload._present import outcome_line, redacted
+from hotreload._provenance import dotted
+from hotreload._redact import REDACTED, mask_key, mask_text, redact, secret_values
+from hotreload.asgi import config_report
+from hotreload.cli import main
 from hotreload.testing import write_atomic
-from tests.hardening.conftest import next_commit, open_reloader
+from tests.hardening.conftest import next_commit, open_reloader, watcher_up
 
 # -- 2. three credential shapes ---------------------------------------------------------------
 
@@ -171,3 +179,140 @@ def test_is_secret_is_memoised_and_bounded(monkeypatch: pytest.MonkeyPatch) -> N
     for n in range(3 * _MEMO):
         policy.is_secret(("free", str(n)))
     assert len(policy._secret_paths) <= _MEMO
+
+
+# -- 5. a secret value quoted in another field -------------------------------------------------
+
+QUOTED_KEY = "sk-quoted-a1b2c3d4"
+
+
+class Quoting(msgspec.Struct, frozen=True, kw_only=True):
+    api_key: str
+    note: str = ""
+    retries: int = 1
+
+
+QUOTING_MODULE = "import msgspec\n" + inspect.getsource(Quoting)
+
+
+def _quoting_doc(retries: int) -> str:
+    return f"api_key: {QUOTED_KEY}\nnote: 'key is {QUOTED_KEY}, keep it'\nretries: {retries}\n"
+
+
+async def test_explain_and_config_mask_a_secret_quoted_in_another_field(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(_quoting_doc(1))
+    async with HotReloader(
+        path, schema=Quoting, name="quoting", registry=CollectorRegistry(), poll_interval=0
+    ) as r:
+        explained = {e.path: e.value for e in r.explain()}
+        assert explained["note"] == "key is ***, keep it"
+        assert explained["api_key"] == REDACTED
+        report = config_report(r, origins=True)
+        assert report["config"]["note"] == "key is ***, keep it"
+        assert QUOTED_KEY not in json.dumps(report)
+
+
+def test_cli_explain_and_against_mask_a_secret_quoted_in_another_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "quoting_schema.py").write_text(QUOTING_MODULE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # main() puts the cwd on it
+    old, new = tmp_path / "old.yaml", tmp_path / "new.yaml"
+    old.write_text(_quoting_doc(1).replace("keep it", "old note"))
+    new.write_text(_quoting_doc(2))
+    schema = ("--schema", "quoting_schema:Quoting")
+    for extra in (["--explain"], ["--explain", "--json"], ["--against", str(old)]):
+        assert main(["check", str(new), *schema, *extra]) == 0
+    assert main(["check", str(new), *schema, "--against", str(old), "--json"]) == 0
+    out = capsys.readouterr().out
+    assert QUOTED_KEY not in out
+    assert 'note = "key is ***, keep it"' in out
+    assert '"key is ***, old note" -> "key is ***, keep it"' in out
+
+
+# -- 4. keys are redacted like values ----------------------------------------------------------
+
+WEBHOOK = "https://hooks.slack.com/services/T000/B000/XXXXXXXX"
+WEBHOOK_SECRET = "services/T000/B000/XXXXXXXX"  # noqa: S105 - planted
+KEY_TOKEN = "sk-live-9f8e7d6c5b4a"  # noqa: S105 - planted
+
+
+class Routes(msgspec.Struct, frozen=True, kw_only=True):
+    routes: dict[str, str] = {}
+    retries: int = 1
+
+
+ROUTES_MODULE = "import msgspec\n" + inspect.getsource(Routes)
+
+
+def _routes_doc(retries: int, channel: str) -> str:
+    return f"routes:\n  '{WEBHOOK}': {channel}\n  {KEY_TOKEN}: {channel}\nretries: {retries}\n"
+
+
+def _key_leaks(*texts: object) -> list[str]:
+    return [str(t) for t in texts if WEBHOOK_SECRET in str(t) or KEY_TOKEN in str(t)]
+
+
+def test_mask_key() -> None:
+    assert mask_key(WEBHOOK) == "https://hooks.slack.com/***"
+    assert mask_key(KEY_TOKEN) == REDACTED
+    assert mask_key("a1b2c3d4e5f6a7b8c9d0a1b2c3d4e5f6a7") == REDACTED
+    for name in ("llm", "api_key", "toolsets_kubernetes_v2_config", "404", "max-tokens-v2"):
+        assert mask_key(name) == name
+    assert format_path(("routes", WEBHOOK)) == "routes.https://hooks.slack.com/***"
+    assert format_path(("llm", "model")) == "llm.model"
+    # _derive.affected splits changed paths on "." back into the keys: normal keys round-trip.
+    for path in [("toolsets", "kubernetes", "api_key"), ("llm", "max_tokens_v2")]:
+        assert tuple(format_path(path).split(".")) == path
+    assert dotted(("routes", KEY_TOKEN, "args", 0)) == "routes.***.args[0]"
+
+
+async def test_a_secret_shaped_key_never_shows(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    path = tmp_path / "config.yaml"
+    path.write_text(_routes_doc(1, "alerts"))
+    async with HotReloader(
+        path, schema=Routes, name="routes", registry=CollectorRegistry(), poll_interval=0
+    ) as r:
+        await watcher_up(r)
+        write_atomic(path, _routes_doc(2, "pager").encode())
+        outcome = await next_commit(r)
+        assert "routes.https://hooks.slack.com/***" in outcome.changed
+        assert "routes.***" in outcome.changed
+        report = config_report(r)
+        assert report["config"]["routes"] == {
+            "https://hooks.slack.com/***": "pager",
+            "***": "pager",
+        }
+        with_origins = config_report(r, origins=True)
+        assert "routes.***" in with_origins["origins"]
+        explained = [e.path for e in r.explain()]
+        assert "routes.https://hooks.slack.com/***" in explained
+        texts = [*outcome.changed, outcome_line(outcome), json.dumps(report)]
+        texts += [json.dumps(with_origins), *explained, caplog.text]
+        assert _key_leaks(*texts) == []
+
+
+def test_cli_never_shows_a_secret_shaped_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "routes_schema.py").write_text(ROUTES_MODULE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # main() puts the cwd on it
+    old, new = tmp_path / "old.yaml", tmp_path / "new.yaml"
+    old.write_text(_routes_doc(1, "alerts"))
+    new.write_text(_routes_doc(2, "pager"))
+    schema = ("--schema", "routes_schema:Routes")
+    for extra in (["--explain"], ["--explain", "--json"], ["--against", str(old)]):
+        assert main(["check", str(new), *schema, *extra]) == 0
+    assert main(["check", str(new), *schema, "--against", str(old), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert _key_leaks(captured.out, captured.err) == []
+    assert 'routes.https://hooks.slack.com/*** = "pager"' in captured.out
+    assert 'routes.***: "alerts" -> "pager"' in captured.out

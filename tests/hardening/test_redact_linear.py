@@ -20,7 +20,7 @@ from collections.abc import Callable
 import pytest
 
 from hotreload import _redact
-from hotreload._redact import is_secret_name, mask_text, scrub, yaml_message
+from hotreload._redact import is_secret_name, mask_key, mask_text, scrub, yaml_message
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -40,6 +40,10 @@ _PLAIN = re.compile(r"[\x00\x01]")
 
 def _plain(text: str) -> object:
     return _PLAIN.search(text)
+
+
+def _mask_key(text: str) -> str:
+    return mask_key.__wrapped__(text)  # not the memo: each call does the work
 
 
 def _scrub(text: str) -> str:
@@ -82,6 +86,10 @@ CASES: list[tuple[str, Callable[[str], object]]] = [
     ("X-Api-Key: ", mask_text),
     ("x-a-", mask_text),
     ("cookie :", mask_text),
+    # keys
+    ("a1", _mask_key),
+    ("sk-a1", _mask_key),
+    ("a1/a1=", _mask_key),
     # secret names
     ("toke", is_secret_name),
     ("tokens", is_secret_name),
@@ -162,6 +170,8 @@ COVERED = {
     "_QUERY_SECRET",
     "_TOKEN_PREFIX",
     "_DIGIT",
+    "_KEY_TOKEN",
+    "_LETTER",
     "_DSN_KEYWORD",
     "_DSN_BARE",
     "_HEADER",
