@@ -11,6 +11,7 @@ limit, which is turned into the same typed error.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sys
@@ -220,8 +221,12 @@ def _load_yaml(text: str, max_text: int | None) -> tuple[Any, yaml.Node | None]:
         loader.dispose()
     if node is None:
         return None, None
+    expands = _may_expand(text, max_text)
+    if not expands:
+        with contextlib.suppress(_NotPlain):
+            return _build_plain(node), node
     constructor = yaml.constructor.SafeConstructor()
-    if not _check_tree(node, constructor, _may_expand(text, max_text)):
+    if not _check_tree(node, constructor, expands):
         _check_nodes(node, max_text)
         if _duplicates(node, constructor):
             return _load_strict(text, max_text)
@@ -229,6 +234,72 @@ def _load_yaml(text: str, max_text: int | None) -> tuple[Any, yaml.Node | None]:
         return constructor.construct_document(node), node
     except (yaml.YAMLError, ValueError, TypeError, AttributeError, LookupError, ArithmeticError):
         return _load_strict(text, max_text)
+
+
+class _NotPlain(Exception):
+    """The document needs the safe constructor's general path (or its errors)."""
+
+
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+#: The safe constructor's own function for each scalar tag it knows (int, float, bool, null,
+#: timestamp, binary, ...): each is pure, reads only the node it is given.
+_SCALARS: dict[Any, Any] = {
+    tag: fn
+    for tag, fn in yaml.constructor.SafeConstructor.yaml_constructors.items()
+    if tag not in (_MAP_TAG, _SEQ_TAG, None)
+    and tag.startswith("tag:yaml.org,2002:")
+    and tag.rsplit(":", 1)[1] not in ("omap", "pairs", "set")
+}
+
+
+def _build_plain(root: yaml.Node) -> Any:
+    """The value of a document that is a plain tree (no alias, no merge key, no collection
+    tag), built in one pass that also checks the limits `_check_tree` checks: nodes, depth and
+    duplicate keys.
+
+    What `SafeConstructor.construct_document` builds, value for value: scalars go through its
+    own functions, and mappings and sequences are plain dicts and lists in document order. It
+    skips what only aliases and merge keys need (a table of built objects, generators for
+    recursive structures, merge flattening), which was half the cost of reading a config. Any
+    other document raises `_NotPlain`, and the general path reads it."""
+    constructor = yaml.constructor.SafeConstructor()
+    budget = [MAX_EXPANDED_NODES]
+
+    def build(node: yaml.Node, depth: int) -> Any:
+        budget[0] -= 1
+        if budget[0] < 0 or depth > MAX_DEPTH:
+            raise _NotPlain
+        tag = node.tag
+        value = node.value
+        if isinstance(value, str):
+            if tag == _STR_TAG:
+                return value
+            fn = _SCALARS.get(tag)
+            if fn is None:
+                raise _NotPlain
+            return fn(constructor, node)
+        if tag == _SEQ_TAG:
+            return [build(item, depth + 1) for item in value]
+        if tag != _MAP_TAG:
+            raise _NotPlain
+        mapping: dict[Any, Any] = {}
+        for key_node, value_node in value:
+            key = build(key_node, depth + 1)
+            try:
+                if key in mapping:  # a duplicate: the general path says where
+                    raise _NotPlain
+            except TypeError:  # an unhashable key: the general path says what it is
+                raise _NotPlain from None
+            mapping[key] = build(value_node, depth + 1)
+        return mapping
+
+    try:
+        return build(root, 1)
+    except (ValueError, TypeError, AttributeError, LookupError, ArithmeticError):
+        raise _NotPlain from None  # a value its tag cannot hold: the strict path says so
+    except yaml.YAMLError:
+        raise _NotPlain from None
 
 
 def _load_strict(text: str, max_text: int | None) -> tuple[Any, yaml.Node | None]:

@@ -149,13 +149,15 @@ def test_a_kept_error_does_not_keep_the_node_tree_alive(
     """The error outlives the change (the reloader keeps the last one): the node tree the
     document was built from, and that located the error, must not live as long."""
     roots: list[weakref.ref[yaml.Node]] = []
-    original = yaml.constructor.BaseConstructor.construct_document
+    loader = hotreload._parsing._StrictLoader
+    original = loader.get_single_node
 
-    def construct_document(self: Any, node: yaml.Node) -> Any:
+    def get_single_node(self: Any) -> Any:
+        node = original(self)
         roots.append(weakref.ref(node))
-        return original(self, node)
+        return node
 
-    monkeypatch.setattr(yaml.constructor.BaseConstructor, "construct_document", construct_document)
+    monkeypatch.setattr(loader, "get_single_node", get_single_node)
     p = pipeline(strict=strict)
     active = p.load(b"model: a\n")
     roots.clear()
