@@ -13,7 +13,7 @@ REFERENCE = re.compile(r"(tests/[\w/]+\.py)::(\w+)")
 
 #: A promise: a table row ``| C1 | **...** ... |``; its tests: a list item ``* **C1**: ...``.
 PROMISE = re.compile(r"^\| ([A-Z]\d+) \| \*\*", re.MULTILINE)
-TESTS = re.compile(r"^    \* \*\*([A-Z]\d+)\*\*: (.*)$", re.MULTILINE)
+TESTS = re.compile(r"^\* \*\*([A-Z]\d+)\*\*: (.*)$", re.MULTILINE)
 
 
 def guarantees() -> str:
