@@ -1,12 +1,12 @@
 """Developer sessions: ``nox`` runs lint, typecheck and the tests on every supported Python
-(a missing interpreter is skipped, or an error where ``CI`` is set); ``nox -s coverage``,
-``nox -s bench`` and ``nox -s mutate`` on demand."""
+(a missing interpreter is skipped, or an error where ``CI`` is set) and builds the docs site;
+``nox -s coverage``, ``nox -s bench`` and ``nox -s mutate`` on demand."""
 
 from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.sessions = ["lint", "typecheck", "tests", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 
 #: Every Python that pyproject's ``requires-python`` admits and that is still supported.
@@ -44,6 +44,18 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package, the tests and the benchmarks."""
     session.install("-e", ".[dev]")
     session.run("mypy")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site from docs/ (mkdocs-material), into site/; any warning fails it.
+    ``nox -s docs -- serve`` previews it instead."""
+    session.install("-e", ".[docs]")
+    env = {"NO_MKDOCS_2_WARNING": "1"}  # Material's banner about its successor, not a warning
+    if session.posargs[:1] == ["serve"]:
+        session.run("mkdocs", "serve", *session.posargs[1:], env=env)
+    else:
+        session.run("mkdocs", "build", "--strict", *session.posargs, env=env)
 
 
 @nox.session

@@ -1,4 +1,4 @@
-"""The README's etcd snippet runs against a real etcd, and prints what it says."""
+"""The etcd page's snippet (docs/etcd.md) runs against a real etcd, and prints what it says."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The README's Guarantees section names the tests that prove each promise; this keeps every
-name real, so a renamed or deleted test cannot leave a promise unproven without notice."""
+"""The guarantees page (docs/guarantees.md) names the tests that prove each promise; this keeps
+every name real, so a renamed or deleted test cannot leave a promise unproven without notice."""
 
 from __future__ import annotations
 
@@ -11,11 +11,14 @@ ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = re.compile(r"(tests/[\w/]+\.py)::(\w+)")
 
 
+#: A promise: a table row ``| C1 | **...** ... |``; its tests: a list item ``* **C1**: ...``.
+PROMISE = re.compile(r"^\| ([A-Z]\d+) \| \*\*", re.MULTILINE)
+TESTS = re.compile(r"^\* \*\*([A-Z]\d+)\*\*: (.*)$", re.MULTILINE)
+
+
 def guarantees() -> str:
-    text = (ROOT / "README.md").read_text()
-    start = text.index("\n## Guarantees\n")
-    end = text.index("\n## ", start + 1)
-    return text[start:end]
+    text = (ROOT / "docs" / "guarantees.md").read_text()
+    return text[: text.index("\n## Limits\n")]
 
 
 def top_level_names(path: Path) -> set[str]:
@@ -41,9 +44,12 @@ def test_every_test_the_guarantees_name_exists() -> None:
 
 
 def test_every_guarantee_names_at_least_one_test() -> None:
-    bullets = re.split(r"\n\* ", guarantees())[1:]
-    assert len(bullets) >= 8
-    unproven = [b.split("\n", 1)[0] for b in bullets if not REFERENCE.search(b)]
+    promises = PROMISE.findall(guarantees())
+    assert len(promises) >= 8
+    assert len(set(promises)) == len(promises), "ids are unique"
+    tests = dict(TESTS.findall(guarantees()))
+    assert sorted(tests) == sorted(promises), "each promise has one list of tests, and only they"
+    unproven = [p for p in promises if not REFERENCE.search(tests[p])]
     assert unproven == []
 
 

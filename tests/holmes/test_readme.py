@@ -1,4 +1,4 @@
-"""The README's Deployment fragment for the preset says what the preset reads."""
+"""The HolmesGPT API page's Deployment fragment (docs/holmes.md) says what the preset reads."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import yaml
 
 from hotreload.holmes import CONFIG_FILE_ENV, DEFAULT_PATH, HOT_RELOAD_ENV
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "holmes.md"
 
 
 def test_the_deployment_mounts_the_directory_and_sets_the_presets_variables() -> None:
-    text = README.read_text()
+    text = PAGE.read_text()
     section = text[text.index("## Replacing holmesgpt-api's ConfigManager") :]
     body = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
     assert body is not None

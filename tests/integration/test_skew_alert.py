@@ -1,7 +1,8 @@
-"""The README's skew alert, evaluated on what real reloaders export.
+"""The skew alert of the metrics page (docs/observability.md), evaluated on what real reloaders
+export.
 
 Two reloaders with the same name on two registries stand for two worker processes (each
-process has its own registry). The PromQL expression is read from the README; its metric and
+process has its own registry). The PromQL expression is read from that page; its metric and
 labels must be what the reloaders export, and its count must say 2 versions while the workers
 differ and 1 once they agree.
 """
@@ -18,7 +19,7 @@ from hotreload import HotReloader
 from hotreload.testing import write_in_place
 from tests.integration.conftest import SettingsSchema
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "observability.md"
 QUERY = re.compile(r"```promql\n(.*?)\n```", re.DOTALL)
 SHAPE = re.compile(r"count by \((\w+)\) \(count by \((\w+), (\w+)\) \((\w+)\)\) > 1")
 
@@ -37,7 +38,7 @@ def versions_by_config(registries: list[CollectorRegistry], metric: str) -> dict
 async def test_readme_skew_alert_counts_versions_across_workers(
     tmp_path: Path, settings: SettingsSchema
 ) -> None:
-    [query] = QUERY.findall(README.read_text())
+    [query] = QUERY.findall(PAGE.read_text())
     shape = SHAPE.fullmatch(query.strip())
     assert shape is not None, query
     outer, label, hash_label, metric = shape.groups()
