@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import Sequence
 from types import TracebackType
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
@@ -46,6 +46,10 @@ from ._worker import _Change
 __all__ = ["ApplyHook", "HotReloader", "Stream"]
 
 T = TypeVar("T")
+
+
+#: What `HotReloader` sets when it starts: read before then, an error that says so.
+_LOADED_ON_START = frozenset({"config", "snapshot", "_active", "_metrics"})
 
 
 class HotReloader(Sessions[T], Deriving[T], FailureReporting):
@@ -404,6 +408,23 @@ class HotReloader(Sessions[T], Deriving[T], FailureReporting):
         """Register an ``on_apply`` hook (usable as a decorator); runs in registration order."""
         self._hooks.append(hook)
         return hook
+
+    if not TYPE_CHECKING:  # for mypy, attributes stay checked: this only words the error
+
+        def __getattr__(self, name: str) -> object:
+            """Reached only for an attribute that is not set: before ``async with``, the
+            config itself. Say how to start the reloader instead of a bare ``AttributeError``."""
+            if name in _LOADED_ON_START:
+                raise AttributeError(
+                    f"{type(self).__name__}.{name} is not loaded yet: the config is read when "
+                    f"the reloader starts, `async with reloader:` (or "
+                    f"`await reloader.__aenter__()`)",
+                    name=name,
+                    obj=self,
+                )
+            raise AttributeError(
+                f"{type(self).__name__!r} object has no attribute {name!r}", name=name, obj=self
+            )
 
     def __repr__(self) -> str:
         gen = self.snapshot.generation if hasattr(self, "snapshot") else None
