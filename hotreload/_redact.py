@@ -249,15 +249,31 @@ def redact(value: Any, is_secret: IsSecret, path: Path = (), *, inside: bool = F
     if isinstance(value, str):
         return REDACTED if inside else mask_text(value)
     if isinstance(value, dict):
-        return {
-            (mask_key(k) if isinstance(k, str) else k): redact(
-                v, is_secret, (*path, str(k)), inside=inside
+        return _distinct_keys(
+            (
+                (mask_key(k) if isinstance(k, str) else k),
+                redact(v, is_secret, (*path, str(k)), inside=inside),
             )
             for k, v in value.items()
-        }
+        )
     if isinstance(value, list):
         return [redact(v, is_secret, path, inside=inside) for v in value]
     return value
+
+
+def _distinct_keys(pairs: Iterable[tuple[Any, Any]]) -> dict[Any, Any]:
+    """A mapping from pairs whose keys were masked: two keys that mask alike (two webhook URLs,
+    two tokens) stay two entries, the later ones numbered (``***``, ``*** (2)``), so masking
+    hides a key, never an entry."""
+    out: dict[Any, Any] = {}
+    for key, value in pairs:
+        shown = key
+        n = 1
+        while shown in out:
+            n += 1
+            shown = f"{key} ({n})"
+        out[shown] = value
+    return out
 
 
 def secret_values(value: Any, is_secret: IsSecret) -> set[str]:
@@ -327,10 +343,10 @@ def _scrub_all(value: Any, ordered: list[str]) -> Any:
     if isinstance(value, str):
         return _scrub_sorted(value, ordered)
     if isinstance(value, dict):
-        return {
-            (_scrub_sorted(k, ordered) if isinstance(k, str) else k): _scrub_all(v, ordered)
+        return _distinct_keys(
+            ((_scrub_sorted(k, ordered) if isinstance(k, str) else k), _scrub_all(v, ordered))
             for k, v in value.items()
-        }
+        )
     if isinstance(value, list):
         return [_scrub_all(v, ordered) for v in value]
     return value

@@ -21,7 +21,7 @@ from hotreload import HotReloader, _redact
 from hotreload._fields import _MEMO, FieldPolicy, Secrets, format_path
 from hotreload._present import outcome_line, redacted
 from hotreload._provenance import dotted
-from hotreload._redact import REDACTED, mask_key, mask_text, redact, secret_values
+from hotreload._redact import REDACTED, mask_key, mask_text, redact, scrub_all, secret_values
 from hotreload.asgi import config_report
 from hotreload.cli import main
 from hotreload.testing import write_atomic
@@ -316,3 +316,19 @@ def test_cli_never_shows_a_secret_shaped_key(
     assert _key_leaks(captured.out, captured.err) == []
     assert 'routes.https://hooks.slack.com/*** = "pager"' in captured.out
     assert 'routes.***: "alerts" -> "pager"' in captured.out
+
+
+def test_two_keys_that_mask_alike_stay_two_entries() -> None:
+    hooks = {
+        "https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXXXXXXXXXX": "alerts",
+        "https://hooks.slack.com/services/T111/B111/YYYYYYYYYYYYYYYYYYYYYYYY": "pages",
+        "ghp_abcdefghijklmnopqrstuvwxyz0123456789": 1,
+        "ghp_zyxwvutsrqponmlkjihgfedcba9876543210": 2,
+    }
+    shown = redact({"routes": hooks}, lambda _path: False)["routes"]
+    assert len(shown) == 4
+    assert sorted(shown.values(), key=str) == sorted(hooks.values(), key=str)
+    assert not any("T000" in k or "T111" in k or "ghp_" in k for k in shown)
+    assert "*** (2)" in shown
+    scrubbed = scrub_all({"a": {"key one": 1, "key two": 2}}, ["one", "two"])
+    assert scrubbed == {"a": {"key ***": 1, "key *** (2)": 2}}
