@@ -377,3 +377,26 @@ def test_get_path_finds_a_non_string_key_by_its_text() -> None:
     """``"404"`` finds the int key 404, not another non-string key that merely comes first."""
     data = {"x": "wrong", 500: "wrong", 404: "right"}
     assert get_path(data, ("404",)) == "right"
+
+
+def test_a_null_field_given_a_value_or_dropped_is_a_change() -> None:
+    """Kills `changed_paths__mutmut_22`: a key whose old value is None is compared, not skipped
+    (null to a value, a value to null, and a null key that is removed)."""
+    assert paths({"a": None}, {"a": 1}) == [("a",)]
+    assert paths({"a": {"b": None}}, {"a": {"b": {"c": 1}}}) == [("a", "b")]
+    assert paths({"a": None}, {}) == [("a",)]
+    assert paths({}, {"a": None}) == [("a",)]
+
+
+def test_retain_with_overlapping_restart_patterns() -> None:
+    """Kills `retain__mutmut_27`: ``a.b`` before ``a``; once ``a`` is put back, ``a.b`` is no
+    longer there to remove, and that is not an error."""
+    policy = FieldPolicy(Schema, restart_required=["a.b", "a"])
+    running: dict[str, Any] = {"a": {"a": 1}}
+    new: dict[str, Any] = {"a": {"a": 2, "b": 3}}
+    changed = list(changed_paths(running, new))
+    assert changed == [("a", "a"), ("a", "b")]
+    effective, roots = retain(running, new, changed, policy)
+    assert roots == [("a",), ("a", "b")]
+    assert effective == {"a": {"a": 1}}
+    assert new == {"a": {"a": 2, "b": 3}}
