@@ -4,9 +4,12 @@ volume holding ``tls.crt`` and ``tls.key``, and client handshakes that report th
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import ssl
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -87,3 +90,55 @@ async def echo_server(context: ssl.SSLContext) -> asyncio.Server:
 def port_of(server: asyncio.Server) -> int:
     sockets: Iterable[object] = server.sockets
     return int(next(iter(sockets)).getsockname()[1])  # type: ignore[attr-defined]
+
+
+async def https_get(port: int, context: ssl.SSLContext, path: str = "/") -> tuple[str, bytes]:
+    """A fresh connection, one HTTP/1.1 request: the certificate's serial and the body. A
+    failed handshake or a non-200 answer raises."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+    try:
+        serial = serial_of(writer.get_extra_info("ssl_object").getpeercert(binary_form=True))
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
+        await writer.drain()
+        answer = await reader.read()
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
+            await writer.wait_closed()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 200"):
+        raise ConnectionError(f"unexpected answer: {head[:40]!r}")
+    return serial, body
+
+
+@contextlib.asynccontextmanager
+async def uvicorn_https(
+    app: Any, factory: Callable[[Any, Callable[[], ssl.SSLContext]], ssl.SSLContext]
+) -> AsyncIterator[int]:
+    """A real uvicorn HTTPS server in this loop, its context from ``factory`` (uvicorn's own
+    ``ssl_context_factory``); yields the port. The socket listens before uvicorn starts, so a
+    first connection just waits for it."""
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(256)
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        ws="none",
+        http="h11",
+        ssl_context_factory=factory,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve([sock]))
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        try:
+            await task
+        finally:
+            sock.close()
