@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import os
 import ssl
@@ -79,7 +80,7 @@ class _Files:
         self.warn_days = warn_days
         self.clock = clock
         self.max_bytes: int = options.get("max_bytes", 1 << 20)
-        self._warned: set[str] = set()
+        self.logged: set[tuple[str, str]] = set()
         self.log = ContextLogger("hotreload.tls", config=name)
         self.reloader: HotReloader[TLSFiles] = HotReloader(
             schema=TLSFiles,
@@ -104,18 +105,22 @@ class _Files:
                 ca_source=self.paths.get("ca"),
                 now=now,
             )
-            days = info.days_left(now)
-            if days < self.warn_days and info.serial not in self._warned:
-                self._warned.add(info.serial)
-                self.log.warning(
-                    "tls_certificate_expiring",
-                    serial=info.serial,
-                    not_after=info.not_after.isoformat(),
-                    days_left=round(days, 2),
-                    source=self.paths["cert"],
-                )
+            self.warn(info, now)
         if "ca" in self.paths:
             parse_bundle(files.ca, self.paths["ca"], "ca")
+
+    def warn(self, info: CertificateInfo, now: datetime.datetime) -> None:
+        """``tls_certificate_expiring``, once per certificate, under ``warn_days`` left."""
+        days = info.days_left(now)
+        if days < self.warn_days and ("expiring", info.serial) not in self.logged:
+            self.logged.add(("expiring", info.serial))
+            self.log.warning(
+                "tls_certificate_expiring",
+                serial=info.serial,
+                not_after=info.not_after.isoformat(),
+                days_left=round(days, 2),
+                source=self.paths.get("cert"),
+            )
 
     def read_now(self) -> TLSFiles:
         """One synchronous read and check, before the reloader runs (server factories)."""
@@ -167,7 +172,47 @@ class _Live:
     async def __aenter__(self: _L) -> _L:
         await self._files.reloader.__aenter__()
         _collector_for(self._files.reloader.registry, self._namespace).add(self)
+        self._expiry = asyncio.get_running_loop().create_task(
+            self._watch_expiry(), name="hotreload-tls-expiry"
+        )
         return self
+
+    _expiry: asyncio.Task[None] | None = None
+
+    def check_expiry(self) -> float | None:
+        """Log ``tls_certificate_expiring`` (a warning, once per certificate) when the one in
+        force has fewer than ``warn_days`` left, and ``tls_certificate_expired`` (an error,
+        once) when it has expired in force; the seconds until the next of those moments
+        (``None``: none left). Runs by itself while open: at those moments, and on each
+        change."""
+        info = self.info
+        if info is None:
+            return None
+        files, now = self._files, self._files.clock()
+        warn_at = info.not_after - datetime.timedelta(days=files.warn_days)
+        if now >= info.not_after:
+            if ("expired", info.serial) not in files.logged:
+                files.logged.add(("expired", info.serial))
+                files.log.error(
+                    "tls_certificate_expired",
+                    serial=info.serial,
+                    not_after=info.not_after.isoformat(),
+                    source=files.paths.get("cert"),
+                )
+            return None
+        if now >= warn_at:
+            files.warn(info, now)
+            return (info.not_after - now).total_seconds()
+        return (warn_at - now).total_seconds()
+
+    async def _watch_expiry(self) -> None:
+        changes = self._files.reloader.changes()
+        while True:
+            delay = self.check_expiry()
+            # At most an hour: a suspended VM or a clock step is caught within the hour.
+            timeout = 3600.0 if delay is None else min(max(delay, 0.0) + 0.001, 3600.0)
+            with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
+                await asyncio.wait_for(anext(changes), timeout)
 
     async def __aexit__(
         self,
@@ -176,6 +221,10 @@ class _Live:
         tb: TracebackType | None,
     ) -> None:
         _collector_for(self._files.reloader.registry, self._namespace).remove(self)
+        task, self._expiry = self._expiry, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
         await self._files.reloader.__aexit__(exc_type, exc, tb)
 
     _namespace: str = "hotreload"
