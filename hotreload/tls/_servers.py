@@ -16,14 +16,15 @@ __all__ = ["UvicornTLS", "run_uvicorn_cli"]
 
 
 class UvicornTLS:
-    """uvicorn's ``ssl_context_factory``: ``uvicorn.run("app:app", workers=4,
+    """uvicorn's ``ssl_context_factory`` (uvicorn 0.47+): ``uvicorn.run("app:app", workers=4,
     ssl_context_factory=UvicornTLS("tls.crt", "tls.key"))``.
 
     It is picklable (it holds only the paths and options), so each worker process that
     uvicorn spawns calls it on its own loop and runs its own `ServerTLS` there: the first pair
     is loaded and checked at once (a bad one fails the start), the reloader keeps it current
-    until the server's loop ends. uvicorn's ``ssl_ciphers``, ``ssl_cert_reqs`` and the ALPN of
-    its HTTP protocol apply to every generation's context. ``options`` go to `ServerTLS`.
+    until the server's loop ends. uvicorn's ``ssl_ciphers``, ``ssl_cert_reqs`` (as uvicorn
+    means it: ``CERT_REQUIRED`` for mTLS) and the ALPN of its HTTP protocol apply to every
+    generation's context. ``options`` go to `ServerTLS`.
     """
 
     def __init__(
@@ -54,9 +55,11 @@ class UvicornTLS:
                 context.set_alpn_protocols(list(alpn))
 
         options = dict(self.options)
-        reqs = getattr(config, "ssl_cert_reqs", ssl.CERT_NONE)
-        if "verify_mode" not in options and (reqs != ssl.CERT_NONE or self.ca is None):
-            options["verify_mode"] = ssl.VerifyMode(reqs)
+        # uvicorn's meaning of its options: --ssl-ca-certs alone loads the CAs without asking
+        # for a client certificate; --ssl-cert-reqs 2 (CERT_REQUIRED) makes it mTLS.
+        options.setdefault(
+            "verify_mode", ssl.VerifyMode(getattr(config, "ssl_cert_reqs", ssl.CERT_NONE))
+        )
         self.live = ServerTLS(self.cert, self.key, self.ca, configure=configure, **options)
         self.live.start()
         return self.live.context

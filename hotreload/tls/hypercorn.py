@@ -41,8 +41,10 @@ class Config(_HypercornConfig):
                 context.verify_flags = self.verify_flags
 
         options = dict(getattr(self, "tls_options", {}))
-        if self.verify_mode is not None:
-            options.setdefault("verify_mode", self.verify_mode)
+        # hypercorn's meaning: ca_certs alone loads the CAs; verify_mode=CERT_REQUIRED is mTLS.
+        options.setdefault(
+            "verify_mode", ssl.CERT_NONE if self.verify_mode is None else self.verify_mode
+        )
         cert, key = self.certfile or "", self.keyfile or ""  # both set: ssl_enabled
         self.tls = ServerTLS(cert, key, self.ca_certs, configure=configure, **options)
         self.tls.start()
