@@ -7,6 +7,8 @@ import sys
 
 from ._servers import run_uvicorn_cli
 
+__all__ = ["main"]
+
 
 def main(argv: list[str]) -> None:
     if not argv or argv[0] != "uvicorn":
