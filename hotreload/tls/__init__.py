@@ -53,7 +53,7 @@ line), hypercorn's ``Config.create_ssl_context`` (`hotreload.tls.hypercorn.Confi
 """
 
 from ._checks import CertificateInfo, TLSCertificateError, TLSFiles
-from ._live import ClientTLS, Generation, ServerTLS
+from ._live import ClientTLS, Generation, ServerTLS, servers
 from ._make import Issued, self_signed
 from ._servers import UvicornTLS, run_uvicorn_cli
 
@@ -68,4 +68,5 @@ __all__ = [
     "UvicornTLS",
     "run_uvicorn_cli",
     "self_signed",
+    "servers",
 ]

@@ -33,7 +33,7 @@ from ._checks import (
     parse_bundle,
 )
 
-__all__ = ["ClientTLS", "Generation", "ServerTLS"]
+__all__ = ["ClientTLS", "Generation", "ServerTLS", "servers"]
 
 R = TypeVar("R")
 PathLike = str | os.PathLike[str]
@@ -172,6 +172,7 @@ class _Live:
     async def __aenter__(self: _L) -> _L:
         await self._files.reloader.__aenter__()
         _collector_for(self._files.reloader.registry, self._namespace).add(self)
+        _open.append(self)
         self._expiry = asyncio.get_running_loop().create_task(
             self._watch_expiry(), name="hotreload-tls-expiry"
         )
@@ -221,6 +222,8 @@ class _Live:
         tb: TracebackType | None,
     ) -> None:
         _collector_for(self._files.reloader.registry, self._namespace).remove(self)
+        with contextlib.suppress(ValueError):
+            _open.remove(self)
         task, self._expiry = self._expiry, None
         if task is not None:
             task.cancel()
@@ -422,6 +425,17 @@ class ClientTLS(_Live):
             return build(self._build(files).context)
 
         return self._files.reloader.derive(from_files, on=(), close=close, name=name)
+
+
+#: Every `ServerTLS`/`ClientTLS` open in this process, in the order they were opened.
+_open: list[_Live] = []
+
+
+def servers() -> tuple[ServerTLS, ...]:
+    """The `ServerTLS` objects open in this process: how an app served by ``uvicorn.run(...,
+    ssl_context_factory=UvicornTLS(...), workers=N)`` reaches its worker's one (for
+    ``HotReloadAdmin(servers()[0].reloader)``, say), which uvicorn made, not the app."""
+    return tuple(live for live in _open if isinstance(live, ServerTLS))
 
 
 # -- the expiry gauge --------------------------------------------------------------------------

@@ -20,7 +20,14 @@ from starlette.routing import Route
 
 from hotreload.asgi import admin_routes
 from hotreload.testing import ConfigMapVolume
-from hotreload.tls import Issued, ServerTLS, TLSCertificateError, UvicornTLS, self_signed
+from hotreload.tls import (
+    Issued,
+    ServerTLS,
+    TLSCertificateError,
+    UvicornTLS,
+    self_signed,
+    servers,
+)
 
 from .conftest import https_get, serial_of, tls_files, trusting, uvicorn_https
 
@@ -189,6 +196,7 @@ async def test_uvicorn_tls_factory_runs_its_own_reloader_on_the_server_loop(
         assert (await https_get(port, trust))[0] == pair_a.serial
         live = factory.live
         assert live is not None
+        assert servers() == (live,)  # how the app in a worker reaches it
         changes = live.reloader.changes()
         volume.update(tls_files(pair_b))
         await asyncio.wait_for(anext(changes), timeout=10)
@@ -199,3 +207,4 @@ async def test_uvicorn_tls_factory_runs_its_own_reloader_on_the_server_loop(
         assert live.info is not None
         assert not_after == live.info.not_after.timestamp()
         await live.aclose()
+        assert servers() == ()
