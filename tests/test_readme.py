@@ -33,8 +33,16 @@ def expected_prints(code: str) -> list[str]:
 @pytest.mark.parametrize("index", range(len(blocks("python"))))
 def test_python_snippet_runs_and_prints_what_it_says(index: int, tmp_path: Path) -> None:
     code = blocks("python")[index]
+    # This checkout's package, whatever else is installed (a relative PYTHONPATH=. would name
+    # the snippet's own temporary directory).
+    path = os.pathsep.join(p for p in (str(README.parent), os.environ.get("PYTHONPATH")) if p)
     proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": path},
     )
     assert proc.returncode == 0, proc.stderr
     # Nothing but the snippet's own prints (checked line by line below): no library log line
