@@ -41,9 +41,9 @@ at the context it came from. They differ in everything else:
   and cipher list stay the listening context's (copied at ``SSL_new``): every context is
   therefore built with the same settings (``configure``).
 
-The cost is one Python call per handshake, ~7 µs against ~0.73 ms for a P-256 TLS 1.3
-handshake (a ratio of 1.009; ``benchmarks/tls.py``). Session resumption (tickets) skips the
-certificate: a resumed session keeps the identity of its first handshake.
+The cost is one Python call per handshake, ~4-7 µs against ~0.72 ms for a P-256 TLS 1.3
+handshake (a ratio of 1.006, 1.02 end to end over loopback; ``benchmarks/tls.py``). Session
+resumption (tickets) skips the certificate: a resumed session keeps its first identity.
 
 Servers, through their own extension points: uvicorn's ``ssl_context_factory``
 (`UvicornTLS` for ``uvicorn.run(..., workers=N)``, ``tls.uvicorn_factory`` for a
