@@ -101,6 +101,9 @@ async def home(request: Request) -> JSONResponse:
         "generation": snapshot.generation,
         "config_hash": snapshot.config_hash,
     }
+    serial = getattr(request.app.state, "tls_serial", None)
+    if serial is not None and serial() is not None:
+        body["tls_serial"] = serial()  # the certificate new handshakes get (demo --tls)
     reloader = reloader_for(request.scope)
     for derived in () if reloader is None else reloader.derived_resources:
         if derived.name == "llm_client":  # the client pinned for this request
@@ -173,15 +176,31 @@ def _listen(port: int) -> socket.socket:
     return sock
 
 
-def serve(path: Path, port: int) -> int:
-    """Serve the demo on 127.0.0.1:``port`` (0: any free port) until Ctrl-C; the exit code."""
+def serve(path: Path, port: int, *, tls: bool = False, rotate: float | None = None) -> int:
+    """Serve the demo on 127.0.0.1:``port`` (0: any free port) until Ctrl-C; the exit code.
+    ``tls``: over HTTPS, with a certificate made in ``path``'s directory (``tls/``) and kept
+    current by `hotreload.tls`; ``rotate``: renew it every so many seconds."""
     try:
         sock = _listen(port)
     except OSError as exc:
         print(f"hotreload demo: cannot listen on 127.0.0.1:{port}: {exc.strerror}", file=sys.stderr)
         print("hotreload demo: try --port 0 (any free port)", file=sys.stderr)
         return 1
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    certificates = None
+    if tls:
+        try:
+            from .tls._demo import DemoCertificates  # noqa: PLC0415 - needs the `tls` extra
+        except ImportError as exc:
+            sock.close()
+            print(
+                f"hotreload demo --tls needs the tls extra ({exc.name} is missing):",
+                file=sys.stderr,
+            )
+            print('  pip install "hotreload-engine[tls]"', file=sys.stderr)
+            return 1
+        certificates = DemoCertificates(path.parent / "tls", _say)
+    scheme = "https" if certificates is not None else "http"
+    url = f"{scheme}://127.0.0.1:{sock.getsockname()[1]}/"
     token = os.environ.get(TOKEN_ENV) or None
 
     def ready(reloader: HotReloader[Any]) -> None:
@@ -211,9 +230,16 @@ def serve(path: Path, port: int) -> int:
         ws="none",
         http="h11",
         timeout_graceful_shutdown=2,
+        ssl_context_factory=None if certificates is None else certificates.factory,
     )
+    if certificates is not None:
+        app.state.tls_serial = certificates.serial
+        if rotate:
+            certificates.rotate_every(rotate)
     server = uvicorn.Server(config)
-    with sock:
+    with sock, contextlib.ExitStack() as stack:
+        if certificates is not None:
+            stack.callback(certificates.stop)
         try:
             anyio.run(server.serve, [sock])
         except asyncio.CancelledError:

@@ -286,7 +286,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     # down gracefully, then re-raises the signal it caught, which lands here as _Terminated.
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        code = _demo.serve(path, args.port)
+        code = _demo.serve(path, args.port, tls=args.tls, rotate=args.rotate)
     except (KeyboardInterrupt, _Terminated):
         pass
     finally:
@@ -407,6 +407,18 @@ def _parser() -> argparse.ArgumentParser:
         type=_port,
         default=os.environ.get("HOTRELOAD_DEMO_PORT", "8000"),
         help="port on 127.0.0.1 (default $HOTRELOAD_DEMO_PORT or 8000; 0: any free port)",
+    )
+    demo.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS with a certificate it makes, kept current by hotreload.tls",
+    )
+    demo.add_argument(
+        "--rotate",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="with --tls: renew the certificate every SECONDS (as cert-manager would)",
     )
     demo.set_defaults(run=_run_demo, parser=demo)
     return parser

@@ -93,7 +93,10 @@ def run_snippet(code: str, tmp_path: Path) -> tuple[subprocess.CompletedProcess[
     cwd, tmp = tmp_path / "run", tmp_path / "tmp"
     cwd.mkdir()
     tmp.mkdir()
-    env = {**os.environ, "TMPDIR": str(tmp), "TEMP": str(tmp), "TMP": str(tmp)}
+    # This checkout's package first, whatever else is installed (a relative PYTHONPATH=.
+    # would name the snippet's own working directory).
+    path = os.pathsep.join(p for p in (str(README.parent), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "TMPDIR": str(tmp), "TEMP": str(tmp), "TMP": str(tmp), "PYTHONPATH": path}
     proc = subprocess.run(
         [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=60, env=env
     )

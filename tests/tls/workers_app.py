@@ -1,0 +1,13 @@
+"""The app `test_uvicorn_cli` serves with ``--workers 2``: answers its worker's pid."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": str(os.getpid()).encode()})
