@@ -13,6 +13,7 @@ switch instead of a level frozen in at ``structlog.configure`` time.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
@@ -127,6 +128,10 @@ class ContextLogger:
             if proxy is None:  # one per logger name, not per reloader: the context is per call
                 proxy = _proxies[self._stdlib.name] = structlog.get_logger(self._stdlib.name)
             getattr(proxy, method)(event, **self._ctx, **kw)
+            return
+        server = _server_logger(self._stdlib)
+        if server is not None:
+            self._to_server(server, level, method, event, kw)
         elif self._stdlib.isEnabledFor(level):  # below the level: not even formatted
             self._stdlib.log(
                 level,
@@ -135,6 +140,53 @@ class ContextLogger:
                 exc_info=method == "exception",
                 stacklevel=3,  # the record names the caller, not this module
             )
+
+    def _to_server(
+        self, server: logging.Logger, level: int, method: str, event: str, kw: dict[str, Any]
+    ) -> None:
+        """The record, still named ``hotreload[.part]``, through the server's own handlers.
+
+        Shown at the server's level (``uvicorn --log-level``) or at the package's own, if a
+        log-level switch set it lower (``log_level: DEBUG`` in the config).
+        """
+        if level < min(server.getEffectiveLevel(), self._stdlib.getEffectiveLevel()):
+            return
+        logger = self._stdlib
+        fn, lno, func, _ = logger.findCaller(False, 4)  # the caller of info()
+        record = logger.makeRecord(
+            logger.name,
+            level,
+            fn,
+            lno,
+            "%s",
+            (render(event, {**self._ctx, **kw}),),
+            sys.exc_info() if method == "exception" else None,
+            func,
+        )
+        server.handle(record)
+
+
+#: Servers whose default logging configures their own loggers only (uvicorn's dictConfig:
+#: ``uvicorn``, ``uvicorn.error``, ``uvicorn.access``): the package's records go to the first
+#: one's handlers when nothing else would show them.
+SERVER_LOGGERS = ("uvicorn.error",)
+
+
+def _server_logger(own: logging.Logger) -> logging.Logger | None:
+    """The server logger to show ``own``'s records through, or None (the stdlib as usual).
+
+    Only when no handler at all would take them (none on the ``hotreload`` loggers, none on
+    the root: the application configured no logging) and the server's logger has one. An
+    application that configured logging, or structlog, keeps its own routing; an application
+    that runs under no server sees only warnings and errors on stderr, as before.
+    """
+    if own.hasHandlers():
+        return None
+    for name in SERVER_LOGGERS:
+        server = logging.Logger.manager.loggerDict.get(name)
+        if isinstance(server, logging.Logger) and server.hasHandlers():
+            return server
+    return None
 
 
 def capped(items: Iterable[str], limit: int = LOG_LIST_MAX) -> list[str]:

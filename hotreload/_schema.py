@@ -22,6 +22,8 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
 
+from ._readonly import freezer
+
 __all__ = ["Problem", "Schema", "json_builtins", "model_fields", "schema_for", "secret_type"]
 
 T = TypeVar("T")
@@ -91,11 +93,19 @@ def schema_for(schema: type[T]) -> Schema[T]:
 
 @functools.lru_cache(maxsize=256)
 def _adapter(schema: Any) -> Schema[Any]:
+    adapter: Any
     if is_pydantic_model(schema):
         from ._pydantic import PydanticSchema  # noqa: PLC0415 - the optional extra, only here
 
-        return PydanticSchema(schema)
-    return MsgspecSchema(schema)
+        adapter = PydanticSchema(schema)
+    else:
+        adapter = MsgspecSchema(schema)
+    # A dict, list or set anywhere in the config becomes read-only after conversion (and a
+    # mutable record inside a frozen one is refused): a frozen record alone does not stop
+    # ``config.items["x"] = y`` from changing every reader's config.
+    adapter.convert = freezer(schema, adapter.convert)
+    kind: Schema[Any] = adapter
+    return kind
 
 
 def is_pydantic_model(tp: Any) -> bool:

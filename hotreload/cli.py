@@ -5,8 +5,10 @@
   carry the file, line/column or field path (like ``nginx -t``); several files are layers
   merged in order; keys the schema does not know are listed with their line and a "did you
   mean" (``--strict``: they make the config invalid); ``--explain`` prints each value with its
-  origin; ``--against`` lists the changed key paths, secrets as ``***``. The presets are the
-  `PRESETS` table.
+  origin; ``--against OLD`` lists the changed key paths, secrets as ``***``, and says what a
+  reloader running OLD would do with FILE (``applied``, ``restart_required`` with the fields
+  whose running value stays, ``refused`` with the fields: exit 1), with the preset's own field
+  policies (`PRESET_POLICIES`). The presets are the `PRESETS` table.
 * ``hotreload watch FILE... --schema ... [--strict] [--env-prefix P]``: run a reloader (several
   files: layers) and print one line per outcome.
 * ``hotreload demo``: a Starlette app on 127.0.0.1 serving a HolmesGPT API config from a temp
@@ -34,14 +36,14 @@ from typing import Any
 import structlog
 
 from . import __version__
-from ._errors import ConfigError
-from ._fields import FieldPolicy
+from ._errors import ConfigError, ConfigRefusedError
+from ._fields import FieldPolicy, format_path
 from ._file_source import read_file
 from ._layers import Layer, Layers
 from ._logging import filter_by_stdlib_level
 from ._outcome import ReloadOutcome
 from ._parsing import format_for
-from ._pipeline import Active, Pipeline, Validator
+from ._pipeline import Active, Evaluation, Pipeline, Validator
 from ._present import (
     diff_records,
     error_dict,
@@ -54,7 +56,7 @@ from ._present import (
 from ._reloader import HotReloader
 from ._unknown import UnknownKey
 
-__all__ = ["PRESETS", "main"]
+__all__ = ["PRESETS", "PRESET_POLICIES", "main"]
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -72,6 +74,12 @@ PRESETS: dict[str, tuple[str, ...]] = {
         "hotreload.holmesgpt:ModelList",
         "hotreload.holmesgpt:validate_model_list",
     ),
+}
+
+#: The field policies a preset's own reloader runs with (its ``create_reloader``'s defaults):
+#: name -> FieldPolicy keyword -> "module:attribute", so ``check --against`` decides as it does.
+PRESET_POLICIES: dict[str, dict[str, str]] = {
+    "holmes": {"refuse_changes": "hotreload.holmes:REFUSED"},
 }
 
 _SCHEMA_HELP = (
@@ -106,9 +114,17 @@ def _import(target: str, spec: str) -> Any:
         raise _UsageError(f"cannot load schema {spec!r}: {exc}") from None
 
 
+def _policy_for(spec: str, schema: Any) -> FieldPolicy:
+    """The field policy a reloader of ``spec`` runs with (a preset's own, `PRESET_POLICIES`)."""
+    options = {
+        option: _import(target, spec) for option, target in PRESET_POLICIES.get(spec, {}).items()
+    }
+    return FieldPolicy(schema, **options)
+
+
 def _check(args: argparse.Namespace) -> int:
     schema, validators = _load_schema(args.schema)
-    policy = FieldPolicy(schema)
+    policy = _policy_for(args.schema, schema)
 
     def pipeline_for(path: str, layers: Layers | None = None) -> Pipeline[Any]:
         return Pipeline(
@@ -133,12 +149,13 @@ def _check(args: argparse.Namespace) -> int:
             # Several files (and/or the environment): the layers a reloader would merge.
             items = [Layer(f, format=args.format) for f in files]
             layers = Layers(*items, env_prefix=args.env_prefix)
-            pipeline = pipeline_for(layers.uri, layers)
-            active = pipeline.load(layers.read_now(args.max_bytes).content)
             path = layers.uri
+            raw = layers.read_now(args.max_bytes).content
         else:
             path = files[0]
-            active = load(path)
+            raw = read_file(path, args.max_bytes, path)
+        pipeline = pipeline_for(path, layers)
+        active = pipeline.load(raw)
     except ConfigError as exc:
         if args.json:
             print(json.dumps({"valid": False, **error_dict(exc)}))
@@ -158,6 +175,9 @@ def _check(args: argparse.Namespace) -> int:
             raise _UsageError(f"cannot compare --against {args.against}: {exc}") from None
         report["against"] = str(args.against)
         report["changes"] = diff_records(old.builtins, active.builtins, policy)
+        # What a reloader running OLD would do with this version: the very same evaluation.
+        verdict = _verdict(pipeline.evaluate(raw, old))
+        report.update(verdict)
     explained = []
     if args.explain:
         document = pipeline_for(path, layers).document_of(active)
@@ -166,10 +186,12 @@ def _check(args: argparse.Namespace) -> int:
             {"path": e.path, "value": e.value, "origin": e.origin and str(e.origin)}
             for e in explained
         ]
+    status = EXIT_INVALID if report.get("valid") is False else EXIT_OK
     if args.json:
         print(json.dumps(report))
-        return EXIT_OK
-    print(f"ok: {path} (config_hash {active.config_hash[:12]})")
+        return status
+    shown = "ok" if status == EXIT_OK else report["verdict"]  # valid, but refused live
+    print(f"{shown}: {path} (config_hash {active.config_hash[:12]})")
     for key in active.unknown:
         print(f"warning: {_unknown_line(path, key)}", file=sys.stderr)
     if active.unknown:
@@ -178,14 +200,54 @@ def _check(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if args.against is not None:
-        changes = report["changes"]
-        print(f"{len(changes)} changed against {args.against}" + (":" if changes else ""))
-        for change in changes:
-            flag = "  [restart required]" if change["restart_required"] else ""
-            print(f"  {change['path']}: {_shown(change['old'])} -> {_shown(change['new'])}{flag}")
+        _print_against(report)
     for line in explain_lines(explained):
         print(line)
-    return EXIT_OK
+    return status
+
+
+def _verdict(evaluation: Evaluation[Any]) -> dict[str, Any]:
+    """``verdict``: what a running reloader does with the version ``evaluation`` is of.
+
+    ``refused`` (a ``refuse`` field changed: nothing applies, ``refused`` names the fields),
+    ``validation_failed`` (the version with the running restart-required values kept is
+    invalid), ``restart_required`` (the rest applies live, the fields in ``restart_required``
+    keep their running value until a restart), ``applied``, or ``unchanged``.
+    """
+    error = evaluation.error
+    if isinstance(error, ConfigRefusedError):
+        return {
+            "verdict": "refused",
+            "refused": list(error.fields),
+            **error_dict(error),
+            "valid": False,
+        }
+    if error is not None:
+        return {"verdict": evaluation.result.value, **error_dict(error), "valid": False}
+    kept = [format_path(root) for root, _ in evaluation.restart_required]
+    if kept:
+        return {"verdict": "restart_required", "restart_required": kept}
+    return {"verdict": "applied" if evaluation.changed else "unchanged"}
+
+
+def _print_against(report: dict[str, Any]) -> None:
+    changes = report["changes"]
+    print(f"{len(changes)} changed against {report['against']}" + (":" if changes else ""))
+    for change in changes:
+        flag = "  [restart required]" if change["restart_required"] else ""
+        print(f"  {change['path']}: {_shown(change['old'])} -> {_shown(change['new'])}{flag}")
+    verdict = report["verdict"]
+    if report.get("valid") is False:
+        print(f"{verdict.replace('_', ' ')}: {report['error']}", file=sys.stderr)
+    elif verdict == "restart_required":
+        kept = report["restart_required"]
+        keeps = "keeps its" if len(kept) == 1 else "keep their"
+        live = "the rest applies live" if len(kept) < len(changes) else "nothing else changed"
+        print(f"restart required: {', '.join(kept)} {keeps} running value until a restart; {live}")
+    elif verdict == "applied":
+        print("applied: a running reloader applies it live")
+    else:
+        print("unchanged: a running reloader keeps its config")
 
 
 def _unknown_dict(key: UnknownKey) -> dict[str, Any]:

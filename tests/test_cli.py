@@ -278,8 +278,71 @@ def test_check_against_lists_changes_flags_restart_and_redacts(tmp_path: Path) -
     assert "  api_port: 8080 -> 9090  [restart required]" in lines
     assert '  llm.model: "gpt-4" -> "gpt-4o"' in lines
     assert '  llm.api_key: "***" -> "***"' in lines
+    assert lines[-1] == (
+        "restart required: api_port keeps its running value until a restart; the rest applies live"
+    )
+    assert (report["verdict"], report["restart_required"]) == ("restart_required", ["api_port"])
     for output in (proc, human):
         assert "PLANTED" not in output.stdout + output.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "verdict", "fields", "code"),
+    [
+        ("provider: openai", "refused", ["llm.provider"], 1),
+        ("api_port: 8080", "restart_required", ["api_port"], 0),
+        ("model: gpt-4", "applied", [], 0),
+        ("", "unchanged", [], 0),
+    ],
+)
+def test_check_against_says_what_the_running_preset_would_do(
+    tmp_path: Path, change: str, verdict: str, fields: list[str], code: int
+) -> None:
+    """Issue 24: an ``llm.provider`` change passed as valid, exit 0, though the running
+    preset refuses that version. ``--against`` runs the running reloader's own evaluation."""
+    old, new = tmp_path / "old.yaml", tmp_path / "new.yaml"
+    old.write_text("llm:\n  provider: openai\n  model: gpt-4\napi_port: 8080\n")
+    edits = {
+        "provider: openai": ("provider: openai", "provider: anthropic"),
+        "api_port: 8080": ("api_port: 8080", "api_port: 9090"),
+        "model: gpt-4": ("model: gpt-4", "model: gpt-4o"),
+        "": ("", ""),
+    }
+    before, after = edits[change]
+    new.write_text(old.read_text().replace(before, after) + "# edited\n")
+    proc = run("check", str(new), "--schema", "holmes", "--against", str(old), "--json")
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["verdict"] == verdict
+    assert report["valid"] is (code == 0)
+    if verdict == "refused":
+        assert report["refused"] == fields
+        assert report["reason"] == "restart_refused"
+        assert "the whole change is refused" in report["message"]
+    if verdict == "restart_required":
+        assert report["restart_required"] == fields
+    human = run("check", str(new), "--schema", "holmes", "--against", str(old))
+    assert human.returncode == code
+    if verdict == "refused":
+        assert human.stdout.startswith(f"refused: {new} (config_hash ")
+        assert human.stderr.startswith(f"refused: {new}: llm.provider changed and cannot change")
+    else:
+        assert human.stdout.startswith(f"ok: {new} (config_hash ")
+        last = human.stdout.splitlines()[-1]
+        assert last.startswith(verdict.replace("_", " ") + ":")
+
+
+def test_check_against_with_the_preset_that_allows_a_provider_change(tmp_path: Path) -> None:
+    """Only the preset's own policy refuses: a schema without it applies the same change."""
+    old, new = tmp_path / "old.yaml", tmp_path / "new.yaml"
+    old.write_text("llm: {provider: openai}\n")
+    new.write_text("llm: {provider: anthropic}\n")
+    proc = run(
+        "check", str(new), "--schema", "hotreload.holmes:ApiConfig", "--against", str(old),
+        "--json",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["verdict"] == "applied"
 
 
 def test_check_against_an_invalid_file_or_baseline(tmp_path: Path) -> None:

@@ -347,7 +347,7 @@ def test_a_key_added_with_a_null_value_is_a_change() -> None:
     assert list(changed_paths({"a": None}, {})) == [("a",)]
 
 
-class Held(msgspec.Struct):
+class Held(msgspec.Struct, frozen=True):  # nested in Timed: a mutable one is refused
     a: dict[str, int] | None = None
     b: Annotated[int, RestartRequired] = 0
 
