@@ -38,14 +38,20 @@ def uvicorn_error() -> Iterator[Lines]:
     """``uvicorn.error`` as uvicorn's LOGGING_CONFIG leaves it: INFO, a handler (on
     ``uvicorn``, which does not propagate); the root without handlers."""
     parent, child = logging.getLogger("uvicorn"), logging.getLogger("uvicorn.error")
+    own = logging.getLogger("hotreload")
     saved = (
         parent.handlers[:],
         parent.level,
         parent.propagate,
         child.level,
         logging.root.handlers[:],
+        logging.root.level,
+        own.level,
     )
     logging.root.handlers.clear()
+    # Python's defaults, whatever an earlier test's log-level switch left on them.
+    logging.root.setLevel(logging.WARNING)
+    own.setLevel(logging.NOTSET)
     lines = Lines()
     parent.handlers[:] = [lines]
     parent.setLevel(logging.INFO)
@@ -56,6 +62,8 @@ def uvicorn_error() -> Iterator[Lines]:
     finally:
         parent.handlers[:], parent.level, parent.propagate, child.level = saved[:4]
         logging.root.handlers[:] = saved[4]
+        logging.root.setLevel(saved[5])
+        own.setLevel(saved[6])
 
 
 def test_records_go_through_uvicorns_handlers_keeping_their_name(uvicorn_error: Lines) -> None:
