@@ -12,6 +12,7 @@ pattern covers everything below it.
 
 from __future__ import annotations
 
+import functools
 import typing
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
@@ -105,10 +106,7 @@ class FieldPolicy:
         secrets: Iterable[str] = (),
         refuse_changes: Iterable[str] = (),
     ) -> None:
-        marked_restart: list[Path] = []
-        marked_secret: list[Path] = []
-        marked_refuse: list[Path] = []
-        _collect(schema, (), marked_restart, marked_secret, set(), refuse=marked_refuse)
+        marked_restart, marked_secret, marked_refuse = _marked(schema)
         self.refused: tuple[Path, ...] = tuple(
             dict.fromkeys([*marked_refuse, *(_split(p) for p in refuse_changes)])
         )
@@ -170,6 +168,28 @@ class FieldPolicy:
     def scrub(self, text: str, builtins: Any) -> str:
         """``text`` with every secret value of the config, and every secret shape, masked."""
         return _redact.scrub(text, self.secret_values(builtins))
+
+
+def _marked(schema: Any) -> tuple[tuple[Path, ...], tuple[Path, ...], tuple[Path, ...]]:
+    """The paths ``schema`` marks restart-required, secret and ``refuse``: worked out once per
+    schema type (a thousand reloaders of one schema walk it once)."""
+    try:
+        return _marked_cached(schema)
+    except TypeError:  # an unhashable schema spelling: walked each time
+        return _walk_marks(schema)
+
+
+@functools.lru_cache(maxsize=256)
+def _marked_cached(schema: Any) -> tuple[tuple[Path, ...], tuple[Path, ...], tuple[Path, ...]]:
+    return _walk_marks(schema)
+
+
+def _walk_marks(schema: Any) -> tuple[tuple[Path, ...], tuple[Path, ...], tuple[Path, ...]]:
+    restart: list[Path] = []
+    secret: list[Path] = []
+    refuse: list[Path] = []
+    _collect(schema, (), restart, secret, set(), refuse=refuse)
+    return tuple(restart), tuple(secret), tuple(refuse)
 
 
 def _collect(
