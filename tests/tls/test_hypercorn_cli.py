@@ -123,6 +123,7 @@ async def test_every_worker_serves_the_rotated_certificate(
     trust = trusting(pair_a, pair_b)
     before = await asyncio.wait_for(serials_by_worker(port, trust, pair_a.serial), 30)
     assert len(before) == 2
+    assert all(pid.isdigit() for pid in before)
     assert str(proc.pid) not in before  # served by the spawned workers, not the parent
     volume.update(tls_files(pair_b))
     after = await asyncio.wait_for(serials_by_worker(port, trust, pair_b.serial), 30)
