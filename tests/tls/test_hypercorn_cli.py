@@ -1,4 +1,5 @@
-"""hypercorn's command line with ``--workers 2``: ``python -m hotreload.tls hypercorn ...``.
+"""hypercorn's command line with ``--workers 2``: ``python -m hotreload.tls hypercorn ...``,
+and the same config built in code for ``hypercorn.run.run``.
 hypercorn spawns each worker with the pickled config; every worker makes its own reloader in
 ``create_ssl_context``, and every one of them moves to the new pair."""
 
@@ -68,24 +69,35 @@ def test_the_config_pickles_into_a_worker_without_its_reloader() -> None:
     assert (copy.certfile, copy.application_path) == ("c.crt", "app:app")
 
 
-@pytest.fixture
-def cli(volume: ConfigMapVolume) -> Iterator[tuple[subprocess.Popen[str], int]]:
+#: The programmatic way: our `Config` handed to hypercorn's own ``hypercorn.run.run``.
+PROGRAM = """
+import sys
+import hypercorn.run
+from hotreload.tls.hypercorn import Config
+
+config = Config()
+config.application_path = "tests.tls.workers_app:app"
+config.workers = 2
+config.bind = ["127.0.0.1:0"]
+config.certfile, config.keyfile = sys.argv[1], sys.argv[2]
+config.tls_options = {"name": "web"}
+sys.exit(hypercorn.run.run(config))
+"""
+
+
+@pytest.fixture(params=["command line", "hypercorn.run.run"])
+def cli(
+    volume: ConfigMapVolume, request: pytest.FixtureRequest
+) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    cert, key = str(volume.path("tls.crt")), str(volume.path("tls.key"))
+    if request.param == "hypercorn.run.run":
+        argv = ["-c", PROGRAM, cert, key]
+    else:
+        argv = ["-m", "hotreload.tls", "hypercorn", "tests.tls.workers_app:app"]
+        argv += ["--workers", "2", "--certfile", cert, "--keyfile", key]
+        argv += ["--bind", "127.0.0.1:0"]  # the parent binds it once; both workers serve it
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hotreload.tls",
-            "hypercorn",
-            "tests.tls.workers_app:app",
-            "--workers",
-            "2",
-            "--bind",
-            "127.0.0.1:0",  # the parent binds it once; both workers serve that socket
-            "--certfile",
-            str(volume.path("tls.crt")),
-            "--keyfile",
-            str(volume.path("tls.key")),
-        ],
+        [sys.executable, *argv],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stderr=subprocess.PIPE,
