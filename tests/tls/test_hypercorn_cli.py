@@ -141,3 +141,13 @@ async def test_every_worker_serves_the_rotated_certificate(
     after = await asyncio.wait_for(serials_by_worker(port, trust, pair_b.serial), 30)
     assert set(after) == set(before)  # the same two workers, no restart
     assert proc.poll() is None
+
+
+def test_the_command_line_docs_tls_shows_parses() -> None:
+    """docs/tls.md's hypercorn command, every option in it (the optional ones too)."""
+    text = (ROOT / "docs" / "tls.md").read_text()
+    [shown] = re.findall(r"`python -m hotreload\.tls hypercorn ([^`]*)`", text)
+    config = parse_args(shown.replace("[", "").replace("]", "").split())
+    assert (config.certfile, config.keyfile, config.ca_certs) == ("tls.crt", "tls.key", "ca.crt")
+    assert (config.workers, config.bind) == (4, ["0.0.0.0:8443"])
+    assert config.verify_mode == ssl.CERT_REQUIRED
