@@ -48,8 +48,10 @@ resumption (tickets) skips the certificate: a resumed session keeps its first id
 Servers, through their own extension points: uvicorn's ``ssl_context_factory``
 (`UvicornTLS` for ``uvicorn.run(..., workers=N)``, ``tls.uvicorn_factory`` for a
 ``uvicorn.Server`` in your loop, ``python -m hotreload.tls uvicorn APP ...`` for its command
-line), hypercorn's ``Config.create_ssl_context`` (`hotreload.tls.hypercorn.Config`), and
-``asyncio.start_server(..., ssl=tls.context)``. Needs the ``tls`` extra (``cryptography``).
+line), hypercorn's ``Config.create_ssl_context`` (`hotreload.tls.hypercorn.Config`, for
+``hypercorn.asyncio.serve`` and for ``hypercorn.run.run`` with workers; ``python -m
+hotreload.tls hypercorn APP ...`` for its command line), and ``asyncio.start_server(...,
+ssl=tls.context)``. Needs the ``tls`` extra (``cryptography``).
 """
 
 from ._checks import CertificateInfo, TLSCertificateError, TLSFiles

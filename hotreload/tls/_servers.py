@@ -1,7 +1,7 @@
 """Server glue through each server's own extension point: uvicorn's ``ssl_context_factory``
 (`uvicorn.run`, ``uvicorn.Config``, ``--workers``, and the CLI through ``python -m
-hotreload.tls uvicorn``), hypercorn's ``Config.create_ssl_context`` (`hotreload.tls.hypercorn`)
-and plain ``asyncio.start_server(ssl=tls.context)``."""
+hotreload.tls uvicorn``), hypercorn's ``Config.create_ssl_context`` (`hotreload.tls.hypercorn`,
+its workers and its command line too) and plain ``asyncio.start_server(ssl=tls.context)``."""
 
 from __future__ import annotations
 
