@@ -8,7 +8,16 @@ from pathlib import Path
 import pytest
 
 from hotreload._errors import ConfigParseError
-from hotreload._parsing import MAX_DEPTH, MAX_EXPANDED_NODES, Format, format_for, locate, parse
+from hotreload._parsing import (
+    MAX_DEPTH,
+    MAX_EXPANDED_NODES,
+    Format,
+    format_for,
+    locate,
+    locate_nodes,
+    parse,
+    parse_node,
+)
 
 SOURCE = "conf/config.yaml"
 
@@ -477,3 +486,24 @@ def test_a_value_its_explicit_tag_cannot_hold_is_a_parse_error_at_its_node(
     assert (error.line, error.source) == (2, "c.yaml")
     assert f"cannot be read as tag:yaml.org,2002:{tag}" in str(error)
     assert "PLANTED" not in str(error)
+
+
+def test_a_name_on_no_node_or_on_a_scalar_or_a_list_locates_nothing() -> None:
+    # Kills _node_position's `isinstance(node, MappingNode) or isinstance(seg, str)`
+    # (__mutmut_3, #23): a field name meets no tree (JSON and TOML have none), a scalar or a
+    # sequence; none of them is indexed by key (None has no `.value`, a scalar's text and a
+    # list's nodes are not pairs): the walk stops where it is.
+    assert locate_nodes(None, [["llm", "model"]]) == [None]
+    _, node = parse_node(b"llm: abc\nitems: [x, y]\n", "yaml", "s.yaml")
+    assert locate_nodes(node, [["llm", "model"], ["items", "name"]]) == [(1, 6), (2, 8)]
+
+
+def test_a_path_stops_at_the_deepest_node_it_finds() -> None:
+    # Kills _node_position's `key = ""` before the walk (__mutmut_1: an empty path with
+    # `at_key` is the root itself), `return` for `break` at a missing key (__mutmut_22: the
+    # mapping that lacks it is named) and `seg <= len` (__mutmut_26: one past the last item is
+    # the list, not an IndexError) (#23).
+    _, node = parse_node(b"llm:\n  model: x\nitems:\n  - a\n", "yaml", "s.yaml")
+    assert locate_nodes(node, [[]], at_key=True) == [(1, 1)]
+    assert locate_nodes(node, [["llm", "missing"]]) == [(2, 3)]
+    assert locate_nodes(node, [["items", 1]]) == [(4, 3)]
