@@ -514,3 +514,22 @@ async def test_a_post_racing_the_task_end_does_not_raise(h: Harness) -> None:
     assert actor.closed
     assert fired == [True]
     assert errors == []
+
+
+async def test_a_post_that_passed_the_closed_check_before_shutdown_does_nothing(
+    h: Harness,
+) -> None:
+    # Kills `detach` storing "" for `_home`/`_start` (__mutmut_1) and `run` storing "" for
+    # `_loop`/`_wake` as the task ends (__mutmut_24): a thread that checked `closed` before
+    # the shutdown, and goes on after it, must find nothing to start or wake (an AttributeError
+    # in the caller's thread otherwise: record_failure never raises).
+    h.fail()
+    await h.actor.settled()
+    await h.tasks.aclose()
+    h.actor.detach()
+    h.actor.closed = False  # as the racing thread saw it when it checked
+    try:
+        h.fail()
+    finally:
+        h.actor.closed = True
+    assert h.ledger.view["kubernetes"].total_failures == 1
