@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from hotreload._errors import ConfigParseError
 from hotreload._parsing import (
@@ -14,6 +15,7 @@ from hotreload._parsing import (
     Format,
     format_for,
     locate,
+    locate_all,
     locate_nodes,
     parse,
     parse_node,
@@ -507,3 +509,33 @@ def test_a_path_stops_at_the_deepest_node_it_finds() -> None:
     assert locate_nodes(node, [[]], at_key=True) == [(1, 1)]
     assert locate_nodes(node, [["llm", "missing"]]) == [(2, 3)]
     assert locate_nodes(node, [["items", 1]]) == [(4, 3)]
+
+
+def test_a_duplicate_inside_a_mapping_key_is_reported_as_such() -> None:
+    # Kills _StrictLoader.construct_mapping's key built with `deep` None, left out or False
+    # (__mutmut_7/9/10) and construct_object's `deep` not passed on (__mutmut_3/5) (#23): a
+    # key built shallow is an empty dict still to be filled, refused as unhashable before its
+    # own duplicate is seen; built deep, the duplicate inside it is the error, where it is.
+    with pytest.raises(ConfigParseError) as info:
+        parse(b"? {a: 1, a: 2}\n: x\n", "yaml", "s.yaml")
+    assert "found duplicate key 'a'" in info.value.message
+    assert (info.value.line, info.value.column) == (1, 10)
+
+
+def test_locate_all_points_at_values_by_default() -> None:
+    # Kills locate_all's `at_key=True` default (__mutmut_1, #23).
+    assert locate_all(b"model: gpt-4\n", "yaml", [["model"]]) == [(1, 8)]
+
+
+def test_locate_all_reads_invalid_utf8_with_replacement_characters() -> None:
+    # Kills locate_all's decode made strict or given an unknown error handler
+    # (__mutmut_14/17/18, #23): `locate` is asked about any bytes, and answers, never raises.
+    assert locate_all(b"a: \xff\nb: 2\n", "yaml", [["b"]]) == [(2, 4)]
+
+
+@pytest.mark.skipif(not hasattr(yaml, "CSafeLoader"), reason="libyaml is not installed")
+def test_locate_all_composes_deep_nesting_with_libyaml() -> None:
+    # Kills locate_all's `yaml.compose` with its default (pure-Python) Loader (__mutmut_10,
+    # #23): libyaml composes 500 levels, the pure-Python composer runs out of recursion.
+    raw = b"[" * 500 + b"]" * 500
+    assert locate_all(raw, "yaml", [[0, 0]]) == [(1, 3)]
