@@ -405,3 +405,131 @@ async def test_a_flood_from_the_loop_costs_one_wake_up(
     await h.actor.settled()
     assert len(scheduled) == 1
     assert h.ledger.view["kubernetes"].total_failures == 101
+
+
+# --- interleavings the mutants of `post` would change (#23) ----------------------------------
+
+
+class _CountingLock:
+    """Stands in for the actor's start lock: counts how often a post takes it."""
+
+    def __init__(self) -> None:
+        self.taken = 0
+
+    def __enter__(self) -> None:
+        self.taken += 1
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _hook_loop_store(actor: FailureActor, on_store: Callable[[object], None]) -> None:
+    """Call ``on_store(value)`` right after the actor stores ``_loop``: what another thread,
+    run by the GIL between two of the task's statements, would see there."""
+    slot: Any = vars(FailureActor)["_loop"]  # the slot's descriptor
+
+    def store(self: FailureActor, value: object) -> None:
+        slot.__set__(self, value)
+        on_store(value)
+
+    hooked = type(
+        "HookedActor", (FailureActor,), {"__slots__": (), "_loop": property(slot.__get__, store)}
+    )
+    actor.__class__ = hooked
+
+
+async def test_a_post_while_the_task_runs_takes_no_lock(h: Harness) -> None:
+    # Kills post's `inbox = None` (__mutmut_1): once the inbox exists, a post appends and at
+    # most schedules a wake-up; it never waits on the start lock (another thread holding it
+    # cannot block a caller on the hot path).
+    h.ledger.threshold = 10_000
+    h.fail()
+    await h.actor.settled()
+    lock = _CountingLock()
+    h.actor._starting = lock  # type: ignore[assignment]
+    h.fail(n=10)
+    await h.actor.settled()
+    assert lock.taken == 0
+    assert h.ledger.view["kubernetes"].total_failures == 11
+
+
+async def test_a_post_racing_the_task_start_schedules_no_second_wake_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Kills post's `_wake_due = None/False` when it starts the task (__mutmut_23/24): a post
+    # from another thread after the task set `_loop` but before its first wait finds a wake-up
+    # already due and schedules none; the mutants schedule a second, spurious one.
+    harness = Harness(threshold=10_000)
+    harness.attach()
+    raced: list[bool] = []
+
+    def race(value: object) -> None:
+        if value is not None and not raced:
+            raced.append(True)
+            harness.fail()
+
+    _hook_loop_store(harness.actor, race)
+    loop = asyncio.get_running_loop()
+    scheduled: list[object] = []
+    real = loop.call_soon_threadsafe
+
+    def counting(callback: Any, *args: Any, **kwargs: Any) -> asyncio.Handle:
+        scheduled.append(callback)
+        return real(callback, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "call_soon_threadsafe", counting)
+    harness.fail()  # starts the task: the one call scheduled
+    await harness.actor.settled()
+    assert raced == [True]
+    assert len(scheduled) == 1
+    assert harness.ledger.view["kubernetes"].total_failures == 2
+    harness.actor.detach()
+    await harness.tasks.aclose()
+
+
+async def test_a_post_racing_the_task_end_does_not_raise(h: Harness) -> None:
+    # Kills post's `loop is not None or wake is not None` (__mutmut_8): the task clears `_loop`
+    # before `_wake`; a thread that passed the `closed` check before the task stopped, and
+    # reads them in between, must not schedule a wake-up on no loop (AttributeError in the
+    # caller's thread: record_failure never raises).
+    h.fail()
+    await h.actor.settled()
+    errors: list[BaseException] = []
+    fired: list[bool] = []
+    actor = h.actor
+
+    def race(value: object) -> None:
+        if value is None and actor._wake is not None:
+            fired.append(True)
+            actor.closed = False  # as the racing thread saw it when it checked
+            try:
+                actor.record_failure("kubernetes", "ConnectionError", "late")
+            except BaseException as exc:  # noqa: BLE001 - the assertion names it
+                errors.append(exc)
+            finally:
+                actor.closed = True
+
+    _hook_loop_store(actor, race)
+    await h.tasks.aclose()  # the task ends: its finally clears `_loop`, then `_wake`
+    assert actor.closed
+    assert fired == [True]
+    assert errors == []
+
+
+async def test_a_post_that_passed_the_closed_check_before_shutdown_does_nothing(
+    h: Harness,
+) -> None:
+    # Kills `detach` storing "" for `_home`/`_start` (__mutmut_1) and `run` storing "" for
+    # `_loop`/`_wake` as the task ends (__mutmut_24): a thread that checked `closed` before
+    # the shutdown, and goes on after it, must find nothing to start or wake (an AttributeError
+    # in the caller's thread otherwise: record_failure never raises).
+    h.fail()
+    await h.actor.settled()
+    await h.tasks.aclose()
+    h.actor.detach()
+    h.actor.closed = False  # as the racing thread saw it when it checked
+    try:
+        h.fail()
+    finally:
+        h.actor.closed = True
+    assert h.ledger.view["kubernetes"].total_failures == 1

@@ -6,9 +6,20 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from hotreload._errors import ConfigParseError
-from hotreload._parsing import MAX_DEPTH, MAX_EXPANDED_NODES, Format, format_for, locate, parse
+from hotreload._parsing import (
+    MAX_DEPTH,
+    MAX_EXPANDED_NODES,
+    Format,
+    format_for,
+    locate,
+    locate_all,
+    locate_nodes,
+    parse,
+    parse_node,
+)
 
 SOURCE = "conf/config.yaml"
 
@@ -477,3 +488,54 @@ def test_a_value_its_explicit_tag_cannot_hold_is_a_parse_error_at_its_node(
     assert (error.line, error.source) == (2, "c.yaml")
     assert f"cannot be read as tag:yaml.org,2002:{tag}" in str(error)
     assert "PLANTED" not in str(error)
+
+
+def test_a_name_on_no_node_or_on_a_scalar_or_a_list_locates_nothing() -> None:
+    # Kills _node_position's `isinstance(node, MappingNode) or isinstance(seg, str)`
+    # (__mutmut_3, #23): a field name meets no tree (JSON and TOML have none), a scalar or a
+    # sequence; none of them is indexed by key (None has no `.value`, a scalar's text and a
+    # list's nodes are not pairs): the walk stops where it is.
+    assert locate_nodes(None, [["llm", "model"]]) == [None]
+    _, node = parse_node(b"llm: abc\nitems: [x, y]\n", "yaml", "s.yaml")
+    assert locate_nodes(node, [["llm", "model"], ["items", "name"]]) == [(1, 6), (2, 8)]
+
+
+def test_a_path_stops_at_the_deepest_node_it_finds() -> None:
+    # Kills _node_position's `key = ""` before the walk (__mutmut_1: an empty path with
+    # `at_key` is the root itself), `return` for `break` at a missing key (__mutmut_22: the
+    # mapping that lacks it is named) and `seg <= len` (__mutmut_26: one past the last item is
+    # the list, not an IndexError) (#23).
+    _, node = parse_node(b"llm:\n  model: x\nitems:\n  - a\n", "yaml", "s.yaml")
+    assert locate_nodes(node, [[]], at_key=True) == [(1, 1)]
+    assert locate_nodes(node, [["llm", "missing"]]) == [(2, 3)]
+    assert locate_nodes(node, [["items", 1]]) == [(4, 3)]
+
+
+def test_a_duplicate_inside_a_mapping_key_is_reported_as_such() -> None:
+    # Kills _StrictLoader.construct_mapping's key built with `deep` None, left out or False
+    # (__mutmut_7/9/10) and construct_object's `deep` not passed on (__mutmut_3/5) (#23): a
+    # key built shallow is an empty dict still to be filled, refused as unhashable before its
+    # own duplicate is seen; built deep, the duplicate inside it is the error, where it is.
+    with pytest.raises(ConfigParseError) as info:
+        parse(b"? {a: 1, a: 2}\n: x\n", "yaml", "s.yaml")
+    assert "found duplicate key 'a'" in info.value.message
+    assert (info.value.line, info.value.column) == (1, 10)
+
+
+def test_locate_all_points_at_values_by_default() -> None:
+    # Kills locate_all's `at_key=True` default (__mutmut_1, #23).
+    assert locate_all(b"model: gpt-4\n", "yaml", [["model"]]) == [(1, 8)]
+
+
+def test_locate_all_reads_invalid_utf8_with_replacement_characters() -> None:
+    # Kills locate_all's decode made strict or given an unknown error handler
+    # (__mutmut_14/17/18, #23): `locate` is asked about any bytes, and answers, never raises.
+    assert locate_all(b"a: \xff\nb: 2\n", "yaml", [["b"]]) == [(2, 4)]
+
+
+@pytest.mark.skipif(not hasattr(yaml, "CSafeLoader"), reason="libyaml is not installed")
+def test_locate_all_composes_deep_nesting_with_libyaml() -> None:
+    # Kills locate_all's `yaml.compose` with its default (pure-Python) Loader (__mutmut_10,
+    # #23): libyaml composes 500 levels, the pure-Python composer runs out of recursion.
+    raw = b"[" * 500 + b"]" * 500
+    assert locate_all(raw, "yaml", [[0, 0]]) == [(1, 3)]
