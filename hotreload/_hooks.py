@@ -7,20 +7,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
 
 from ._derive import Derived, DerivedSet, _Held
 from ._errors import ConfigApplyError, ConfigBuildError
 from ._fields import FieldPolicy
-from ._lkg import LastKnownGood
 from ._logging import ContextLogger
 from ._pipeline import Active
 from ._snapshot import Snapshot
 from ._tasks import TaskSet
 
-__all__ = ["ApplyHook", "Hooks"]
+__all__ = ["HOOK_SLOTS", "ApplyHook", "Hooks"]
+
+#: The state this part owns: slots of the `HotReloader` façade (a part has none of its own,
+#: so parts stand side by side as bases instead of stacked in a chain).
+HOOK_SLOTS = ("_hooks", "hook_timeout")
 
 T = TypeVar("T")
 
@@ -28,10 +31,11 @@ ApplyHook = Callable[[Snapshot[T], Snapshot[T]], Awaitable[None]]
 """``async def hook(new, old)``: runs before a change is put in force; raising refuses it."""
 
 
-class Hooks(LastKnownGood[T]):
+class Hooks(Generic[T]):
     """The reloader's hook runner (a mixin: the worker calls it, with the reloader's state)."""
 
-    __slots__ = ("_hooks", "hook_timeout")
+    if not TYPE_CHECKING:  # mypy would refuse assigning the façade's slots from here
+        __slots__ = ()  # its state's slots are the façade's: see HOOK_SLOTS
 
     path: str
     policy: FieldPolicy

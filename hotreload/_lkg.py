@@ -12,20 +12,23 @@ import contextlib
 import os
 import tempfile
 from datetime import datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import msgspec
 
 from ._errors import ConfigError
 from ._logging import ContextLogger
-from ._loglevel import LogLevelSwitch
 from ._metrics import ReloaderMetrics
 from ._pipeline import Active, Pipeline
 from ._snapshot import Snapshot
 
 T = TypeVar("T")
 
-__all__ = ["Cached", "LastKnownGood", "load", "save"]
+__all__ = ["LKG_SLOTS", "Cached", "LastKnownGood", "load", "save"]
+
+#: The state this part owns: slots of the `HotReloader` façade (a part has none of its own,
+#: so parts stand side by side as bases instead of stacked in a chain).
+LKG_SLOTS = ("degraded", "lkg_path")
 
 
 class Cached(msgspec.Struct, frozen=True, kw_only=True):
@@ -62,11 +65,12 @@ def load(path: str) -> Cached:
         return msgspec.json.decode(f.read(), type=Cached)
 
 
-class LastKnownGood(LogLevelSwitch[T]):
+class LastKnownGood(Generic[T]):
     """A mixin of the reloader: start on the cached copy when the source is invalid, write the
     copy at each commit, and clear ``degraded`` once the source is valid again."""
 
-    __slots__ = ("degraded", "lkg_path")
+    if not TYPE_CHECKING:  # mypy would refuse assigning the façade's slots from here
+        __slots__ = ()  # its state's slots are the façade's: see LKG_SLOTS
 
     path: str
     lkg_path: str | None

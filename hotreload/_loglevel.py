@@ -4,12 +4,16 @@ and on every change, and refused as invalid before it can be committed."""
 from __future__ import annotations
 
 import logging
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from ._errors import ConfigValidationError
 from ._logging import ContextLogger, apply_log_level, level_number
 
-__all__ = ["LogLevelSwitch"]
+__all__ = ["LOG_LEVEL_SLOTS", "LogLevelSwitch"]
+
+#: The state this part owns: slots of the `HotReloader` façade (a part has none of its own,
+#: so parts stand side by side as bases instead of stacked in a chain).
+LOG_LEVEL_SLOTS = ("_applied_level", "_log_level_field", "_loggers")
 
 T = TypeVar("T")
 
@@ -20,7 +24,8 @@ class LogLevelSwitch(Generic[T]):
 
     # The concerns of `HotReloader` are stacked as mixins, one module each, each with the
     # slots of the state it owns, so the reloader keeps no __dict__.
-    __slots__ = ("_applied_level", "_log_level_field", "_loggers")
+    if not TYPE_CHECKING:  # mypy would refuse assigning the façade's slots from here
+        __slots__ = ()  # its state's slots are the façade's: see LOG_LEVEL_SLOTS
 
     path: str
     _log: ContextLogger

@@ -26,9 +26,11 @@ from ._drain import DrainGate
 from ._errors import ConfigBuildError, ConfigError
 from ._failures import FailureActor, FailureLedger, FailureReporting, Mark
 from ._fields import FieldPolicy
-from ._hooks import ApplyHook
+from ._hooks import HOOK_SLOTS, ApplyHook, Hooks
 from ._layers import LayerItem, source_for
+from ._lkg import LKG_SLOTS, LastKnownGood
 from ._logging import ContextLogger
+from ._loglevel import LOG_LEVEL_SLOTS, LogLevelSwitch
 from ._metrics import ReloaderMetrics
 from ._options import check_options
 from ._outcome import ReloadOutcome
@@ -39,9 +41,10 @@ from ._schema import schema_for
 from ._sessions import Sessions
 from ._snapshot import Snapshot
 from ._source import Attached, Source, wiring_for
-from ._streams import Stream
+from ._streams import STREAM_SLOTS, Stream, Streams
+from ._supervise import SourceWatch
 from ._tasks import TaskSet
-from ._worker import _Change
+from ._worker import WORKER_SLOTS, Worker, _Change
 
 __all__ = ["ApplyHook", "HotReloader", "Stream"]
 
@@ -52,7 +55,17 @@ T = TypeVar("T")
 _LOADED_ON_START = frozenset({"config", "snapshot", "_active", "_metrics"})
 
 
-class HotReloader(Sessions[T], Deriving[T], FailureReporting):
+class HotReloader(
+    Sessions[T],
+    SourceWatch[T],
+    Worker[T],
+    Streams[T],
+    Hooks[T],
+    LastKnownGood[T],
+    LogLevelSwitch[T],
+    Deriving[T],
+    FailureReporting,
+):
     """Keeps ``config`` equal to the last valid version of ``path``.
 
     ``async with HotReloader("config.yaml", schema=Settings) as r:`` loads the file (an invalid
@@ -94,9 +107,14 @@ class HotReloader(Sessions[T], Deriving[T], FailureReporting):
     """
 
     # Slots, not a __dict__: thousands of reloaders in one process should cost a few KB each.
-    # Each mixin below (worker, streams, hooks, last-known-good, log level) has the slots of
-    # the state it owns; these are the façade's.
+    # The parts above stand side by side (none has slots of its own, so none must sit on
+    # another); the façade holds the slots of the state each part owns, then its own.
     __slots__ = (
+        *WORKER_SLOTS,
+        *STREAM_SLOTS,
+        *HOOK_SLOTS,
+        *LKG_SLOTS,
+        *LOG_LEVEL_SLOTS,
         "__weakref__",
         "_attached",
         "_closed",

@@ -8,22 +8,35 @@ opened and closed from any thread; what happens to a held change is the worker's
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncIterator, Callable, Hashable
 from datetime import datetime, timezone
-from typing import TypeVar
+from typing import Generic, TypeVar
 
+from ._derive import DerivedSet
+from ._drain import DrainGate
+from ._logging import ContextLogger
+from ._metrics import ReloaderMetrics
+from ._pipeline import Active
 from ._snapshot import Snapshot
-from ._supervise import SourceWatch
+from ._worker import _Change
 
 __all__ = ["Sessions"]
 
 T = TypeVar("T")
 
 
-class Sessions(SourceWatch[T]):
+class Sessions(Generic[T]):
     """A mixin of the reloader: ``session()``, ``register_session()`` and what they hold."""
 
     __slots__ = ()
+
+    snapshot: Snapshot[T]
+    _closed: bool
+    _derived: DerivedSet
+    _gate: DrainGate[_Change[T]]
+    _log: ContextLogger
+    _metrics: ReloaderMetrics
+    _snapshot_of: Callable[[Active[T], int, str | None], Snapshot[T]]  # Worker
 
     @contextlib.asynccontextmanager
     async def session(self, session_id: Hashable | None = None) -> AsyncIterator[Snapshot[T]]:

@@ -9,15 +9,25 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import anyio
 
-from ._hooks import Hooks
 from ._outcome import ReloadOutcome, ReloadResult
 from ._snapshot import Snapshot
 
-__all__ = ["Stream", "Streams"]
+__all__ = ["STREAM_SLOTS", "Stream", "Streams"]
+
+#: The state this part owns: slots of the `HotReloader` façade (a part has none of its own,
+#: so parts stand side by side as bases instead of stacked in a chain).
+STREAM_SLOTS = (
+    "_event",
+    "_outcome_streams",
+    "_outcomes",
+    "_seq",
+    "_snapshot_streams",
+    "last_outcome",
+)
 
 T = TypeVar("T")
 X = TypeVar("X")
@@ -65,17 +75,11 @@ class Stream(Generic[X]):
         await self.aclose()
 
 
-class Streams(Hooks[T]):
+class Streams(Generic[T]):
     """A mixin of the reloader: ``changes()``, ``outcomes()`` and the ``wait_for_*`` calls."""
 
-    __slots__ = (
-        "_event",
-        "_outcome_streams",
-        "_outcomes",
-        "_seq",
-        "_snapshot_streams",
-        "last_outcome",
-    )
+    if not TYPE_CHECKING:  # mypy would refuse assigning the façade's slots from here
+        __slots__ = ()  # its state's slots are the façade's: see STREAM_SLOTS
 
     snapshot: Snapshot[T]
     _closed: bool

@@ -7,12 +7,15 @@ test's fake) runs its ``watch`` in a task that is restarted with backoff if it e
 from __future__ import annotations
 
 import asyncio
-from typing import TypeVar
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 import anyio
 
 from ._backoff import backoff_delay
-from ._worker import Worker
+from ._logging import ContextLogger
+from ._metrics import ReloaderMetrics
+from ._source import Source
 
 __all__ = ["SourceWatch"]
 
@@ -22,10 +25,15 @@ _WATCH_READY_TIMEOUT = 5.0
 _WATCH_RETRY_MIN, _WATCH_RETRY_MAX = 0.05, 5.0
 
 
-class SourceWatch(Worker[T]):
+class SourceWatch(Generic[T]):
     """A mixin of the reloader: the watch of a source that is not on the file hub."""
 
     __slots__ = ()
+
+    source: Source
+    _log: ContextLogger
+    _metrics: ReloaderMetrics
+    _notify: Callable[[str], None]  # Worker
 
     async def _watch(self, watching: asyncio.Future[None]) -> None:
         """Run a (non-file) source's watch for as long as the reloader runs; restart it if it

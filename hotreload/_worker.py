@@ -14,30 +14,57 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
 
 from ._decide import Candidate, Commit, Verdict, broken_invariant
-from ._derive import Derived, _Held
+from ._derive import Derived, DerivedSet, _Held
 from ._drain import DrainGate, Pending
-from ._errors import ConfigApplyError, ConfigError
-from ._fields import Secrets, format_path
+from ._errors import ConfigApplyError, ConfigBuildError, ConfigError
+from ._fields import FieldPolicy, Secrets, format_path
 from ._gcpause import gc_paused
-from ._logging import capped
+from ._logging import ContextLogger, capped
 from ._metrics import ReloaderMetrics
 from ._outcome import ReloadOutcome, ReloadResult
 from ._pipeline import Active, Evaluation, Pipeline, result_for, sha256_hex
 from ._snapshot import Snapshot
 from ._source import Source
-from ._streams import Streams
 from ._tasks import TaskSet
 from ._unknown import UnknownKey
 
-__all__ = ["MSG_REJECTED", "MSG_RELOADED", "Worker"]
+__all__ = ["MSG_REJECTED", "MSG_RELOADED", "WORKER_SLOTS", "Worker"]
+
+#: The state this part owns: slots of the `HotReloader` façade (a part has none of its own,
+#: so parts stand side by side as bases instead of stacked in a chain).
+WORKER_SLOTS = (
+    "_active",
+    "_empty_deferred",
+    "_gate",
+    "_in_force_read",
+    "_last_eval",
+    "_last_key",
+    "_limiter",
+    "_loop",
+    "_may_be_mid_write",
+    "_poll_timer",
+    "_reads",
+    "_refused",
+    "_secrets",
+    "_seen_key",
+    "_spawn_worker",
+    "_triggers",
+    "_version",
+    "_warned_restart",
+    "_working",
+    "config",
+    "restart_required",
+    "snapshot",
+    "unknown_keys",
+)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -100,34 +127,11 @@ class _Found(Generic[T]):
     error: ConfigError | None = None
 
 
-class Worker(Streams[T]):
+class Worker(Generic[T]):
     """A mixin of the reloader: the triggers, the worker and everything it does."""
 
-    __slots__ = (
-        "_active",
-        "_empty_deferred",
-        "_gate",
-        "_in_force_read",
-        "_last_eval",
-        "_last_key",
-        "_limiter",
-        "_loop",
-        "_may_be_mid_write",
-        "_poll_timer",
-        "_reads",
-        "_refused",
-        "_secrets",
-        "_seen_key",
-        "_spawn_worker",
-        "_triggers",
-        "_version",
-        "_warned_restart",
-        "_working",
-        "config",
-        "restart_required",
-        "snapshot",
-        "unknown_keys",
-    )
+    if not TYPE_CHECKING:  # mypy would refuse assigning the façade's slots from here
+        __slots__ = ()  # its state's slots are the façade's: see WORKER_SLOTS
 
     config: T
     snapshot: Snapshot[T]
@@ -140,6 +144,26 @@ class Worker(Streams[T]):
     _gate: DrainGate[_Change[T]]
     _tasks: TaskSet | None
     _may_be_mid_write: bool  # the source's `Wiring.empty_may_be_mid_write`
+    path: str
+    policy: FieldPolicy
+    lkg_path: str | None
+    degraded: str | None
+    _closed: bool
+    _derived: DerivedSet
+    _log: ContextLogger
+    # What the worker calls in the other parts (the façade has them all):
+    _build_derived: Callable[
+        [Snapshot[T], Active[T], tuple[str, ...]],
+        Coroutine[Any, Any, tuple[Mapping[Derived[Any], _Held[Any]], ConfigBuildError | None]],
+    ]  # Hooks
+    _run_hooks: Callable[
+        [Snapshot[T], Snapshot[T], Active[T]], Coroutine[Any, Any, ConfigApplyError | None]
+    ]  # Hooks
+    _apply_log_level: Callable[[T], None]  # LogLevelSwitch
+    _save_last_known_good: Callable[[Snapshot[T], bytes], None]  # LastKnownGood
+    _recovered: Callable[[], None]  # LastKnownGood
+    _publish_snapshot: Callable[[Snapshot[T]], None]  # Streams
+    _publish: Callable[[ReloadOutcome], ReloadOutcome]  # Streams
 
     def _init_worker(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
