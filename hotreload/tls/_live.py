@@ -23,6 +23,7 @@ from .._derive import Derived
 from .._layers import Layer, Layers
 from .._logging import ContextLogger
 from .._reloader import HotReloader
+from .._snapshot import Snapshot
 from ._checks import (
     CertificateInfo,
     TLSCertificateError,
@@ -208,12 +209,24 @@ class _Live:
 
     async def _watch_expiry(self) -> None:
         changes = self._files.reloader.changes()
-        while True:
-            delay = self.check_expiry()
-            # At most an hour: a suspended VM or a clock step is caught within the hour.
-            timeout = 3600.0 if delay is None else min(max(delay, 0.0) + 0.001, 3600.0)
-            with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
-                await asyncio.wait_for(anext(changes), timeout)
+        # asyncio.wait, not wait_for: on 3.10/3.11 wait_for swallows a cancel that lands in the
+        # same loop turn as the change it waits for, and this task would outlive `__aexit__`.
+        change: asyncio.Task[Snapshot[TLSFiles]] | None = None
+        try:
+            while True:
+                delay = self.check_expiry()
+                # At most an hour: a suspended VM or a clock step is caught within the hour.
+                timeout = 3600.0 if delay is None else min(max(delay, 0.0) + 0.001, 3600.0)
+                waiting = change or asyncio.ensure_future(anext(changes))
+                done, _ = await asyncio.wait({waiting}, timeout=timeout)
+                change = None if done else waiting
+                if done:
+                    waiting.result()
+        except StopAsyncIteration:
+            return  # the reloader closed
+        finally:
+            if change is not None:
+                change.cancel()
 
     async def __aexit__(
         self,
