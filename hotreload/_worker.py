@@ -34,7 +34,7 @@ from ._pipeline import Active, Evaluation, Pipeline, result_for, sha256_hex
 from ._snapshot import Snapshot
 from ._source import Source
 from ._tasks import TaskSet
-from ._unknown import UnknownKey
+from ._unknown import UnknownKey, UnknownKeys
 
 __all__ = ["MSG_REJECTED", "MSG_RELOADED", "WORKER_SLOTS", "Worker"]
 
@@ -641,13 +641,14 @@ class Worker(Generic[T]):
         version was not parsed again (the same bytes), nothing new to say."""
         if keys is None:
             return
-        names = tuple(key.dotted for key in keys)
-        if names != self.unknown_keys:
-            self.unknown_keys = names
+        if not isinstance(keys, UnknownKeys):  # () for none; any other made by hand
+            keys = UnknownKeys(keys)
+        if keys.names != self.unknown_keys:
+            self.unknown_keys = keys.names
             if keys:
                 self._log.warning(
                     "config_unknown_keys",
-                    keys=capped(str(key) for key in keys),
+                    keys=keys.shown,
                     count=len(keys),
                     detail="ignored: not in the schema (strict=True refuses them)",
                 )
