@@ -28,6 +28,7 @@ from ._layers import Layer, Layers
 from ._logging import filter_by_stdlib_level
 from ._outcome import ReloadOutcome, ReloadResult
 from ._present import Explained
+from ._probation import Evidence, Probation, QuarantineEntry
 from ._provenance import Origin
 from ._reloader import ApplyHook, HotReloader, Stream
 from ._sighup import reload_on_sighup
@@ -50,12 +51,15 @@ __all__ = [
     "ConfigValidationError",
     "Derived",
     "EtcdSource",
+    "Evidence",
     "Explained",
     "FileSource",
     "HotReloader",
     "Layer",
     "Layers",
     "Origin",
+    "Probation",
+    "QuarantineEntry",
     "ReloadOutcome",
     "ReloadResult",
     "RestartRequired",

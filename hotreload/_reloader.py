@@ -37,6 +37,8 @@ from ._outcome import ReloadOutcome
 from ._parsing import Format, format_for
 from ._pipeline import Pipeline, Validator
 from ._present import Explained, explain, to_builtins
+from ._probation import Probation
+from ._rollback import PROBATION_SLOTS, Probationer
 from ._schema import schema_for
 from ._sessions import Sessions
 from ._snapshot import Snapshot
@@ -64,6 +66,7 @@ class HotReloader(
     LastKnownGood[T],
     LogLevelSwitch[T],
     Deriving[T],
+    Probationer[T],
     FailureReporting,
 ):
     """Keeps ``config`` equal to the last valid version of ``path``.
@@ -104,6 +107,11 @@ class HotReloader(
     are called again as ``hook(old, new)`` to undo. A version a hook refused is tried again
     by ``reload()``, not by watch events or forced re-checks. `derive` keeps a resource built
     from the config (a client, a pool) in step with it.
+
+    ``probation=Probation(window, failures, check)`` puts each commit on probation: a
+    dependency healthy at the commit that reaches ``failures`` consecutive failures inside the
+    window (or a ``check`` that fails) rolls it back (trigger ``rollback``) and quarantines its
+    ``config_hash`` (``quarantined``; lifted by ``release``).
     """
 
     # Slots, not a __dict__: thousands of reloaders in one process should cost a few KB each.
@@ -115,6 +123,7 @@ class HotReloader(
         *HOOK_SLOTS,
         *LKG_SLOTS,
         *LOG_LEVEL_SLOTS,
+        *PROBATION_SLOTS,
         "__weakref__",
         "_attached",
         "_closed",
@@ -170,6 +179,7 @@ class HotReloader(
         poll_delay_ms: int = 300,
         watch: bool = True,
         strict: bool = False,
+        probation: Probation | None = None,
     ) -> None:
         kind = schema_for(schema)  # refuses a mutable schema: readers share the config
         check_options(
@@ -243,7 +253,9 @@ class HotReloader(
             changed_since=self._changed_since,
             log=self._log,
             scrub=self._scrub,
+            condemns=self._probation_failure,
         )
+        self._init_probation(probation)
         self._init_state()
         self.last_outcome: ReloadOutcome | None = None
         self.restart_required: tuple[str, ...] = ()
@@ -366,6 +378,7 @@ class HotReloader(
     async def _shutdown(self) -> None:
         self._closed = True
         _sighup.untrack(self)
+        self._end_trial()
         self._gate.take()
         attached, self._attached = self._attached, None
         try:
