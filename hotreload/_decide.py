@@ -1,4 +1,4 @@
-"""The commit decision: one pure function and the gate state it reads (BR-HAPI-191).
+"""The commit decision: one pure function and the gate state it reads.
 
 Everything that decides *what* goes in force lives here, so no two places can disagree about
 it (a direct commit that left a stale change pending, released right after, was how an

@@ -108,7 +108,7 @@ def _count_hist() -> Hist:
 
 @dataclass(frozen=True, slots=True)
 class FailureMetrics:
-    """The failure actor's metrics (BR-HAPI-190 names), for one reloader."""
+    """The failure actor's metrics, for one reloader."""
 
     failures: Labelled[Value]
     triggered: Labelled[Value]
@@ -323,7 +323,7 @@ class _Collector(Collector):
             "Versions quarantined by probation: never committed again until released.",
             lambda m: m.quarantined.value,
         )
-        # BR-HAPI-190's names (the spec has no config label; we add it like everywhere else).
+        # The failure counter's names, with the config label every other metric has.
         yield _labelled_counter(
             f"{ns}_toolset_failures_total",
             "Toolset failures recorded.",

@@ -2,7 +2,7 @@
 
 A config that passes validation can still hurt in use: a model the provider no longer serves,
 a toolset pointed at a dead endpoint. The failure reports the service already sends
-(BR-HAPI-190's ``record_failure``) say so right after the commit that caused it. `Trial` holds
+(``record_failure``) say so right after the commit that caused it. `Trial` holds
 one commit's probation and decides, without a loop or a clock of its own, whether a failure
 condemns it; the engine (`_rollback`) puts the config before it back and quarantines the
 condemned ``config_hash`` (`QuarantineEntry`), which `_decide` then never commits.

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 import hotreload
 from hotreload import (
     ConfigRefusedError,
+    Failures,
     HotReloader,
     Probation,
     QuarantineEntry,
@@ -135,7 +136,7 @@ async def test_the_quarantined_content_stays_out_whoever_asks(
     config_path: Path, registry: CollectorRegistry, metric: MetricReader
 ) -> None:
     probation = Probation(window=60.0, failures=2)
-    async with make(config_path, registry, probation, failure_cooldown=0.0) as r:
+    async with make(config_path, registry, probation, failures=Failures(cooldown=0.0)) as r:
         bad = await commit_bad(r, config_path)
         stream = r.outcomes()
         fail(r, "llm", 2)
