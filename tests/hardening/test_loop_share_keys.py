@@ -18,9 +18,9 @@ import msgspec
 import pytest
 from prometheus_client import CollectorRegistry
 
+from hotreload import HotReloader
 from hotreload._logging import LOG_LIST_MAX
 from hotreload.testing import write_atomic
-from hotreload import HotReloader
 from tests.hardening.conftest import (
     SLOW_WAIT,
     loop_hold,
