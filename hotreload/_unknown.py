@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-from ._logging import capped
+from ._logging import LOG_LIST_MAX
 from ._provenance import dotted
 from ._schema import is_pydantic_model, model_fields
 
@@ -65,7 +65,10 @@ class UnknownKeys(tuple[UnknownKey, ...]):
     def __new__(cls, keys: typing.Iterable[UnknownKey] = ()) -> UnknownKeys:
         self = super().__new__(cls, keys)
         self.names = tuple(key.dotted for key in self)
-        self.shown = capped(str(key) for key in self)
+        # Only the keys the line names are formatted (as `capped` would show them).
+        self.shown = [str(key) for key in self[:LOG_LIST_MAX]]
+        if len(self) > LOG_LIST_MAX:
+            self.shown.append(f"… {len(self) - LOG_LIST_MAX} more")
         return self
 
 
