@@ -93,10 +93,17 @@ def _prefix_matches(pattern: Path, path: Path) -> bool:
     return all(p in ("*", seg) for p, seg in zip(pattern, path, strict=False))
 
 
+def _root_in(patterns: tuple[Path, ...], path: Path) -> Path | None:
+    for pattern in patterns:
+        if _prefix_matches(pattern, path):
+            return path[: len(pattern)]
+    return None
+
+
 class FieldPolicy:
     """Restart-required and secret fields of one schema, resolved once at start-up."""
 
-    __slots__ = ("_secret_paths", "refused", "restart_required", "secrets")
+    __slots__ = ("_roots", "_secret_paths", "refused", "restart_required", "secrets")
 
     def __init__(
         self,
@@ -120,20 +127,31 @@ class FieldPolicy:
             dict.fromkeys([*marked_secret, *(_split(p) for p in secrets)])
         )
         self._secret_paths: dict[Path, bool] = {}  # is_secret's answers, at most _MEMO of them
+        # restart_root's and refuse_root's answers per changed path (made on the first change)
+        self._roots: dict[Path, tuple[Path | None, Path | None]] | None = None
 
     def restart_root(self, path: Path) -> Path | None:
         """The restart-required subtree ``path`` lies in, if any."""
-        for pattern in self.restart_required:
-            if _prefix_matches(pattern, path):
-                return path[: len(pattern)]
-        return None
+        return self._roots_of(path)[0]
 
     def refuse_root(self, path: Path) -> Path | None:
         """The ``refuse`` subtree ``path`` lies in, if any."""
-        for pattern in self.refused:
-            if _prefix_matches(pattern, path):
-                return path[: len(pattern)]
-        return None
+        return self._roots_of(path)[1]
+
+    def _roots_of(self, path: Path) -> tuple[Path | None, Path | None]:
+        """Both roots of a changed path, memoised like `is_secret` (every change asks twice
+        per path, against every pattern)."""
+        memo = self._roots
+        if memo is None:
+            memo = self._roots = {}
+        known = memo.get(path)
+        if known is not None:
+            return known
+        answer = (_root_in(self.restart_required, path), _root_in(self.refused, path))
+        if len(memo) >= _MEMO:
+            memo.clear()
+        memo[path] = answer
+        return answer
 
     def is_secret(self, path: Path) -> bool:
         """Declared secret, or any segment named like a secret (see `hotreload._redact`).

@@ -278,7 +278,7 @@ class HotReloader(
             built=built,
         )
         self._metrics.degraded.set(0 if self.degraded is None else 1)
-        tasks = self._tasks = TaskSet(self._log)
+        tasks = self._tasks = TaskSet(self._log, self._loop)
         self._closed = False
         _sighup.track(self)
         try:

@@ -21,9 +21,11 @@ class TaskSet:
     """Tasks of one reloader. A task that raises is logged, never propagated: no bug in a
     reload may take the service's loop or the reloader down."""
 
-    __slots__ = ("_closed", "_log", "_tasks")
+    __slots__ = ("_closed", "_log", "_loop", "_tasks")
 
-    def __init__(self, log: ContextLogger) -> None:
+    def __init__(self, log: ContextLogger, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self._loop = loop
+        """The loop the tasks run on (None: the running one, asked at each spawn)."""
         self._tasks: set[asyncio.Task[None]] | None = None  # an idle reloader runs no task
         self._closed = False
         self._log = log
@@ -31,7 +33,7 @@ class TaskSet:
     def spawn(self, fn: Callable[[], Coroutine[Any, Any, None]], *, name: str) -> None:
         if self._closed:
             raise RuntimeError("the reloader is closing: no new task")
-        task = asyncio.get_running_loop().create_task(fn(), name=name)
+        task = (self._loop or asyncio.get_running_loop()).create_task(fn(), name=name)
         if self._tasks is None:
             self._tasks = set()
         self._tasks.add(task)

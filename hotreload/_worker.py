@@ -230,7 +230,10 @@ class Worker(Generic[T]):
     async def _request(self, kind: str, detail: object = None) -> ReloadOutcome:
         if self._closed:
             raise RuntimeError("the reloader is not running (use `async with`)")
-        reply: asyncio.Future[ReloadOutcome] = asyncio.get_running_loop().create_future()
+        # The reloader's own loop (set before it opens): asking asyncio for the running loop
+        # is a getpid() system call on 3.11, twice per reload with the worker's spawn.
+        loop = self._loop or asyncio.get_running_loop()
+        reply: asyncio.Future[ReloadOutcome] = loop.create_future()
         self._put(_Trigger(kind, time.perf_counter(), reply, detail))
         return await reply
 
