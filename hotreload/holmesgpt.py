@@ -55,33 +55,41 @@ _NonEmpty = Annotated[str, Meta(min_length=1)]
 _Secret = Annotated[str | None, Secret]
 
 ToolsetTag = Literal["core", "cluster", "cli"]
-ToolsetType = Literal["built-in", "custom", "mcp"]
+ToolsetType = Literal["built-in", "custom", "mcp", "http", "database", "mongodb"]
 ToolsetStatus = Literal["enabled", "disabled", "failed"]
 
 
-class ToolParameter(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """A tool's parameter (upstream ``ToolParameter``); objects and arrays nest."""
+class ToolParameter(msgspec.Struct, frozen=True, kw_only=True):
+    """A tool's parameter (upstream ``ToolParameter``); objects and arrays nest.
+
+    Unknown keys are named, not refused: upstream ignores them (its built-in
+    ``inspektor_gadget.yaml`` has ``default:`` here, which does nothing).
+    """
 
     description: str | None = None
-    type: str = "string"
+    type: str | list[str] = "string"
     required: bool = True
     properties: dict[str, ToolParameter] | None = None
     items: ToolParameter | None = None
-    enum: list[str] | None = None
+    enum: list[Any] | None = None
+    additional_properties: bool | dict[str, Any] | None = None
+    json_schema_extra: dict[str, Any] | None = None
+    any_of: list[ToolParameter] | None = None
 
 
-class Transformer(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class Transformer(msgspec.Struct, frozen=True, kw_only=True):
     """A tool output transformer, such as ``llm_summarize`` (upstream ``Transformer``)."""
 
     name: _NonEmpty
     config: dict[str, Any] = {}
 
 
-class Tool(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class Tool(msgspec.Struct, frozen=True, kw_only=True):
     """A YAML tool: a Jinja2 ``command`` or ``script`` the LLM may run (upstream ``YAMLTool``).
 
-    Upstream ignores unknown keys here and then fails on a tool with neither ``command`` nor
-    ``script``, dropping the whole toolset: ``comand:`` is refused instead.
+    Upstream ignores unknown keys here (its built-in ``cilium.yaml`` has ``args:``): they are
+    named with a "did you mean", and ``strict`` refuses them. A tool with neither ``command``
+    nor ``script`` makes upstream fail the whole toolset: refused.
     """
 
     name: _NonEmpty
@@ -90,7 +98,6 @@ class Tool(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
     script: str | None = None
     parameters: dict[str, ToolParameter] = {}
     user_description: str | None = None
-    additional_instructions: str | None = None
     icon_url: str | None = None
     transformers: list[Transformer] | None = None
 
@@ -99,30 +106,19 @@ class Tool(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
             raise ValueError("a tool needs a `command` or a `script`")
 
 
-class Prerequisite(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """One of upstream's three prerequisite kinds: ``command`` (with ``expected_output``),
-    ``env`` (variables that must be set), or static ``enabled`` with ``disabled_reason``."""
+class Prerequisite(msgspec.Struct, frozen=True, kw_only=True):
+    """One of upstream's prerequisite kinds: ``command`` (with ``expected_output``), ``env``
+    (variables that must be set), or static ``enabled`` with ``disabled_reason``.
+
+    Upstream reads a mapping that fits none of them as an ``env`` prerequisite with no
+    variables, which always passes (``cmd: ...`` does nothing): accepted, and its keys named.
+    """
 
     command: str | None = None
     expected_output: str | None = None
     env: list[str] | None = None
     enabled: bool | None = None
     disabled_reason: str | None = None
-
-    def __post_init__(self) -> None:
-        kinds = [
-            self.command is not None,
-            self.env is not None,
-            self.enabled is not None or self.disabled_reason is not None,
-        ]
-        if sum(kinds) != 1:
-            raise ValueError(
-                "a prerequisite is one of `command`, `env`, or `enabled` + `disabled_reason`"
-            )
-        if self.expected_output is not None and self.command is None:
-            raise ValueError("`expected_output` goes with a `command`")
-        if kinds[2] and (self.enabled is None or self.disabled_reason is None):
-            raise ValueError("a static prerequisite needs both `enabled` and `disabled_reason`")
 
 
 class Toolset(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -141,39 +137,57 @@ class Toolset(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
     tags: list[ToolsetTag] | None = None
     type: ToolsetType | None = None
     experimental: bool = False
-    is_default: bool = False
     docs_url: str | None = None
     icon_url: str | None = None
     installation_instructions: str | None = None
-    additional_instructions: str | None = None
     llm_instructions: str | None = None
     transformers: list[Transformer] | None = None
+    approval_required_tools: list[str] = []
+    expose_remotely: bool = False
+    status_refresh_interval_seconds: Annotated[int, Meta(gt=0)] | None = None
+    subtype: str | None = None
+    meta: dict[str, Any] | None = None
     url: str | None = None
     path: str | None = None
     status: ToolsetStatus | None = None
     error: str | None = None
 
 
-class McpServerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """How to reach a remote MCP server (upstream ``MCPConfig``)."""
+class McpServerConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """How to reach an MCP server: upstream's ``MCPConfig`` (``sse``/``streamable-http``,
+    ``url`` required) or ``StdioMCPConfig`` (``stdio``, ``command`` required), which upstream
+    checks when it connects. Other keys are named, not refused (upstream keeps them)."""
 
-    url: _NonEmpty
-    mode: Literal["sse", "streamable-http"] = "sse"
+    mode: Literal["sse", "streamable-http", "stdio"] = "sse"
+    url: str | None = None
     headers: dict[str, str] | None = None
+    verify_ssl: bool = True
+    extra_headers: dict[str, str] | None = None
+    icon_url: str | None = None
+    oauth: dict[str, Any] | None = None
+    health_check_tool: str | None = None
+    command: str | None = None
+    args: list[str] | None = None
+    env: dict[str, str] | None = None
 
 
 class McpServer(Toolset, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """An entry of ``mcp_servers``: a toolset whose tools come from a remote MCP server.
+    """An entry of ``mcp_servers``: a toolset whose tools come from an MCP server.
 
     Its ``url`` goes in ``config`` (upstream still moves a top-level ``url`` there, with a
-    warning). Without one, upstream marks the server failed at start-up: refused here.
+    warning). Without one (or a stdio ``command``), upstream marks the server failed when it
+    connects: refused here.
     """
 
     config: McpServerConfig | None = None
     type: Literal["mcp"] | None = None
 
     def __post_init__(self) -> None:
-        if self.url is None and self.config is None:
+        config = self.config or McpServerConfig()
+        if config.mode == "stdio":
+            if not config.command:
+                raise ValueError("a stdio MCP server needs a `command` (in `config`)")
+        elif self.url is None and config.url is None:
             raise ValueError("an MCP server needs a `url` (in `config`)")
 
 
@@ -209,7 +223,7 @@ class HolmesGPTConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     api_base: str | None = None
     api_version: str | None = None
     fast_model: str | None = None
-    max_steps: Annotated[int, Meta(gt=0)] = 40
+    max_steps: int = 100
     cluster_name: str | None = None
 
     alertmanager_url: str | None = None
@@ -241,13 +255,16 @@ class HolmesGPTConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     opsgenie_team_integration_key: _Secret = None
     opsgenie_query: str | None = None
 
-    custom_runbooks: list[str] = []
+    custom_skill_paths: list[str] = []
+    skill_repos: list[dict[str, Any]] = []
     custom_toolsets: list[str] | None = None
     custom_toolsets_from_cli: list[str] | None = None
     should_try_robusta_ai: bool = False
+    anchors: Any = None
 
     toolsets: _Toolsets | None = None
     mcp_servers: _McpServers | None = None
+    additional_toolsets: list[dict[str, Any]] | None = None
 
 
 # -- model_list.yaml -------------------------------------------------------------------------
