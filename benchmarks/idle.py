@@ -43,7 +43,7 @@ from _common import (
 )
 from prometheus_client import CollectorRegistry
 
-from hotreload import HotReloader
+from hotreload import FileSource, HotReloader
 from hotreload.testing import write_in_place
 
 
@@ -95,7 +95,10 @@ async def engine_idle(
             reloaders = [
                 await stack.enter_async_context(
                     HotReloader(
-                        p, schema=Bench, name=f"r{i}", registry=registry, step_ms=step, **polling
+                        FileSource(p, step_ms=step, **polling),
+                        schema=Bench,
+                        name=f"r{i}",
+                        registry=registry,
                     )
                 )
                 for i, p in enumerate(paths)

@@ -47,7 +47,7 @@ import watchfiles
 from _common import Bench, doc, has_module, parser, quiet_logs, summary, write_results
 from prometheus_client import CollectorRegistry
 
-from hotreload import HotReloader
+from hotreload import FileSource, HotReloader
 from hotreload.testing import ConfigMapVolume, write_atomic, write_in_place
 
 STYLES = ("in_place", "rename", "configmap")
@@ -122,12 +122,10 @@ def engine_polling(
     @contextlib.asynccontextmanager
     async def contender(path: Path) -> AsyncIterator[Probe]:
         async with HotReloader(
-            path,
+            FileSource(path, force_polling=True, poll_delay_ms=delay_ms),
             schema=Bench,
             name=f"bench{next(_names)}",
             registry=CollectorRegistry(),
-            force_polling=True,
-            poll_delay_ms=delay_ms,
         ) as r:
             first = r.snapshot.generation
             yield Probe(lambda: r.config.value, lambda: r.snapshot.generation - first)

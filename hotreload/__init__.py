@@ -26,6 +26,7 @@ from ._fields import RestartRequired, Secret
 from ._file_source import FileSource
 from ._layers import Layer, Layers
 from ._logging import filter_by_stdlib_level
+from ._options import Failures, Fields, LogLevel
 from ._outcome import ReloadOutcome, ReloadResult
 from ._present import Explained
 from ._provenance import Origin
@@ -51,10 +52,13 @@ __all__ = [
     "Derived",
     "EtcdSource",
     "Explained",
+    "Failures",
+    "Fields",
     "FileSource",
     "HotReloader",
     "Layer",
     "Layers",
+    "LogLevel",
     "Origin",
     "ReloadOutcome",
     "ReloadResult",

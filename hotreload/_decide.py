@@ -1,4 +1,4 @@
-"""The commit decision: one pure function and the gate state it reads (BR-HAPI-191).
+"""The commit decision: one pure function and the gate state it reads.
 
 Everything that decides *what* goes in force lives here, so no two places can disagree about
 it (a direct commit that left a stale change pending, released right after, was how an
@@ -43,6 +43,7 @@ class Verdict(enum.Enum):
     RELEASE = "release"  # put the pending change in force: sessions ended or the wait is up
     DROP = "drop"  # discard the pending change: the source is back to the config in force
     KEEP = "keep"  # nothing to put in force
+    ROLLBACK = "rollback"  # put the fallback back: the config in force is quarantined
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,19 +66,38 @@ def decide(
     pending_hash: str | None,
     holding: bool,
     triggers: Collection[str] = (),
+    *,
+    quarantined: Collection[str] = (),
+    fallback: str | None = None,
 ) -> Verdict:
     """The one rule. A valid candidate that differs from what is in force is committed, or held
     while the gate holds; one equal to what is in force makes a pending change moot. A version
     a hook refused counts as new only when the batch's ``triggers`` include a caller's (see
     `CALLERS`). Otherwise (no candidate, an invalid one, or nothing new) a pending change goes
-    in once the gate stops holding."""
-    if candidate is not None and candidate.config_hash is not None:
-        if candidate.config_hash != active_hash:
+    in once the gate stops holding.
+
+    Probation adds two inputs. A ``quarantined`` hash is never new, never released and never
+    committed: a pending change with one is dropped. And when the config in force is itself
+    quarantined (probation condemned it), it is replaced at once, sessions or not (they keep
+    the snapshot they pinned): by the candidate if it is new, else by the pending change, else
+    by ``fallback``, the config in force before it (`Verdict.ROLLBACK`)."""
+    condemned = active_hash in quarantined
+    found = None if candidate is None else candidate.config_hash
+    if candidate is not None and found is not None and found not in quarantined:
+        if found != active_hash:
             if not candidate.refused or not CALLERS.isdisjoint(triggers):
-                return Verdict.HOLD if holding else Verdict.COMMIT
-            return Verdict.RELEASE if pending_hash is not None and not holding else Verdict.KEEP
-        if pending_hash is not None:
+                return Verdict.HOLD if holding and not condemned else Verdict.COMMIT
+        elif pending_hash is not None:
             return Verdict.DROP
+        else:
+            return Verdict.KEEP
+    if pending_hash is not None and pending_hash in quarantined:
+        return Verdict.DROP
+    if condemned:
+        if pending_hash is not None:
+            return Verdict.RELEASE
+        if fallback is not None and fallback not in quarantined:
+            return Verdict.ROLLBACK
         return Verdict.KEEP
     if pending_hash is not None and not holding:
         return Verdict.RELEASE
@@ -161,10 +181,24 @@ class Gate(Generic[P]):
         return self._clock() - pending.since
 
     def verdict(
-        self, candidate: Candidate | None, active_hash: str, triggers: Collection[str] = ()
+        self,
+        candidate: Candidate | None,
+        active_hash: str,
+        triggers: Collection[str] = (),
+        *,
+        quarantined: Collection[str] = (),
+        fallback: str | None = None,
     ) -> Verdict:
         pending = None if self.pending is None else self.pending.config_hash
-        return decide(candidate, active_hash, pending, self.holding, triggers)
+        return decide(
+            candidate,
+            active_hash,
+            pending,
+            self.holding,
+            triggers,
+            quarantined=quarantined,
+            fallback=fallback,
+        )
 
     def hold(self, change: P, config_hash: str) -> Pending[P]:
         """Park ``change`` (replacing an older one); its wait runs from the first one parked."""
@@ -202,13 +236,17 @@ class Commit:
     read: int
 
 
-def broken_invariant(last: Commit, new: Commit) -> str | None:
+def broken_invariant(last: Commit, new: Commit, quarantined: Collection[str] = ()) -> str | None:
     """Which commit invariant ``new`` would break after ``last``, or None.
 
-    Generations strictly increase; two consecutive commits never share a ``config_hash``; and
-    a commit never comes from an older read than the one in force, so a version replaced by a
-    newer commit returns only when the source itself goes back to it (a newer read).
+    Generations strictly increase; two consecutive commits never share a ``config_hash``; a
+    commit never comes from an older read than the one in force, so a version replaced by a
+    newer commit returns only when the source itself goes back to it (a newer read) or a
+    rollback puts it back (which counts as the read in force); and a quarantined hash is never
+    committed.
     """
+    if new.config_hash in quarantined:
+        return "quarantined"
     if new.generation <= last.generation:
         return "generation_not_increasing"
     if new.config_hash == last.config_hash:

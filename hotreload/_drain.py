@@ -1,4 +1,4 @@
-"""Session-drain gating (BR-HAPI-191): a valid change waits while gating sessions are open.
+"""Session-drain gating: a valid change waits while gating sessions are open.
 
 A session is a long unit of work (an investigation) whose side effects must not straddle a
 config change. While any is open, the reload worker parks a valid change as *pending* (the

@@ -1,4 +1,4 @@
-"""The failure-counter actor (BR-HAPI-189/190): persistent toolset failures force a re-check.
+"""The failure-counter actor: a dependency that keeps failing forces a re-check.
 
 Two layers. `FailureLedger` holds every counter and makes every decision; it is pure and
 synchronous, with an injected clock, so its rules are unit-tested without a loop or a file.
@@ -498,7 +498,7 @@ class FailureActor:
 
 
 class FailureReporting:
-    """`HotReloader`'s failure API (BR-HAPI-190): thin calls into its `FailureActor`."""
+    """`HotReloader`'s failure API: thin calls into its `FailureActor`."""
 
     __slots__ = ()
 
@@ -509,7 +509,7 @@ class FailureReporting:
     ) -> None:
         """Count a failure of ``toolset``; from the loop or any thread, never blocks.
 
-        ``failure_threshold`` consecutive failures force a re-check (unless the toolset's
+        ``Failures.threshold`` consecutive failures force a re-check (unless the toolset's
         cooldown is active); only a config change resets the count.
         """
         self._failures.record_failure(toolset, error_type, error_message)

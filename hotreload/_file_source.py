@@ -131,7 +131,8 @@ class FileSource:
                 (
                     "config_on_filesystem_without_inotify",
                     f"{blind.mount_point} is {blind.fstype}: changes made elsewhere raise no "
-                    "inotify event; pass force_polling=True (or set WATCHFILES_FORCE_POLLING=1), "
+                    "inotify event; use FileSource(path, force_polling=True) (or set "
+                    "WATCHFILES_FORCE_POLLING=1), "
                     "until then only the safety poll sees them",
                 )
             )

@@ -444,30 +444,26 @@ def _nothing() -> None:
 
 
 def source_for(
-    path: str | os.PathLike[str] | Sequence[LayerItem] | None,
-    source: Source | None,
-    file_options: dict[str, Any],
+    source: str | os.PathLike[str] | Sequence[LayerItem] | Source | None,
     *,
     env_prefix: str | None,
-    fmt: Format | None,
 ) -> Source:
-    """The source a `HotReloader` reads: ``source=`` as given, one path as a `FileSource`
-    (the fast path), anything else (several paths, ``env_prefix``) as `Layers`."""
-    if source is None:
-        if path is None and not env_prefix:
-            raise TypeError("give HotReloader a path or a source=, one of them")
-        if isinstance(path, (str, os.PathLike)) and not env_prefix:  # one file: the fast path
-            return FileSource(path, **file_options)
-        items: Sequence[LayerItem] = (
-            () if path is None else [path] if isinstance(path, (str, os.PathLike)) else path
+    """The source a `HotReloader` reads: a `Source` as given, one path as a `FileSource`
+    (the fast path), anything else (several layers, ``env_prefix``) as `Layers`."""
+    if isinstance(source, Source):
+        if env_prefix and not isinstance(source, FileSource):
+            raise TypeError("env_prefix goes with paths; for a source, give Layers(env_prefix=...)")
+        if env_prefix:  # one file source plus the environment: still two layers
+            return Layers(source, env_prefix=env_prefix)
+        return source
+    if source is None and not env_prefix:
+        raise TypeError("give HotReloader a source: a path, a list of layers or a Source")
+    if isinstance(source, (str, os.PathLike)) and not env_prefix:  # one file: the fast path
+        return FileSource(source)
+    if isinstance(source, (str, os.PathLike)):
+        return Layers(source, env_prefix=env_prefix)
+    if source is not None and not isinstance(source, Sequence):
+        raise TypeError(
+            f"source must be a path, a list of layers or a hotreload.Source, got {source!r}"
         )
-        if fmt is not None:  # format= is every file layer's format unless a Layer says
-            items = [Layer(i, format=fmt) if isinstance(i, str | os.PathLike) else i for i in items]
-        return Layers(*items, env_prefix=env_prefix, **file_options)
-    if env_prefix:
-        raise TypeError("env_prefix goes with paths; with source=, give Layers(env_prefix=...)")
-    if path is not None:
-        raise TypeError("give HotReloader a path or a source=, not both")
-    if not isinstance(source, Source):
-        raise TypeError(f"source must implement hotreload.Source, got {source!r}")
-    return source
+    return Layers(*(source or ()), env_prefix=env_prefix)

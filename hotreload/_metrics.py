@@ -108,7 +108,7 @@ def _count_hist() -> Hist:
 
 @dataclass(frozen=True, slots=True)
 class FailureMetrics:
-    """The failure actor's metrics (BR-HAPI-190 names), for one reloader."""
+    """The failure actor's metrics, for one reloader."""
 
     failures: Labelled[Value]
     triggered: Labelled[Value]
@@ -307,7 +307,7 @@ class _Collector(Collector):
             "1 while running on the last-known-good copy because the source is invalid.",
             lambda m: m.degraded.value,
         )
-        # BR-HAPI-190's names (the spec has no config label; we add it like everywhere else).
+        # The failure counter's names, with the config label every other metric has.
         yield _labelled_counter(
             f"{ns}_toolset_failures_total",
             "Toolset failures recorded.",

@@ -11,7 +11,7 @@ __all__ = ["ReloadOutcome", "ReloadResult"]
 
 
 class ReloadResult(str, enum.Enum):
-    """The spec's four results (BR-HAPI-190); the values are what logs and metrics carry."""
+    """The four results of a reload; the values are what logs and metrics carry."""
 
     CONFIG_CHANGED = "config_changed"
     CONFIG_UNCHANGED = "config_unchanged"

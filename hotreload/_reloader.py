@@ -32,9 +32,9 @@ from ._lkg import LKG_SLOTS, LastKnownGood
 from ._logging import ContextLogger
 from ._loglevel import LOG_LEVEL_SLOTS, LogLevelSwitch
 from ._metrics import ReloaderMetrics
-from ._options import check_options
+from ._options import Failures, Fields, LogLevel, check_options
 from ._outcome import ReloadOutcome
-from ._parsing import Format, format_for
+from ._parsing import format_for
 from ._pipeline import Pipeline, Validator
 from ._present import Explained, explain, to_builtins
 from ._schema import schema_for
@@ -51,6 +51,8 @@ __all__ = ["ApplyHook", "HotReloader", "Stream"]
 T = TypeVar("T")
 
 
+_FIELDS, _FAILURES, _LOG_LEVEL = Fields(), Failures(), LogLevel()
+
 #: What `HotReloader` sets when it starts: read before then, an error that says so.
 _LOADED_ON_START = frozenset({"config", "snapshot", "_active", "_metrics"})
 
@@ -66,7 +68,7 @@ class HotReloader(
     Deriving[T],
     FailureReporting,
 ):
-    """Keeps ``config`` equal to the last valid version of ``path``.
+    """Keeps ``config`` equal to the last valid version of ``source``.
 
     ``async with HotReloader("config.yaml", schema=Settings) as r:`` loads the file (an invalid
     file raises a `ConfigError` there and then), starts watching it, and stops everything when
@@ -74,36 +76,32 @@ class HotReloader(
     hashes, load time and source. ``schema`` is a frozen msgspec Struct or dataclass, or a
     frozen pydantic v2 model (the ``pydantic`` extra); a mutable one is refused here.
 
-    ``path`` may be a list (``["base.yaml", "prod.yaml"]``, `Layer` objects, other sources):
-    the layers are deep-merged in order as one config, later ones winning, and ``env_prefix``
-    adds ``PREFIX_A__B`` environment variables on top (see `Layers`); ``explain()`` says where
-    each value came from. One path without ``env_prefix`` is a plain `FileSource`.
+    ``source`` is a path (a `FileSource`), a list (paths, `Layer` objects, other sources:
+    deep-merged in order as one config, later ones winning), or any `Source` (`FileSource`,
+    `Layers`, `EtcdSource`). How a file is watched (``debounce_ms``, ``step_ms``,
+    ``force_polling``, ``format``) is the source's business: ``FileSource(path, ...)``.
+    ``env_prefix`` adds ``PREFIX_A__B`` environment variables on top (see `Layers`);
+    ``explain()`` says where each value came from.
 
-    Keywords: ``name`` labels metrics and logs; ``registry`` and ``namespace`` place the metrics;
-    ``poll_interval`` (seconds, 0 disables) is the safety re-check that catches anything the
-    watcher missed; ``validators`` are called with each candidate config and refuse it by
-    raising; ``max_bytes`` caps the file size; ``debounce_ms`` and ``step_ms`` are passed to the
-    Rust watcher (a change is seen one to two ``step_ms`` after it happens, a burst is grouped
-    for at most ``debounce_ms``); ``force_polling`` polls every ``poll_delay_ms`` instead of
-    relying on inotify (NFS, CIFS, FUSE; ``None`` follows ``WATCHFILES_FORCE_POLLING``);
-    ``format`` overrides the suffix (``yaml``, ``json``,
-    ``toml``); ``restart_required`` and ``secrets`` add dotted path patterns to what the schema
-    marks with `RestartRequired` and `Secret`, and ``refuse_changes`` patterns whose change
-    refuses the whole new version (``RestartRequired("refuse")``); ``log_level_field`` names
-    the field whose value is applied to the stdlib ``loggers`` (root by default) on load and on
-    every change. ``watch=False`` loads once and changes only on ``reload()`` (no watcher, no
-    poll). Keys the schema does not declare (when it allows them) are named in
-    ``unknown_keys`` and logged once per new set; ``strict=True`` refuses a version that has any.
+    Keywords: ``name`` labels metrics and logs; ``registry`` and ``namespace`` place the
+    metrics; ``watch=False`` loads once and changes only on ``reload()``; ``poll_interval``
+    (seconds, 0 disables) is the safety re-check that catches anything the watcher missed;
+    ``max_bytes`` caps the document; ``validators`` are called with each candidate config and
+    refuse it by raising; keys the schema does not declare (when it allows them) are named in
+    ``unknown_keys``, and ``strict=True`` refuses a version that has any. ``fields``
+    (`Fields`) adds restart-required, refused and secret path patterns to the schema's
+    markers; ``failures`` (`Failures`): that many consecutive ``record_failure(name, ...)``
+    force a re-check, at most once per cooldown per dependency; ``log_level`` (`LogLevel`)
+    names the field applied to stdlib loggers (``None``: leave logging alone).
 
-    Failures (BR-HAPI-190): ``record_failure(toolset, ...)`` counts; ``failure_threshold``
-    consecutive failures force a re-check, at most once per ``failure_cooldown`` seconds per
-    toolset. Sessions (BR-HAPI-191): while a ``session()`` is open a valid change waits as
-    ``pending``, for at most ``max_drain_wait`` seconds (0: sessions never hold changes).
-    ``on_apply`` hooks, ``async def hook(new, old)``, run before a change is put in force
-    (bounded by ``hook_timeout``); one that raises refuses it, and the hooks that already ran
-    are called again as ``hook(old, new)`` to undo. A version a hook refused is tried again
-    by ``reload()``, not by watch events or forced re-checks. `derive` keeps a resource built
-    from the config (a client, a pool) in step with it.
+    Sessions: while a ``session()`` is open a valid change waits as ``pending``, for at most
+    ``max_drain_wait`` seconds (0: sessions never hold changes). ``on_apply`` hooks,
+    ``async def hook(new, old)``, run before a change is put in force (bounded by
+    ``hook_timeout``); one that raises refuses it, and the hooks that already ran are called
+    again as ``hook(old, new)`` to undo. A version a hook refused is tried again by
+    ``reload()``, not by watch events or forced re-checks. `derive` keeps a resource built
+    from the config (a client, a pool) in step with it. ``lkg_path`` keeps a copy of the last
+    committed version to start from when the source is bad at start-up.
     """
 
     # Slots, not a __dict__: thousands of reloaders in one process should cost a few KB each.
@@ -126,13 +124,11 @@ class HotReloader(
         "_pipeline",
         "_registry",
         "_tasks",
-        "debounce_ms",
         "name",
         "path",
         "policy",
         "poll_interval",
         "source",
-        "step_ms",
         "watch",
     )
 
@@ -141,56 +137,29 @@ class HotReloader(
 
     def __init__(
         self,
-        path: str | os.PathLike[str] | Sequence[LayerItem] | None = None,
+        source: str | os.PathLike[str] | Sequence[LayerItem] | Source | None = None,
         *,
         schema: type[T],
-        source: Source | None = None,
         env_prefix: str | None = None,
         name: str = "default",
         registry: CollectorRegistry | None = None,
         namespace: str = "hotreload",
+        watch: bool = True,
         poll_interval: float = 60.0,
-        validators: Sequence[Validator[T]] = (),
         max_bytes: int = 1 << 20,
-        debounce_ms: int = 50,
-        step_ms: int = 10,
-        format: Format | None = None,  # noqa: A002 - the natural name for it
-        restart_required: Sequence[str] = (),
-        refuse_changes: Sequence[str] = (),
-        secrets: Sequence[str] = (),
-        log_level_field: str | None = "log_level",
-        loggers: Sequence[str] = ("",),
-        failure_threshold: int = 3,
-        failure_cooldown: float = 60.0,
+        validators: Sequence[Validator[T]] = (),
+        strict: bool = False,
+        fields: Fields = _FIELDS,
+        failures: Failures = _FAILURES,
+        log_level: LogLevel | None = _LOG_LEVEL,
         max_drain_wait: float = 30.0,
         on_apply: Sequence[ApplyHook[T]] = (),
         hook_timeout: float = 30.0,
         lkg_path: str | os.PathLike[str] | None = None,
-        force_polling: bool | None = None,
-        poll_delay_ms: int = 300,
-        watch: bool = True,
-        strict: bool = False,
     ) -> None:
         kind = schema_for(schema)  # refuses a mutable schema: readers share the config
-        check_options(
-            poll_interval=poll_interval,
-            max_bytes=max_bytes,
-            debounce_ms=debounce_ms,
-            step_ms=step_ms,
-            hook_timeout=hook_timeout,
-        )
-        source = source_for(
-            path,
-            source,
-            {
-                "debounce_ms": debounce_ms,
-                "step_ms": step_ms,
-                "force_polling": force_polling,
-                "poll_delay_ms": poll_delay_ms,
-            },
-            env_prefix=env_prefix,
-            fmt=format,
-        )
+        check_options(poll_interval=poll_interval, max_bytes=max_bytes, hook_timeout=hook_timeout)
+        source = source_for(source, env_prefix=env_prefix)
         self.source: Source = source
         wiring = wiring_for(source)
         self._may_be_mid_write = wiring.empty_may_be_mid_write
@@ -200,27 +169,25 @@ class HotReloader(
         self.poll_interval = poll_interval
         self.watch = watch
         """False: load once, then change only on ``reload()`` (no watcher, no safety poll)."""
-        self.debounce_ms = debounce_ms
-        self.step_ms = step_ms
         self._registry = registry
         self._namespace = namespace
-        self._loggers = tuple(loggers)
+        self._loggers = () if log_level is None else tuple(log_level.loggers)
         self._log_level_field = (
-            log_level_field if log_level_field and kind.has_field(log_level_field) else None
+            log_level.field if log_level is not None and kind.has_field(log_level.field) else None
         )
         checks: list[Validator[T]] = list(validators)
         if self._log_level_field is not None:
             checks.insert(0, self._check_log_level)
         self.policy = FieldPolicy(
             schema,
-            restart_required=restart_required,
-            secrets=secrets,
-            refuse_changes=refuse_changes,
+            restart_required=fields.restart_required,
+            secrets=fields.secrets,
+            refuse_changes=fields.refuse_changes,
         )
         self._pipeline: Pipeline[T] = Pipeline(
             schema,
             source=self.path,
-            fmt=format or source.format or format_for(self.path),
+            fmt=source.format or format_for(self.path),
             max_bytes=max_bytes,
             validators=checks,
             policy=self.policy,
@@ -237,7 +204,7 @@ class HotReloader(
         self._derived = DerivedSet(self._log, hook_timeout)
         self._gate: DrainGate[_Change[T]] = DrainGate(max_drain_wait, self._notify_threadsafe)
         self._failures = FailureActor(
-            FailureLedger(failure_threshold, failure_cooldown),
+            FailureLedger(failures.threshold, failures.cooldown),
             recheck=self._auto_reload,
             mark=self._mark,
             changed_since=self._changed_since,

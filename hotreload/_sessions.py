@@ -1,4 +1,4 @@
-"""Sessions (BR-HAPI-191): the public face of the drain gate.
+"""Sessions: the public face of the drain gate.
 
 A session pins the snapshot in force for one long unit of work and holds valid changes back
 as ``pending`` until the last session ends or ``max_drain_wait`` passes. Sessions may be

@@ -33,6 +33,7 @@ from msgspec import Meta
 from ._derive import Derived
 from ._fields import RestartRequired, Secret
 from ._logging import ContextLogger
+from ._options import Failures, Fields
 from ._reloader import HotReloader
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ __all__ = [
 NAMESPACE = "holmesgpt"
 #: Fields whose change refuses the whole new version in `create_reloader` (issue 14, after the
 #: service's Go successor: an identity change needs a restart). BR-HAPI-199's scenario 3 hot-
-#: swaps the provider: ``create_reloader(path, refuse_changes=())`` gives that behaviour back.
+#: swaps the provider: ``create_reloader(path, fields=Fields())`` gives that behaviour back.
 REFUSED = ("llm.provider",)
 #: Where a provider's API is when ``llm.endpoint`` is not set.
 PROVIDER_ENDPOINTS = {
@@ -284,7 +285,7 @@ def create_reloader(
     """
     env = os.environ if environ is None else environ
     options.setdefault("namespace", NAMESPACE)
-    options.setdefault("refuse_changes", REFUSED)
+    options.setdefault("fields", Fields(refuse_changes=REFUSED))
     options.setdefault("watch", hot_reload_from_env(env))
     where = env.get(CONFIG_FILE_ENV, DEFAULT_PATH) if path is None else path
     return HotReloader(where, schema=ApiConfig, name=name, **options)
@@ -422,11 +423,11 @@ def create_toolset_reloader(
 ) -> HotReloader[ToolsetCatalog]:
     """A `HotReloader` for `ToolsetCatalog`, configured from the environment as the spec says.
 
-    ``failure_threshold`` comes from ``TOOLSET_MAX_FAILURES_BEFORE_RELOAD`` unless given;
+    ``failures`` has its threshold from ``TOOLSET_MAX_FAILURES_BEFORE_RELOAD`` unless given;
     ``validate_catalog`` runs unless ``HOLMESGPT_DEV_MODE=true``. Options pass through.
     """
     options.setdefault("namespace", NAMESPACE)
-    options.setdefault("failure_threshold", failure_threshold_from_env(environ))
+    options.setdefault("failures", Failures(threshold=failure_threshold_from_env(environ)))
     validators = list(options.pop("validators", ()))
     if not dev_mode_from_env(environ):
         validators.insert(0, validate_catalog)

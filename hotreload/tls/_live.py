@@ -22,6 +22,7 @@ from prometheus_client.registry import Collector
 from .._derive import Derived
 from .._layers import Layer, Layers
 from .._logging import ContextLogger
+from .._options import Fields
 from .._reloader import HotReloader
 from .._snapshot import Snapshot
 from ._checks import (
@@ -39,6 +40,8 @@ __all__ = ["ClientTLS", "Generation", "ServerTLS", "servers"]
 R = TypeVar("R")
 PathLike = str | os.PathLike[str]
 Configure = Callable[[ssl.SSLContext], None]
+#: ServerTLS/ClientTLS options that belong to the file layers' watcher, not the reloader.
+_WATCH_OPTIONS = ("debounce_ms", "step_ms", "force_polling", "poll_delay_ms")
 
 
 def _utcnow() -> datetime.datetime:
@@ -77,7 +80,9 @@ class _Files:
         self.kind = kind
         self.paths = {field: os.fspath(p) for field, p in items if p is not None}
         layers = [Layer(p, format="text", at=f) for f, p in self.paths.items()]
-        self.layers = Layers(*layers)
+        options = dict(options)
+        watching = {k: options.pop(k) for k in _WATCH_OPTIONS if k in options}
+        self.layers = Layers(*layers, **watching)
         self.warn_days = warn_days
         self.clock = clock
         self.max_bytes: int = options.get("max_bytes", 1 << 20)
@@ -90,8 +95,8 @@ class _Files:
             registry=registry,
             namespace=namespace,
             validators=[self.check],
-            secrets=["key"],
-            log_level_field=None,
+            fields=Fields(secrets=["key"]),
+            log_level=None,
             **options,
         )
 
@@ -291,8 +296,9 @@ class ServerTLS(_Live):
     `TLSCertificateError`); a bad one leaves the previous pair serving, counted in
     ``config_reload_failures_total{reason="tls_..."}`` and logged. ``warn_days``: log
     ``tls_certificate_expiring`` when a new certificate has fewer days left. ``configure`` is
-    applied to every context built (ciphers, ALPN, minimum version). Other keywords go to the
-    `HotReloader` (``poll_interval``, ``force_polling``, ``debounce_ms`` ...).
+    applied to every context built (ciphers, ALPN, minimum version). The watch keywords
+    (``debounce_ms``, ``step_ms``, ``force_polling``, ``poll_delay_ms``) go to the files'
+    `Layers`, the others (``poll_interval``, ``max_bytes`` ...) to the `HotReloader`.
 
     ``context`` never changes: give it to the server once. Its ``sni_callback`` hands every
     new handshake the context of the generation in force (``current``); a connection keeps

@@ -13,7 +13,7 @@ import anyio
 import pytest
 from prometheus_client import CollectorRegistry
 
-from hotreload import ConfigApplyError, HotReloader, ReloadResult, Snapshot
+from hotreload import ConfigApplyError, Failures, HotReloader, ReloadResult, Snapshot
 from hotreload.testing import write_in_place
 from tests.hardening.conftest import WAIT, open_reloader, our_threads
 from tests.hardening.test_shutdown import nothing_left_behind
@@ -99,7 +99,7 @@ async def test_an_apply_hook_ending_in_cancelled_error_is_refused_and_undone(
         await shared
 
     async with open_reloader(
-        config_path, registry, on_apply=(rebuild, wait_for_shared), failure_threshold=2
+        config_path, registry, on_apply=(rebuild, wait_for_shared), failures=Failures(threshold=2)
     ) as r:
         write_in_place(config_path, "model: gpt-5\n")
         seen = await r.wait_for_outcome(ReloadResult.ERROR, timeout=WAIT)

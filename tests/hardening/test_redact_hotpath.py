@@ -17,7 +17,7 @@ import msgspec
 import pytest
 from prometheus_client import CollectorRegistry
 
-from hotreload import HotReloader, _redact
+from hotreload import Fields, HotReloader, _redact
 from hotreload._fields import _MEMO, FieldPolicy, Secrets, format_path
 from hotreload._present import outcome_line, redacted
 from hotreload._provenance import dotted
@@ -140,7 +140,7 @@ async def test_a_commit_does_not_work_out_the_secrets(
     monkeypatch.setattr(_redact, "secret_values", counting)
     path = tmp_path / "config.yaml"
     write_atomic(path, b"model: sk-model-secret-1\nretries: 1\n")
-    async with open_reloader(path, CollectorRegistry(), secrets=["model"]) as r:
+    async with open_reloader(path, CollectorRegistry(), fields=Fields(secrets=["model"])) as r:
         for n in range(2, 5):
             write_atomic(path, f"model: sk-model-secret-{n}\nretries: {n}\n".encode())
             await next_commit(r)

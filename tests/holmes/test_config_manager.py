@@ -18,7 +18,7 @@ import msgspec
 import pytest
 from prometheus_client import CollectorRegistry
 
-from hotreload import HotReloader, ReloadResult
+from hotreload import FileSource, HotReloader, ReloadResult
 from hotreload._watch import hub_for
 from hotreload.holmes import ApiConfig, create_reloader
 from tests.conftest import MetricReader
@@ -73,7 +73,11 @@ async def test_stop_twice(config_file: Path, registry: CollectorRegistry) -> Non
     config_file.write_text("llm:\n  model: test\n")
     reloader = create_reloader(config_file, registry=registry)
     await reloader.__aenter__()
-    assert str(config_file.parent) in hub_for(reloader.debounce_ms, reloader.step_ms).watched
+    assert isinstance(reloader.source, FileSource)
+    assert (
+        str(config_file.parent)
+        in hub_for(reloader.source.debounce_ms, reloader.source.step_ms).watched
+    )
     await reloader.__aexit__(None, None, None)
     await reloader.__aexit__(None, None, None)
     with pytest.raises(RuntimeError, match="not running"):

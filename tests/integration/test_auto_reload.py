@@ -21,7 +21,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from hotreload import ConfigApplyError, HotReloader, ReloadResult, Snapshot
+from hotreload import ConfigApplyError, Failures, HotReloader, ReloadResult, Snapshot
 from hotreload.holmes import ToolsetCatalog, create_toolset_reloader
 from hotreload.testing import write_in_place
 from tests.conftest import MetricReader
@@ -209,7 +209,7 @@ async def test_reload_cooldown_prevents_rapid_reloads(
 ) -> None:
     now = [1000.0]
     async with create_toolset_reloader(
-        files.path, registry=registry, environ={}, failure_cooldown=5
+        files.path, registry=registry, environ={}, failures=Failures(cooldown=5)
     ) as r:
         r._failures.ledger.clock = lambda: now[0]  # the one fake: time passing
         await fail(r, "kubernetes", 3)

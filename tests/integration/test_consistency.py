@@ -13,7 +13,7 @@ import pydantic
 import pytest
 from prometheus_client import CollectorRegistry
 
-from hotreload import HotReloader, ReloadResult
+from hotreload import HotReloader, LogLevel, ReloadResult
 from hotreload.testing import write_atomic, write_in_place
 from tests.conftest import MetricReader
 
@@ -125,7 +125,11 @@ async def test_log_level_goes_to_the_named_loggers_only(
     path.write_text("log_level: WARNING\n")
     root_before = logging.getLogger().level
     async with HotReloader(
-        path, schema=schema, name="levels", registry=registry, loggers=["app.sub"]
+        path,
+        schema=schema,
+        name="levels",
+        registry=registry,
+        log_level=LogLevel(loggers=["app.sub"]),
     ) as reloader:
         assert app_logger.level == logging.WARNING
         path.write_text("log_level: debug\n")

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from hotreload import (
     ConfigBuildError,
     ConfigRefusedError,
+    Fields,
     HotReloader,
     ReloadResult,
     RestartRequired,
@@ -376,7 +377,7 @@ async def test_derive_while_running_builds_at_once_and_an_initial_failure_fails_
 async def test_a_refuse_field_refuses_the_whole_change_distinct_from_an_invalid_file(
     path: Path, registry: CollectorRegistry, metric: MetricReader, logs: Logs
 ) -> None:
-    r = reloader(path, registry, refuse_changes=["log_level"])
+    r = reloader(path, registry, fields=Fields(refuse_changes=["log_level"]))
     llm = r.derive(lambda c: Client(c.llm.endpoint), name="llm")
     async with r:
         write_in_place(path, conf("http://b", provider="anthropic", retries=9))

@@ -11,7 +11,7 @@ import pytest
 import structlog
 from prometheus_client import CollectorRegistry
 
-from hotreload import ConfigParseError, ReloadResult, filter_by_stdlib_level
+from hotreload import ConfigParseError, Fields, ReloadResult, filter_by_stdlib_level
 from hotreload.holmes import create_reloader, derive_llm_client
 from hotreload.testing import ConfigMapVolume
 from tests.conftest import MetricReader
@@ -96,7 +96,7 @@ async def test_scenario_3_provider_failover(
     # BR-HAPI-199 swaps the provider live; the preset refuses it by default (issue 14's
     # identity rule, see hotreload.holmes.REFUSED), so this scenario opts back in.
     path = volume.path("config.yaml")
-    async with create_reloader(path, registry=registry, refuse_changes=()) as r:
+    async with create_reloader(path, registry=registry, fields=Fields()) as r:
         assert r.config.llm.provider == "openai"
         failover = edit(BASE, "provider: openai", "provider: vertex_ai")
         failover = edit(failover, "endpoint: https://api.openai.com/v1", "endpoint: null")

@@ -295,13 +295,14 @@ async def test_single_file_still_explains_its_origins(
     assert origins == {"model": Origin(str(config_path), 1, 8), "retries": None}
 
 
-async def test_format_applies_to_every_path_of_the_list(
+async def test_a_layers_format_overrides_its_suffix(
     tmp_path: Path, registry: CollectorRegistry, schema: AnySchema
 ) -> None:
     (tmp_path / "base.conf").write_text('{"llm": {"model": "from-json"}}')
     (tmp_path / "prod.conf").write_text('{"hosts": ["x"]}')
     paths = [tmp_path / "base.conf", tmp_path / "prod.conf"]
-    async with HotReloader(paths, format="json", schema=schema, registry=registry) as r:
+    layers = [Layer(p, format="json") for p in paths]
+    async with HotReloader(layers, schema=schema, registry=registry) as r:
         assert (r.config.llm.model, r.config.hosts) == ("from-json", ["x"])
         origins = {e.path: e.origin for e in r.explain()}
     assert origins["llm.model"] == Origin(str(paths[0]))  # JSON has no positions: the file
@@ -339,7 +340,7 @@ async def test_polling_options_reach_every_file_layer(
 ) -> None:
     base, prod = files
     async with HotReloader(
-        [base, prod], force_polling=True, poll_delay_ms=50, schema=schema, registry=registry
+        Layers(base, prod, force_polling=True, poll_delay_ms=50), schema=schema, registry=registry
     ) as reloader:
         assert isinstance(reloader.source, Layers)
         polled = [getattr(s, "force_polling", None) for s in reloader.source.layers]

@@ -17,7 +17,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 import hotreload._mounts
-from hotreload import HotReloader
+from hotreload import FileSource, HotReloader
 from hotreload.testing import ConfigMapVolume, write_atomic, write_in_place
 from tests.hardening.conftest import inotify_fds, inotify_fds_settle
 from tests.integration.conftest import SettingsSchema
@@ -52,12 +52,10 @@ async def test_every_update_style_is_seen_with_polling_forced(
         path.write_text("model: gpt-0\n")
         write = STYLES[style](path, tmp_path)
     async with HotReloader(
-        path,
+        FileSource(path, force_polling=True, poll_delay_ms=50),
         schema=settings,
         registry=registry,
         poll_interval=0,
-        force_polling=True,
-        poll_delay_ms=50,
     ) as r:
         assert r.source.force_polling is True  # type: ignore[attr-defined]
         await watcher_up(r)
@@ -80,13 +78,11 @@ async def test_polling_opens_no_inotify_instance(
         assert inotify_fds() == before + 1  # the control: the default uses inotify
     assert await inotify_fds_settle(before) == before
     async with HotReloader(
-        config_path,
+        FileSource(config_path, force_polling=True, poll_delay_ms=50),
         schema=settings,
         registry=registry,
         name="polling",
         poll_interval=0,
-        force_polling=True,
-        poll_delay_ms=50,
     ) as r:
         await watcher_up(r)
         assert inotify_fds() == before
@@ -135,12 +131,10 @@ async def test_a_file_on_nfs_warns_once_naming_the_option(
         return [e for e in logs if e["event"] == "config_on_filesystem_without_inotify"]
 
     async with HotReloader(
-        share / "a.yaml",
+        FileSource(share / "a.yaml", force_polling=True, poll_delay_ms=50),
         schema=settings,
         registry=registry,
         name="polled",
-        force_polling=True,
-        poll_delay_ms=50,
     ):
         assert warnings() == []  # polling already: nothing to say
     async with (

@@ -13,6 +13,7 @@ from hotreload import (
     ConfigReadError,
     FileSource,
     HotReloader,
+    Layers,
     ReloadResult,
     Revision,
     Source,
@@ -146,13 +147,16 @@ async def test_file_source_is_what_a_path_means(
         assert snap.config == settings(model="gpt-5")
 
 
-def test_a_path_or_a_source_exactly_one(config_path: Path, settings: SettingsSchema) -> None:
-    with pytest.raises(TypeError, match="not both"):
-        HotReloader(config_path, source=FileSource(config_path), schema=settings)
-    with pytest.raises(TypeError, match="one of them"):
+def test_a_source_is_a_path_a_list_of_layers_or_a_source(
+    config_path: Path, settings: SettingsSchema
+) -> None:
+    assert isinstance(HotReloader(config_path, schema=settings).source, FileSource)
+    with pytest.raises(TypeError, match="give HotReloader a source"):
         HotReloader(schema=settings)
-    with pytest.raises(TypeError, match="must implement"):
+    with pytest.raises(TypeError, match=r"must be a path, a list of layers or a hotreload\.Source"):
         HotReloader(source=object(), schema=settings)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="env_prefix goes with paths"):
+        HotReloader(Layers(config_path), env_prefix="APP_", schema=settings)
 
 
 async def test_file_source_watch_on_its_own(config_path: Path) -> None:

@@ -40,7 +40,7 @@ from hypothesis.stateful import (
 )
 from prometheus_client import CollectorRegistry
 
-from hotreload import HotReloader, Snapshot
+from hotreload import Failures, HotReloader, Snapshot
 from hotreload.testing import ConfigMapVolume, write_atomic, write_in_place
 from tests.integration.conftest import Settings
 from tests.property.conftest import PROFILE
@@ -152,8 +152,7 @@ class ReloadMachine(RuleBasedStateMachine):
             registry=self.registry,
             poll_interval=0,
             max_drain_wait=60.0,
-            failure_threshold=3,
-            failure_cooldown=60.0,
+            failures=Failures(threshold=3, cooldown=60.0),
             on_apply=(record,),
         )
         self.stop = asyncio.Event()

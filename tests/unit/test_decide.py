@@ -4,8 +4,11 @@ against a reference model and the commit invariants.
 
 The events are what the world does between two worker runs: a session opens or ends, a valid
 version is written, an invalid one is written, the version in force is written back, a caller
-asks for a re-check, or the drain wait runs out. Events in one batch happen in the same loop
-tick: the worker sees their triggers together and reads the source once.
+asks for a re-check, or the drain wait runs out; and, for probation, the commit in force is
+condemned (its hash is quarantined and a rollback asked for), an operator releases the oldest
+quarantined hash (and re-checks), or a quarantined version is written back (a kubelet re-sync
+of the bad content). Events in one batch happen in the same loop tick: the worker sees their
+triggers together and reads the source once.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from hotreload._decide import (
 )
 
 EVENTS = ("open", "end", "valid", "invalid", "revert", "manual", "deadline")
+PROBATION_EVENTS = ("condemn", "release", "bad")
 MAX_WAIT = 30.0
 
 
@@ -53,9 +57,14 @@ class World:
     in_force: str = "v0"
     commits: list[Commit] = field(default_factory=list)
     versions: list[str] = field(default_factory=list)
+    rollbacks: list[int] = field(default_factory=list)  # indexes of rollback commits
+    quarantine: list[str] = field(default_factory=list)  # oldest first
+    ever_quarantined: set[str] = field(default_factory=set)
+    fallback: str | None = None  # the config before the commit in force, on probation
     # the reference model
-    seen_valid: str = "v0"  # the newest valid version a read found
+    target: str = "v0"  # the newest valid version a read found that was not quarantined
     model_in_force: str = "v0"
+    model_fallback: str | None = None
     model_expired: bool = False
 
     def __post_init__(self) -> None:
@@ -82,7 +91,22 @@ class World:
             self.clock.now = self.gate.pending.since + MAX_WAIT
             self.model_expired = True
             return {"drain_timeout"}
-        if kind == "valid":
+        if kind == "condemn":
+            if self.fallback is None or self.in_force in self.quarantine:
+                return set()  # not on probation: nothing to condemn
+            self.quarantine.append(self.in_force)
+            self.ever_quarantined.add(self.in_force)
+            return {"rollback"}
+        if kind == "release":
+            if not self.quarantine:
+                return set()
+            self.quarantine.pop(0)
+            return {"manual"}
+        if kind == "bad":
+            if not self.quarantine:
+                return set()
+            self.file = self.quarantine[0]
+        elif kind == "valid":
             self.written += 1
             self.file = f"v{self.written}"
         elif kind == "invalid":
@@ -106,8 +130,18 @@ class World:
         if looks:
             self.reads += 1
             candidate = Candidate(self.file)
-        verdict = self.gate.verdict(candidate, self.in_force, triggers)
-        if verdict is Verdict.COMMIT:
+        verdict = self.gate.verdict(
+            candidate,
+            self.in_force,
+            triggers,
+            quarantined=self.quarantine,
+            fallback=self.fallback,
+        )
+        if verdict is Verdict.ROLLBACK:
+            assert self.fallback is not None
+            self.gate.take()
+            self.commit(self.fallback, self.commits[-1].read if self.commits else 0, True)
+        elif verdict is Verdict.COMMIT:
             assert self.file is not None
             self.gate.take()
             self.commit(self.file, self.reads)
@@ -123,29 +157,53 @@ class World:
             self.commit(version, int(read))
         self.model(looks)
 
-    def commit(self, version: str, read: int) -> None:
+    def commit(self, version: str, read: int, rollback: bool = False) -> None:
         last = self.commits[-1] if self.commits else Commit(1, "v0", 0)
         new = Commit(last.generation + 1, version, read)
-        assert broken_invariant(last, new) is None, (last, new)
+        assert broken_invariant(last, new, self.quarantine) is None, (last, new)
+        if rollback:
+            self.rollbacks.append(len(self.commits))
         self.commits.append(new)
         self.versions.append(version)
+        # The engine puts each commit but a rollback on probation, when it has a config to
+        # go back to: the one it replaced, unless that one is quarantined.
+        old = self.in_force
+        self.fallback = None if rollback or old in self.quarantine else old
         self.in_force = version
 
     # -- the reference model ----------------------------------------------------------------------
 
     def model(self, looked: bool) -> None:
         """Without sessions (or once the wait is up) the config in force is the newest valid
-        version read; with them it stays, and that version waits as pending if it differs."""
-        if looked and self.file is not None:
-            self.seen_valid = self.file
+        version read that is not quarantined; with them it stays, and that version waits as
+        pending if it differs. A config in force that is quarantined goes at once, sessions or
+        not: for that version if it differs, else for the one in force before it."""
+        q = self.quarantine
+        if looked and self.file is not None and self.file not in q:
+            self.target = self.file
         holding = bool(self.sessions) and not self.model_expired
-        if not holding:
-            self.model_in_force = self.seen_valid
+        old = self.model_in_force
+        if old in q:
+            if self.target != old:
+                self.model_in_force = self.target
+                self.model_fallback = None if old in q else old
+            elif self.model_fallback is not None:
+                self.model_in_force, self.model_fallback = self.model_fallback, None
             self.model_expired = False
-        want_pending = None if self.seen_valid == self.model_in_force else self.seen_valid
+        elif not holding:
+            if self.target not in q and self.target != old:
+                self.model_in_force = self.target
+                self.model_fallback = old
+            self.model_expired = False
+        if self.target in q:  # a quarantined version read earlier comes back only if read again
+            self.target = self.model_in_force
+        target = self.target
+        want_pending = None if target == self.model_in_force or target in q else target
         if want_pending is None:
             self.model_expired = False
         assert self.in_force == self.model_in_force
+        assert self.fallback == self.model_fallback
+        assert self.in_force not in q or self.fallback is None
         pending = self.gate.pending
         assert (pending.config_hash if pending else None) == want_pending
 
@@ -175,9 +233,19 @@ def run(batches: Sequence[Sequence[str]]) -> World:
     assert all(a.config_hash != b.config_hash for a, b in itertools.pairwise(world.commits))
     assert all(a.read <= b.read for a, b in itertools.pairwise(world.commits))
     # A replaced version comes back only if it was written again: versions are never rewritten
-    # here except by "revert" (the version in force), so every commit is a new version.
-    assert len(set(world.versions)) == len(world.versions)
-    assert world.versions == sorted(world.versions, key=lambda v: int(v[1:]))
+    # here except by "revert" (the version in force) and "bad" (a quarantined one, which comes
+    # back only once released), so every other commit but a rollback is a new version.
+    fresh = [
+        v
+        for i, v in enumerate(world.versions)
+        if i not in world.rollbacks and v not in world.ever_quarantined
+    ]
+    assert len(set(fresh)) == len(fresh)
+    assert fresh == sorted(fresh, key=lambda v: int(v[1:]))
+    # A rollback puts back the version the condemned commit replaced.
+    for i in world.rollbacks:
+        assert i >= 1
+        assert world.versions[i] == (world.versions[i - 2] if i >= 2 else "v0")
     return world
 
 
@@ -192,6 +260,42 @@ def test_every_sequence_of_up_to_four_events_in_every_batching() -> None:
                     raise AssertionError(f"{batches}: {exc}") from exc
                 cases += 1
     assert cases == sum(7**n * 2 ** (n - 1) for n in range(1, 5)) == 20685
+
+
+def test_every_sequence_with_probation_events_in_every_batching() -> None:
+    """The same, with condemn / release / bad-content events among the others (up to four)."""
+    cases = 0
+    events_all = EVENTS + PROBATION_EVENTS
+    for n in range(1, 5):
+        for events in itertools.product(events_all, repeat=n):
+            if not set(events) & set(PROBATION_EVENTS):
+                continue  # covered above
+            for batches in batchings(events):
+                try:
+                    run(batches)
+                except AssertionError as exc:
+                    raise AssertionError(f"{batches}: {exc}") from exc
+                cases += 1
+    assert cases == sum((10**n - 7**n) * 2 ** (n - 1) for n in range(1, 5))
+
+
+def test_a_condemned_commit_is_rolled_back_and_its_content_stays_out() -> None:
+    world = run([["valid"], ["condemn"], ["bad"], ["manual"]])
+    assert world.versions == ["v1", "v0"]
+    assert world.rollbacks == [1]
+    assert world.quarantine == ["v1"]
+
+
+def test_a_release_lets_the_content_back_in() -> None:
+    world = run([["valid"], ["condemn"], ["release"]])
+    assert world.versions == ["v1", "v0", "v1"]
+    assert world.quarantine == []
+
+
+def test_a_rollback_does_not_wait_for_sessions() -> None:
+    world = run([["valid"], ["open"], ["condemn"]])
+    assert world.versions == ["v1", "v0"]
+    assert world.sessions
 
 
 def test_issue_12_first_sequence_commits_the_held_version_once() -> None:
@@ -339,3 +443,55 @@ def test_max_wait_zero_never_holds_and_a_negative_one_is_refused() -> None:
 )
 def test_broken_invariant(new: Commit, broken: str | None) -> None:
     assert broken_invariant(Commit(2, "b", 4), new) == broken
+
+
+def test_decide_with_quarantine_over_its_whole_input_domain() -> None:
+    """Every candidate, pending state, gate state, caller or not, quarantine set (of the
+    hashes in play) and fallback, against the rule with probation stated plainly; and the new
+    invariant: a verdict that commits never commits a quarantined hash."""
+    hashes = ("a", "b", "c", "f")
+    candidates = [None, Candidate(None), *(Candidate(h) for h in hashes), Candidate("b", True)]
+    quarantines = [
+        frozenset(q) for n in range(len(hashes) + 1) for q in itertools.combinations(hashes, n)
+    ]
+    cases = 0
+    for candidate, pending, holding, caller, quarantined, fallback in itertools.product(
+        candidates, (None, "b", "c"), (False, True), (False, True), quarantines, (None, "f", "b")
+    ):
+        triggers = ["manual"] if caller else ["watch"]
+        found = None if candidate is None else candidate.config_hash
+        refused = candidate is not None and candidate.refused
+        condemned = "a" in quarantined
+        usable = found is not None and found not in quarantined
+        new = usable and found != "a" and (not refused or caller)
+        if new:
+            want = Verdict.HOLD if holding and not condemned else Verdict.COMMIT
+        elif usable and found == "a":
+            want = Verdict.DROP if pending is not None else Verdict.KEEP
+        elif pending is not None and pending in quarantined:
+            want = Verdict.DROP
+        elif condemned and pending is not None:
+            want = Verdict.RELEASE
+        elif condemned and fallback is not None and fallback not in quarantined:
+            want = Verdict.ROLLBACK
+        elif not condemned and pending is not None and not holding:
+            want = Verdict.RELEASE
+        else:
+            want = Verdict.KEEP
+        got = decide(
+            candidate, "a", pending, holding, triggers, quarantined=quarantined, fallback=fallback
+        )
+        assert got is want, (candidate, pending, holding, triggers, quarantined, fallback)
+        committed = {
+            Verdict.COMMIT: found,
+            Verdict.RELEASE: pending,
+            Verdict.ROLLBACK: fallback,
+        }.get(got)
+        assert committed is None or committed not in quarantined
+        cases += 1
+    assert cases == 7 * 3 * 2 * 2 * 16 * 3
+
+
+def test_a_quarantined_hash_breaks_the_commit_invariant() -> None:
+    assert broken_invariant(Commit(2, "b", 4), Commit(3, "c", 5), ["c"]) == "quarantined"
+    assert broken_invariant(Commit(2, "b", 4), Commit(3, "c", 5), ["b"]) is None
