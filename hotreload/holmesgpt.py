@@ -1,33 +1,43 @@
 """Upstream HolmesGPT's config files (robusta-dev/holmesgpt), checked before it reads them.
 
-Three files, as HolmesGPT reads them (schemas written from its source at commit ``c1ee1d4``):
+Three files, as HolmesGPT reads them:
 
-* ``~/.holmes/config.yaml``, the CLI's config: `HolmesGPTConfig` mirrors its flat pydantic
-  ``Config`` (36 fields, unknown keys refused, the ``SecretStr`` fields `Secret` here).
+* ``~/.holmes/config.yaml``, the CLI's config: `HolmesGPTConfig`, the fields of its pydantic
+  ``Config`` (unknown keys refused, as there; the ``SecretStr`` fields `Secret` here).
 * ``/etc/holmes/config/custom_toolset.yaml``, the server's ``toolsets`` and ``mcp_servers``
   from the Helm chart's ConfigMap: `ToolsetFile` (the same two fields of `HolmesGPTConfig`).
 * ``/etc/holmes/config/model_list.yaml``, name -> LiteLLM model entry: `ModelList`, checked by
   `validate_model_list` (``model`` required; other keys allowed: HolmesGPT passes them on).
 
-Stricter than upstream on purpose, where upstream's own loader would silently drop a toolset:
-its ``Config`` types each toolset as ``dict[str, Any]``, so ``enabeld: true`` or
-``enabled: maybe`` loads fine and the toolset then vanishes with a log line. Here each
-``toolsets``/``mcp_servers`` entry is typed with the keys of its ``Toolset`` model, so such a
-file is refused with the field path (``toolsets.prometheus/metrics.enabeld``).
+Who decides. With the ``holmesgpt`` extra installed (``holmesgpt==0.45.0``), holmesgpt's own
+models do (`hotreload._holmesgpt_upstream`): what it accepts is accepted, what it refuses is
+refused, with the file, line and column added; `upstream_version` says which. Without it, the
+hand model below decides, written from holmesgpt 0.45's models with the same rules: unknown
+keys refused where holmesgpt refuses them (its ``Config``, a toolset entry), named with a
+"did you mean" where it silently reads past them (a tool, a parameter, a prerequisite), which
+``strict`` refuses. Either way the config readers get is these Structs. Stricter than
+holmesgpt's loader, which would load the file and mark the toolset failed: a toolset entry it
+cannot build (``enabeld: true``, ``enabled: maybe`` on a built-in, a tool with ``comand:``)
+refuses the version, naming the field (``toolsets.prometheus/metrics.enabeld``).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from msgspec import Meta
 
 from ._fields import Secret
+from ._located import LocatedRefusal, problem_at, with_typo
 from ._reloader import HotReloader
+from ._schema import MsgspecSchema, Problem, Schema
+from ._unknown import find_unknown
 
 __all__ = [
+    "BUILTIN_TOOLSETS",
     "MODEL_LIST_PATH",
     "TOOLSET_PATH",
     "HolmesGPTConfig",
@@ -44,8 +54,11 @@ __all__ = [
     "Transformer",
     "create_model_list_reloader",
     "create_toolset_reloader",
+    "upstream_version",
     "validate_model_list",
 ]
+
+T = TypeVar("T")
 
 #: Where the Helm chart (``helm/holmes``) mounts its ConfigMap's two keys.
 TOOLSET_PATH = "/etc/holmes/config/custom_toolset.yaml"
@@ -195,12 +208,16 @@ _Toolsets = dict[_NonEmpty, Toolset]
 _McpServers = dict[_NonEmpty, McpServer]
 
 
-class ToolsetFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class ToolsetFile(msgspec.Struct, frozen=True, kw_only=True):
     """The server's ``custom_toolset.yaml``: what the Helm chart's ConfigMap holds.
 
-    Upstream's server fails to list its toolsets when this file has neither (the chart only
-    renders it with one of them), so an empty one is refused.
+    Upstream reads only these two keys (others are named, ``strict`` refuses them) and fails
+    to load a file that has neither, so an empty one is refused.
     """
+
+    @classmethod
+    def __hotreload_adapter__(cls) -> Schema[ToolsetFile]:
+        return _upstream_schema(cls, "toolset_file")
 
     toolsets: _Toolsets | None = None
     mcp_servers: _McpServers | None = None
@@ -213,10 +230,13 @@ class ToolsetFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
 class HolmesGPTConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """``~/.holmes/config.yaml``: the fields of upstream's ``Config``, with its defaults.
 
-    File paths (``custom_toolsets``, ``custom_runbooks``, ``alertmanager_file``) are checked
-    as strings: upstream also requires the files to exist, which is the reading host's
-    business, not the file's.
+    File paths (``custom_toolsets``, ``alertmanager_file``) are strings here; holmesgpt (the
+    extra) also requires the files to exist where the check runs.
     """
+
+    @classmethod
+    def __hotreload_adapter__(cls) -> Schema[HolmesGPTConfig]:
+        return _upstream_schema(cls, "config")
 
     model: str | None = None
     api_key: _Secret = None
@@ -267,6 +287,119 @@ class HolmesGPTConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     additional_toolsets: list[dict[str, Any]] | None = None
 
 
+# -- the rules a Struct cannot say -----------------------------------------------------------
+
+#: holmesgpt 0.45's built-in toolsets (its default environment; ``load_builtin_toolsets``).
+#: A ``toolsets`` entry of another name is a custom toolset, which needs a ``description``
+#: and ``tools``: an old name (``kubernetes/kube-lineage-extras``, ``aws/security``) is one.
+BUILTIN_TOOLSETS = frozenset(
+    {
+        *("MongoDBAtlas", "aks/core", "aks/node-health", "argocd/core", "bash", "cilium/core"),
+        *("confluence", "connectivity_check", "coralogix", "core_investigation"),
+        *("crossplane/core", "database/sql", "datadog/general", "datadog/logs"),
+        *("datadog/metrics", "datadog/traces", "docker/core", "elasticsearch/cluster"),
+        *("elasticsearch/data", "grafana/dashboards", "grafana/loki", "grafana/tempo"),
+        *("helm/core", "hubble/observability", "inspektor-gadget/node"),
+        *("inspektor-gadget/tcpdump", "internet", "kafka/admin", "kubernetes/core"),
+        *("kubernetes/kube-prometheus-stack", "kubernetes/live-metrics", "kubernetes/logs"),
+        *("kubevela/core", "newrelic", "notion", "opensearch/query_assist", "openshift/core"),
+        *("openshift/live-metrics", "openshift/logs", "openshift/security"),
+        *("prometheus/metrics", "prometheus/multi-tenant-metrics", "rabbitmq/core", "robusta"),
+        *("servicenow/tables", "skills", "slab", "victorialogs"),
+    }
+)
+_RENAMED = {"coralogix/logs": "coralogix", "runbook": "skills"}  # still read, with a warning
+_REMOVED = frozenset({"kubectl-run"})  # skipped, with a warning
+_TYPED = frozenset({"mcp", "http", "database", "mongodb"})  # built by their own classes
+
+
+def _not_builtin(name: str) -> str:
+    return (
+        f"`{name}` is not one of holmesgpt's built-in toolsets: a custom toolset needs "
+        "`description` and `tools`"
+    )
+
+
+def _custom_toolsets_complete(data: Any) -> None:
+    """A ``toolsets`` entry that is not a built-in's override is a custom toolset, which
+    holmesgpt builds only with a ``description`` and ``tools`` (else it marks it failed)."""
+    toolsets = data.get("toolsets") if isinstance(data, dict) else None
+    for key, entry in toolsets.items() if isinstance(toolsets, dict) else ():
+        name = str(key)
+        if _RENAMED.get(name, name) in BUILTIN_TOOLSETS or name in _REMOVED:
+            continue
+        if not isinstance(entry, dict) or entry.get("type") in _TYPED:
+            continue
+        for field in ("description", "tools"):
+            if entry.get(field) is None:
+                where = ("toolsets", name, field)
+                raise LocatedRefusal(
+                    f"missing field `{field}` ({_not_builtin(name)})", where, missing=True
+                )
+
+
+class _HandSchema(MsgspecSchema[Any]):
+    """The hand model deciding (holmesgpt not installed): the Structs, then the rules above."""
+
+    __slots__ = ()
+
+    errors = (msgspec.ValidationError, LocatedRefusal)
+
+    def __init__(self, schema: type[Any]) -> None:
+        super().__init__(schema)
+        structs = self.convert
+
+        def convert(data: Any) -> Any:
+            config = structs(data)
+            _custom_toolsets_complete(data)
+            return config
+
+        self.convert = convert
+
+    def problem(self, exc: Exception, data: Any) -> Problem:
+        found = problem_at(exc, data) if isinstance(exc, LocatedRefusal) else None
+        problem = found or super().problem(exc, data)
+        return with_typo(problem, find_unknown(self.schema, data))
+
+
+# -- who decides ------------------------------------------------------------------------------
+
+
+def upstream_version() -> str | None:
+    """The holmesgpt version whose models decide validity, or None: not installed (the
+    ``holmesgpt`` extra), the hand model decides."""
+    upstream = _upstream()
+    return None if upstream is None else upstream.VERSION
+
+
+def _upstream() -> Any:
+    """The adapter module, or None when holmesgpt is not installed (or blocked, as
+    ``sys.modules["holmes"] = None`` does). Installed but failing to import: that raises."""
+    try:
+        if importlib.util.find_spec("holmes") is None:
+            return None
+    except ValueError:  # sys.modules["holmes"] is None
+        return None
+    from . import _holmesgpt_upstream  # noqa: PLC0415 - the optional extra, only here
+
+    return _holmesgpt_upstream
+
+
+def _upstream_schema(cls: type[T], kind: str) -> Schema[T]:
+    upstream = _upstream()
+    schema: Schema[T]
+    if upstream is None:
+        schema = _HandSchema(cls)
+    elif kind == "config":
+        schema = upstream.UpstreamSchema(cls, upstream.validate_config, top=None)
+    else:
+        schema = upstream.UpstreamSchema(cls, upstream.validate_toolset_file, top=list(_SECTIONS))
+    return schema
+
+
+_SECTIONS = ("toolsets", "mcp_servers")
+
+
 # -- model_list.yaml -------------------------------------------------------------------------
 
 ModelList = dict[str, dict[str, Any]]
@@ -297,12 +430,20 @@ class ModelListError(ValueError):
 
 
 def validate_model_list(models: ModelList) -> None:
-    """Every entry is a mapping with a ``model``, and the keys HolmesGPT reads are typed.
+    """Every entry is a mapping with a ``model``, and the keys HolmesGPT reads are typed
+    (holmesgpt's own ``ModelEntry`` with the extra, `ModelEntry` without).
 
     A validator rather than the schema because msgspec keeps no unknown keys, and these must
     reach LiteLLM: the config stays the file's mapping, checked entry by entry.
     """
+    upstream = _upstream()
     for name, entry in models.items():
+        if upstream is not None:  # holmesgpt's own ModelEntry decides
+            refusal = upstream.validate_model_entry(name, entry)
+            if refusal is not None:
+                path = ".".join(str(step) for step in refusal.loc)
+                raise ModelListError(f"model {name!r}: {refusal.message}", path)
+            continue
         try:
             msgspec.convert(entry, ModelEntry, strict=True)
         except msgspec.ValidationError as exc:
