@@ -29,6 +29,7 @@ from ._logging import filter_by_stdlib_level
 from ._options import Failures, Fields, LogLevel
 from ._outcome import ReloadOutcome, ReloadResult
 from ._present import Explained
+from ._probation import Evidence, Probation, QuarantineEntry
 from ._provenance import Origin
 from ._reloader import ApplyHook, HotReloader, Stream
 from ._sighup import reload_on_sighup
@@ -51,6 +52,7 @@ __all__ = [
     "ConfigValidationError",
     "Derived",
     "EtcdSource",
+    "Evidence",
     "Explained",
     "Failures",
     "Fields",
@@ -60,6 +62,8 @@ __all__ = [
     "Layers",
     "LogLevel",
     "Origin",
+    "Probation",
+    "QuarantineEntry",
     "ReloadOutcome",
     "ReloadResult",
     "RestartRequired",

@@ -123,12 +123,23 @@ class ConfigRefusedError(ConfigError):
 
     ``fields`` are the dotted paths that changed (``field_path`` is the first). Distinct from
     an invalid file: ``reason`` is ``restart_refused``, the outcome's result ``error``.
+
+    Also the refusal of a quarantined version (probation rolled it back): ``reason`` is
+    ``quarantined`` and ``fields`` is empty.
     """
 
     reason = "restart_refused"
 
-    def __init__(self, source: str, message: str, *, fields: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        source: str,
+        message: str,
+        *,
+        fields: tuple[str, ...],
+        reason: str = "restart_refused",
+    ) -> None:
         super().__init__(source, message)
+        self.reason = reason
         self.fields = fields
         self.field_path = fields[0] if fields else ""
 

@@ -15,7 +15,7 @@ import enum
 import threading
 import time
 import types
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
@@ -68,6 +68,7 @@ class Action(enum.Enum):
     JOINED = "joined"  # a re-check is already running: its result counts for this toolset
     COOLDOWN = "cooldown"  # blocked: this toolset's last forced re-check is too recent
     CHANGED_SINCE = "changed_since"  # the config changed since the streak began: reset
+    CONDEMNED = "condemned"  # probation: this failure condemned the commit in force
 
 
 @dataclass(slots=True)
@@ -122,8 +123,11 @@ class FailureLedger:
         *,
         mark: Mark,
         changed_since: Callable[[Mark], bool],
+        condemns: Callable[[ToolsetFailureRecord], bool] | None = None,
     ) -> Action:
-        """Count one failure and decide what it sets off."""
+        """Count one failure and decide what it sets off. ``condemns(record)`` is probation's
+        say, asked first: a failure that condemns the commit in force sets off its rollback,
+        not a re-check (which would only find the same content, then a quarantined one)."""
         old = self._records.get(toolset)
         streak = self._streaks.setdefault(toolset, _Streak(mark))
         if old is None or old.consecutive_failures == 0:
@@ -137,6 +141,8 @@ class FailureLedger:
             last_error_message=error_message,
         )
         self._set(rec)
+        if condemns is not None and condemns(rec):
+            return Action.CONDEMNED
         if rec.consecutive_failures < self.threshold:
             return Action.COUNTED
         if toolset in self._joined:  # the running re-check settles it, whatever it finds
@@ -188,6 +194,16 @@ class FailureLedger:
             return 0
         return self._reset(toolset)
 
+    def reset(self, toolsets: Iterable[str]) -> dict[str, int]:
+        """Reset these toolsets' consecutive failures (a rollback undid what broke them);
+        returns the counts that were reset."""
+        done = {}
+        for toolset in toolsets:
+            rec = self._records.get(toolset)
+            if rec is not None and rec.consecutive_failures:
+                done[toolset] = self._reset(toolset)
+        return done
+
     def cooldown_log_due(self, toolset: str) -> bool:
         """Log a cooldown block once per cooldown window per toolset; the metric counts all."""
         streak = self._streaks[toolset]
@@ -227,12 +243,17 @@ class _Success:
 
 
 @dataclass(slots=True)
+class _Reset:
+    toolsets: tuple[str, ...]
+
+
+@dataclass(slots=True)
 class _Done:
     outcome: ReloadOutcome | None
     duration: float
 
 
-_Message = _Failure | _Success | _Done
+_Message = _Failure | _Success | _Reset | _Done
 Spawn = Callable[[Callable[[], Coroutine[Any, Any, None]]], object]
 
 
@@ -247,6 +268,7 @@ class FailureActor:
 
     __slots__ = (
         "_changed_since",
+        "_condemns",
         "_drained",
         "_home",
         "_inbox",
@@ -274,8 +296,10 @@ class FailureActor:
         changed_since: Callable[[Mark], bool],
         log: ContextLogger,
         scrub: Callable[[str], str] = str,
+        condemns: Callable[[ToolsetFailureRecord], bool] | None = None,
     ) -> None:
         self.ledger = ledger
+        self._condemns = condemns
         self._recheck = recheck
         self._mark = mark
         self._changed_since = changed_since
@@ -346,6 +370,12 @@ class FailureActor:
     def record_success(self, toolset: str) -> None:
         self.post(_Success(toolset))
 
+    def reset(self, toolsets: Iterable[str]) -> None:
+        """Reset these toolsets' consecutive failures, in order with the reports before it."""
+        names = tuple(toolsets)
+        if names:
+            self.post(_Reset(names))
+
     # -- the actor task ----------------------------------------------------------------------------
 
     async def run(self, spawn: Spawn, metrics: FailureMetrics) -> None:
@@ -400,6 +430,13 @@ class FailureActor:
                     previous_consecutive_failures=previous,
                     total_failures=rec.total_failures if rec else 0,
                 )
+        elif isinstance(msg, _Reset):
+            for toolset, previous in self.ledger.reset(msg.toolsets).items():
+                self._log.info(
+                    "toolset_failures_reset_by_rollback",
+                    toolset=toolset,
+                    previous_consecutive_failures=previous,
+                )
         else:
             self._done(msg)
 
@@ -413,6 +450,7 @@ class FailureActor:
             msg.error_message,
             mark=self._mark(),
             changed_since=self._changed_since,
+            condemns=self._condemns,
         )
         rec = ledger.record(msg.toolset)
         assert rec is not None  # noqa: S101 - just recorded
@@ -426,7 +464,15 @@ class FailureActor:
             error_message=msg.error_message,
             max_failures=ledger.threshold,
         )
-        if action is Action.TRIGGER:
+        if action is Action.CONDEMNED:
+            self._log.error(
+                "toolset_failures_condemned_commit_on_probation",
+                toolset=msg.toolset,
+                consecutive_failures=rec.consecutive_failures,
+                last_error_type=rec.last_error_type,
+                last_error_message=rec.last_error_message,
+            )
+        elif action is Action.TRIGGER:
             self._log.error(
                 "toolset_max_failures_reached_triggering_auto_reload",
                 toolset=msg.toolset,

@@ -11,15 +11,17 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 import msgspec
 
-from ._errors import ConfigError
+from ._errors import ConfigError, ConfigRefusedError
 from ._logging import ContextLogger
 from ._metrics import ReloaderMetrics
 from ._pipeline import Active, Pipeline
+from ._probation import QuarantineEntry
 from ._snapshot import Snapshot
 
 T = TypeVar("T")
@@ -32,7 +34,8 @@ LKG_SLOTS = ("degraded", "lkg_path")
 
 
 class Cached(msgspec.Struct, frozen=True, kw_only=True):
-    """What the cache file holds: the exact bytes that were committed, and their origin."""
+    """What the cache file holds: the exact bytes that were committed, and their origin; and
+    the versions probation quarantined, so a restart keeps them out too."""
 
     source: str
     content: str
@@ -40,6 +43,7 @@ class Cached(msgspec.Struct, frozen=True, kw_only=True):
     config_hash: str
     generation: int
     saved_at: datetime
+    quarantined: tuple[QuarantineEntry, ...] = ()
 
 
 def save(path: str, cached: Cached) -> None:
@@ -78,6 +82,8 @@ class LastKnownGood(Generic[T]):
     _pipeline: Pipeline[T]
     _log: ContextLogger
     _metrics: ReloaderMetrics
+    _quarantine: Mapping[str, QuarantineEntry]
+    _restore_quarantine: Callable[[Cached | None], None]
 
     def _last_known_good(self, error: ConfigError) -> tuple[Active[T], bytes]:
         """Start on the cached copy when the source is invalid; re-raise ``error`` otherwise."""
@@ -85,8 +91,11 @@ class LastKnownGood(Generic[T]):
             raise error
         try:
             cached = load(self.lkg_path)
+            self._restore_quarantine(cached)
             raw = cached.content.encode()
             active = self._pipeline.load(raw)
+            if active.config_hash in self._quarantine:  # never start on a condemned version
+                raise error
         except FileNotFoundError:
             raise error from None
         except (OSError, ValueError, ConfigError) as exc:  # msgspec errors are ValueErrors
@@ -94,7 +103,9 @@ class LastKnownGood(Generic[T]):
                 "last_known_good_unusable", path=self.lkg_path, error=type(exc).__name__
             )
             raise error from None
-        self.degraded = f"started from the last-known-good copy: the source is invalid: {error}"
+        quarantined = isinstance(error, ConfigRefusedError) and error.reason == "quarantined"
+        why = "holds a quarantined version" if quarantined else "is invalid"
+        self.degraded = f"started from the last-known-good copy: the source {why}: {error}"
         self._log.error(
             "config_started_from_last_known_good",
             error=str(error),
@@ -116,6 +127,7 @@ class LastKnownGood(Generic[T]):
                 config_hash=snapshot.config_hash,
                 generation=snapshot.generation,
                 saved_at=snapshot.loaded_at,
+                quarantined=tuple(self._quarantine.values()),
             )
             save(self.lkg_path, cached)
         except (OSError, ValueError) as exc:  # a safety net: never fail a commit over it

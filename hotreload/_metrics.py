@@ -135,8 +135,10 @@ class ReloaderMetrics:
         "missed",
         "name",
         "pending",
+        "quarantined",
         "reload_total",
         "restart_required",
+        "rollbacks",
         "toolsets",
         "watch_restarts",
     )
@@ -156,6 +158,8 @@ class ReloaderMetrics:
         self.active_sessions = Value()
         self.pending = Value()
         self.degraded = Value()
+        self.rollbacks: Labelled[Value] = Labelled(Value)
+        self.quarantined = Value()
         self.derived_close_errors: Labelled[Value] = Labelled(Value)
         self.derived_draining: Labelled[Value] = Labelled(Value)
         self.toolsets = FailureMetrics(
@@ -306,6 +310,18 @@ class _Collector(Collector):
             "config_degraded",
             "1 while running on the last-known-good copy because the source is invalid.",
             lambda m: m.degraded.value,
+        )
+        yield _labelled_counter(
+            f"{ns}_config_rollbacks_total",
+            "Commits condemned on probation and rolled back, by reason (failures, check).",
+            ["reason"],
+            live,
+            lambda m: m.rollbacks,
+        )
+        yield gauge(
+            "config_quarantined",
+            "Versions quarantined by probation: never committed again until released.",
+            lambda m: m.quarantined.value,
         )
         # The failure counter's names, with the config label every other metric has.
         yield _labelled_counter(

@@ -37,6 +37,8 @@ from ._outcome import ReloadOutcome
 from ._parsing import format_for
 from ._pipeline import Pipeline, Validator
 from ._present import Explained, explain, to_builtins
+from ._probation import Probation
+from ._rollback import PROBATION_SLOTS, Probationer
 from ._schema import schema_for
 from ._sessions import Sessions
 from ._snapshot import Snapshot
@@ -66,6 +68,7 @@ class HotReloader(
     LastKnownGood[T],
     LogLevelSwitch[T],
     Deriving[T],
+    Probationer[T],
     FailureReporting,
 ):
     """Keeps ``config`` equal to the last valid version of ``source``.
@@ -102,6 +105,11 @@ class HotReloader(
     ``reload()``, not by watch events or forced re-checks. `derive` keeps a resource built
     from the config (a client, a pool) in step with it. ``lkg_path`` keeps a copy of the last
     committed version to start from when the source is bad at start-up.
+
+    ``probation`` (`Probation`) puts each commit on probation: a dependency healthy at the
+    commit that reaches ``failures`` consecutive failures inside the window (or a ``check``
+    that fails) rolls it back (trigger ``rollback``) and quarantines its ``config_hash``
+    (``quarantined``; lifted by ``release``). Off by default.
     """
 
     # Slots, not a __dict__: thousands of reloaders in one process should cost a few KB each.
@@ -113,6 +121,7 @@ class HotReloader(
         *HOOK_SLOTS,
         *LKG_SLOTS,
         *LOG_LEVEL_SLOTS,
+        *PROBATION_SLOTS,
         "__weakref__",
         "_attached",
         "_closed",
@@ -156,6 +165,7 @@ class HotReloader(
         on_apply: Sequence[ApplyHook[T]] = (),
         hook_timeout: float = 30.0,
         lkg_path: str | os.PathLike[str] | None = None,
+        probation: Probation | None = None,
     ) -> None:
         kind = schema_for(schema)  # refuses a mutable schema: readers share the config
         check_options(poll_interval=poll_interval, max_bytes=max_bytes, hook_timeout=hook_timeout)
@@ -210,7 +220,9 @@ class HotReloader(
             changed_since=self._changed_since,
             log=self._log,
             scrub=self._scrub,
+            condemns=self._probation_failure,
         )
+        self._init_probation(probation)
         self._init_state()
         self.last_outcome: ReloadOutcome | None = None
         self.restart_required: tuple[str, ...] = ()
@@ -333,6 +345,7 @@ class HotReloader(
     async def _shutdown(self) -> None:
         self._closed = True
         _sighup.untrack(self)
+        self._end_trial()
         self._gate.take()
         attached, self._attached = self._attached, None
         try:

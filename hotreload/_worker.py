@@ -24,13 +24,16 @@ import anyio
 from ._decide import Candidate, Commit, Verdict, broken_invariant
 from ._derive import Derived, DerivedSet, _Held
 from ._drain import DrainGate, Pending
-from ._errors import ConfigApplyError, ConfigBuildError, ConfigError
+from ._errors import ConfigApplyError, ConfigBuildError, ConfigError, ConfigRefusedError
 from ._fields import FieldPolicy, Secrets, format_path
 from ._gcpause import gc_paused
+from ._lkg import Cached
 from ._logging import ContextLogger, capped
 from ._metrics import ReloaderMetrics
 from ._outcome import ReloadOutcome, ReloadResult
 from ._pipeline import Active, Evaluation, Pipeline, result_for, sha256_hex
+from ._probation import QuarantineEntry
+from ._rollback import Fallback
 from ._snapshot import Snapshot
 from ._source import Source
 from ._tasks import TaskSet
@@ -92,6 +95,8 @@ class _Trigger:
     kind: str
     seen_at: float
     reply: asyncio.Future[ReloadOutcome] | None = None
+    detail: object = None
+    """What a ``rollback`` (the condemnation) or ``release`` (the hash) trigger carries."""
 
 
 def _collector_paused(fn: Callable[..., R], *args: Any) -> R:
@@ -140,6 +145,7 @@ class Worker(Generic[T]):
     unknown_keys: tuple[str, ...]
     poll_interval: float
     _pipeline: Pipeline[T]
+    _active: Active[T]
     _metrics: ReloaderMetrics
     _gate: DrainGate[_Change[T]]
     _tasks: TaskSet | None
@@ -164,6 +170,14 @@ class Worker(Generic[T]):
     _recovered: Callable[[], None]  # LastKnownGood
     _publish_snapshot: Callable[[Snapshot[T]], None]  # Streams
     _publish: Callable[[ReloadOutcome], ReloadOutcome]  # Streams
+    _quarantine: Mapping[str, QuarantineEntry]  # Probationer
+    _fallback: Fallback[T] | None  # Probationer
+    _fallback_hash: str | None  # Probationer
+    _take_verdicts: Callable[[list[tuple[str, object]]], Coroutine[Any, Any, None]]
+    _quarantine_refusal: Callable[[str], ConfigRefusedError]  # Probationer
+    _restore_quarantine: Callable[[Cached | None], None]  # Probationer
+    _log_rollback: Callable[[Snapshot[T], str, float], None]  # Probationer
+    _after_commit: Callable[..., None]  # Probationer
 
     def _init_worker(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -209,12 +223,17 @@ class Worker(Generic[T]):
             with contextlib.suppress(RuntimeError):  # the loop closed: nothing to wake
                 loop.call_soon_threadsafe(self._notify, kind)
 
-    async def _request(self, kind: str) -> ReloadOutcome:
+    async def _request(self, kind: str, detail: object = None) -> ReloadOutcome:
         if self._closed:
             raise RuntimeError("the reloader is not running (use `async with`)")
         reply: asyncio.Future[ReloadOutcome] = asyncio.get_running_loop().create_future()
-        self._put(_Trigger(kind, time.perf_counter(), reply))
+        self._put(_Trigger(kind, time.perf_counter(), reply, detail))
         return await reply
+
+    def _condemn_trigger(self, condemned: object) -> None:
+        """Probation condemned the commit in force: the worker quarantines it and rolls back."""
+        if not self._closed:
+            self._put(_Trigger("rollback", time.perf_counter(), detail=condemned))
 
     def _poll(self) -> None:
         if self._closed or self._loop is None:
@@ -251,11 +270,24 @@ class Worker(Generic[T]):
         nothing to say)."""
         started = time.perf_counter()
         looks = [t for t in batch if t.kind not in _GATE_KINDS]
+        verdicts = [(t.kind, t.detail) for t in looks if t.detail is not None]
+        if verdicts:  # condemnations and releases change the quarantine: before the read
+            await self._take_verdicts(verdicts)
         found = await self._look(looks) if looks else None
         candidate = None if found is None else found.candidate
         change = None if found is None else found.change
         kinds = [t.kind for t in looks]
-        verdict = self._gate.verdict(candidate, self._active.config_hash, kinds)
+        verdict = self._gate.verdict(
+            candidate,
+            self._active.config_hash,
+            kinds,
+            quarantined=self._quarantine,
+            fallback=self._fallback_hash,
+        )
+        if verdict is Verdict.ROLLBACK:
+            self._drop_pending()
+            change = self._rollback_change(batch)
+            return await self._apply(change, started=started, batch=looks or batch)
         if verdict is Verdict.COMMIT:
             assert change is not None  # noqa: S101 - decide commits a new candidate only
             self._drop_pending()
@@ -305,6 +337,19 @@ class Worker(Generic[T]):
         kinds = [t.kind for t in batch]
         trigger = next((k for k in ("manual", "signal", "auto_reload") if k in kinds), kinds[0])
         new = evaluation.candidate
+        if (
+            evaluation.result is ReloadResult.CONFIG_CHANGED
+            and new is not None
+            and new.config_hash in self._quarantine
+            and new.config_hash != active.config_hash
+        ):
+            # Condemned on probation: refused whoever asks, until released. Its evaluation
+            # is kept, so the same bytes read again are a repeat (no new log line, no parse).
+            self._last_key, self._last_eval = key, evaluation
+            error = self._quarantine_refusal(new.config_hash)
+            if not repeat:
+                self._reject(error, ReloadResult.ERROR, trigger)
+            return _Found(Candidate(new.config_hash), ReloadResult.ERROR, trigger, error=error)
         if evaluation.result is ReloadResult.CONFIG_CHANGED and new is not None:
             self._last_key, self._last_eval = None, None
             self._note_restart_required(evaluation)
@@ -352,8 +397,30 @@ class Worker(Generic[T]):
         return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
 
     async def _load(self, raw: bytes) -> Active[T]:
-        """The first version (start-up): the same rule as every later one."""
-        return await self._off_loop(len(raw), self._pipeline.load, raw)
+        """The first version (start-up): the same rule as every later one, quarantine
+        included (kept in the last-known-good file)."""
+        if self.lkg_path is not None:
+            await self._in_thread(self._restore_quarantine, None)
+        active = await self._off_loop(len(raw), self._pipeline.load, raw)
+        if active.config_hash in self._quarantine:
+            raise self._quarantine_refusal(active.config_hash)
+        return active
+
+    def _rollback_change(self, batch: list[_Trigger]) -> _Change[T]:
+        """The config the condemned commit replaced, as a change: it counts as the read in
+        force (a rollback is not an older read coming back)."""
+        fallback = self._fallback
+        assert fallback is not None  # noqa: S101 - decide rolls back only to a fallback
+        seen_at = min((t.seen_at for t in batch), default=time.perf_counter())
+        return _Change(
+            fallback.active,
+            fallback.changed,
+            "rollback",
+            seen_at,
+            fallback.raw,
+            fallback.version,
+            self._in_force_read,
+        )
 
     def _new(
         self,
@@ -453,6 +520,7 @@ class Worker(Generic[T]):
         broken = broken_invariant(
             Commit(old.generation, old.config_hash, self._in_force_read),
             Commit(new.generation, new.config_hash, change.read),
+            self._quarantine,
         )
         if broken is not None:  # decide() never asks for it: a bug, refused and reported
             self._log.error("commit_refused", invariant=broken, config_hash=new.config_hash)
@@ -512,6 +580,8 @@ class Worker(Generic[T]):
     ) -> ReloadOutcome:
         initial = trigger == "initial"
         previous = None if initial else self.snapshot.config_hash
+        old = None if initial else self._active
+        old_version = None if initial else self.snapshot.version
         if snapshot is None:
             generation = 1 if initial else self.snapshot.generation + 1
             snapshot = self._snapshot_of(active, generation, self._version)
@@ -529,6 +599,12 @@ class Worker(Generic[T]):
         self._metrics.committed(generation, active.config_hash, snapshot.loaded_at.timestamp())
         if initial:
             self._log.info("config_loaded", generation=generation, config_hash=active.config_hash)
+            self._metrics.quarantined.set(len(self._quarantine))
+        elif trigger == "rollback":
+            assert previous is not None  # noqa: S101 - not the first commit
+            self._metrics.reload_total.inc()
+            self._metrics.latency.observe(done - seen_at)
+            self._log_rollback(snapshot, previous, round((done - started) * 1000, 3))
         else:
             self._metrics.reload_total.inc()
             self._metrics.latency.observe(done - seen_at)
@@ -542,6 +618,9 @@ class Worker(Generic[T]):
                 trigger=trigger,
                 duration_ms=round((done - started) * 1000, 3),
             )
+        self._after_commit(
+            trigger, old=old, old_version=old_version, snapshot=snapshot, changed=changed, raw=raw
+        )
         if not initial:
             self._recovered()
         if self.lkg_path is not None and (not initial or self.degraded is None):

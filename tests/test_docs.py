@@ -233,12 +233,16 @@ def test_layers_explain_example(tmp_path: Path) -> None:
 #: Which test runs or checks each kind of block that is not a runnable Python program.
 CLAIMS = {
     "py": "tests/etcd/test_etcd_readme.py (needs a real etcd)",
-    "promql": "tests/integration/test_skew_alert.py",
     "yaml": "test_layers_explain_example (the files it reads); tests/holmes/test_readme.py "
-    "(the Deployment)",
+    "(the Deployment); tests/prometheus (the alert rules, included from deploy/prometheus/)",
     "text": "the test of the command whose output it shows",
-    "bash": "test_readme (set-up), test_cli_check_examples, test_layers_explain_example",
+    "bash": "test_readme (set-up), test_cli_check_examples, test_layers_explain_example, "
+    "tests/prometheus/test_rules.py (promtool)",
 }
+
+
+#: The alert rules file, which the metrics page includes as it is (tests/prometheus tests it).
+RULES_SHOWN = "deploy/prometheus/hotreload-rules.yaml"
 
 
 def claimed_bash(body: str, path: Path) -> bool:
@@ -249,6 +253,8 @@ def claimed_bash(body: str, path: Path) -> bool:
         return True  # how to depend on it: test_readme checks the name and the extras
     if path == page("cli"):
         return " check " in body  # run above; its watch and demo lines by tests/test_cli.py
+    if path == page("observability"):
+        return "promtool " in body  # tests/prometheus/test_rules.py runs them
     return path == page("layers") and "--explain" in body
 
 
@@ -263,6 +269,8 @@ def test_every_block_is_claimed_by_a_test() -> None:
                 unclaimed.append(f"{name}: {lang}")
             elif lang == "bash" and not claimed_bash(body, path):
                 unclaimed.append(f"{name}: {body.splitlines()[0]}")
+            elif lang == "yaml" and title == RULES_SHOWN:
+                assert body == f'--8<-- "{RULES_SHOWN}"\n', "the page shows the tested file"
             elif lang == "yaml" and title not in ("base.yaml", "prod.yaml"):
                 assert "containers:" in body, f"{name}: a yaml block no test reads"
     assert unclaimed == []

@@ -1,10 +1,10 @@
-"""The skew alert of the metrics page (docs/observability.md), evaluated on what real reloaders
-export.
+"""The skew alert of deploy/prometheus/hotreload-rules.yaml, evaluated on what real reloaders
+export, without Prometheus (tests/prometheus runs the rules in promtool and in Prometheus).
 
 Two reloaders with the same name on two registries stand for two worker processes (each
-process has its own registry). The PromQL expression is read from that page; its metric and
-labels must be what the reloaders export, and its count must say 2 versions while the workers
-differ and 1 once they agree.
+process has its own registry) of one scrape job. The PromQL expression is read from the rules
+file; its metric and labels must be what the reloaders export, and its count must say 2
+versions while the workers differ and 1 once they agree.
 """
 
 from __future__ import annotations
@@ -13,19 +13,27 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
+import yaml
 from prometheus_client import CollectorRegistry
 
 from hotreload import HotReloader
 from hotreload.testing import write_in_place
 from tests.integration.conftest import SettingsSchema
 
-PAGE = Path(__file__).resolve().parents[2] / "docs" / "observability.md"
-QUERY = re.compile(r"```promql\n(.*?)\n```", re.DOTALL)
-SHAPE = re.compile(r"count by \((\w+)\) \(count by \((\w+), (\w+)\) \((\w+)\)\) > 1")
+RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "hotreload-rules.yaml"
+SHAPE = re.compile(r"count by \(job, (\w+)\) \(count by \(job, (\w+), (\w+)\) \((\w+)\)\) > 1")
+
+
+def skew_expression() -> str:
+    [group] = yaml.safe_load(RULES.read_text())["groups"]
+    [rule] = [r for r in group["rules"] if r["alert"] == "HotreloadConfigHashSkew"]
+    expr: str = rule["expr"]
+    return expr
 
 
 def versions_by_config(registries: list[CollectorRegistry], metric: str) -> dict[str, int]:
-    """``count by (config) (count by (config, config_hash) (metric))`` over every registry."""
+    """``count by (job, config) (count by (job, config, config_hash) (metric))`` over every
+    registry (one job: Prometheus adds the label when it scrapes them)."""
     hashes: dict[str, set[str]] = defaultdict(set)
     for registry in registries:
         for family in registry.collect():
@@ -38,7 +46,7 @@ def versions_by_config(registries: list[CollectorRegistry], metric: str) -> dict
 async def test_readme_skew_alert_counts_versions_across_workers(
     tmp_path: Path, settings: SettingsSchema
 ) -> None:
-    [query] = QUERY.findall(PAGE.read_text())
+    query = skew_expression()
     shape = SHAPE.fullmatch(query.strip())
     assert shape is not None, query
     outer, label, hash_label, metric = shape.groups()
