@@ -42,6 +42,13 @@ class Attachment:
         assert self.sub.ready is not None  # noqa: S101 - set by subscribe
         return self.sub.ready
 
+    @property
+    def joined(self) -> asyncio.Future[None]:
+        """What a start waits for: ``ready``, or in a busy hub a build under way (the file
+        is re-checked once that watcher is up, so no change made meanwhile is missed)."""
+        assert self.sub.joined is not None  # noqa: S101 - set by subscribe
+        return self.sub.joined
+
     async def detach(self) -> None:
         await self.hub.unsubscribe(self.sub)
 
@@ -186,8 +193,9 @@ def read_file(path: str, max_bytes: int, source: str) -> bytes:
         # live (about 4 KB of RSS per reloader, measured at 1,000 reloaders).
         # Plain os.read, no buffered file object around the descriptor: one allocation and one
         # or two syscalls for a whole config.
-        data = _read_upto(fd, min(info.st_size, max_bytes) + 1)
-        if len(data) == min(info.st_size, max_bytes) + 1 <= max_bytes:
+        want = min(info.st_size, max_bytes) + 1
+        data = _read_upto(fd, want, info.st_size)
+        if len(data) == want <= max_bytes:
             data += _read_upto(fd, max_bytes + 1 - len(data))  # it grew since fstat (or /proc)
     except OSError as exc:
         raise ConfigReadError(source, _describe(exc)) from None
@@ -202,10 +210,13 @@ def read_file(path: str, max_bytes: int, source: str) -> bytes:
     return data
 
 
-def _read_upto(fd: int, size: int) -> bytes:
-    """Up to ``size`` bytes from ``fd``: fewer only at the end of the file."""
+def _read_upto(fd: int, size: int, whole: int = -1) -> bytes:
+    """Up to ``size`` bytes from ``fd``: fewer only at the end of the file. ``whole``: the
+    size ``fstat`` gave; a first read that returns exactly that many bytes has the whole file
+    as it was then, and asking again only to be told it ended is one more system call per
+    reload."""
     data = os.read(fd, size)
-    if len(data) in (0, size):
+    if len(data) in (0, size, whole):
         return data
     parts = [data]
     got = len(data)

@@ -299,6 +299,11 @@ class _Attachments:
         self.parts = parts
         self.ready: asyncio.Future[None] = asyncio.ensure_future(_all([p.ready for p in parts]))
 
+    @property
+    def joined(self) -> asyncio.Future[None]:
+        """Layers wait for every file to be watched (``ready``), busy hub or not."""
+        return self.ready
+
     async def detach(self) -> None:
         self.ready.cancel()
         for part in self.parts:

@@ -85,7 +85,43 @@ def filter_by_stdlib_level(logger_name: str = "") -> structlog.types.Processor:
     return processor
 
 
-_proxies: dict[str, Any] = {}
+#: structlog's global configuration: a bound logger is assembled again only when it changed.
+_STRUCTLOG_CONFIG: Any = getattr(getattr(structlog, "_config", None), "_CONFIG", None)
+#: Per logger name: the structlog configuration it was assembled under, and the bound logger.
+_bound: dict[str, tuple[tuple[Any, ...], Any]] = {}
+
+
+def _structlog_logger(name: str) -> Any:
+    """The application's structlog logger for ``name``, assembled once per configuration.
+
+    structlog's lazy proxy assembles a new bound logger (context, wrapper, a logger from the
+    factory) on every call unless the application asked for ``cache_logger_on_first_use``:
+    most of a reload's log line. It is kept here instead, keyed by the configuration objects
+    it was assembled from, so a later ``structlog.configure`` (or ``capture_logs``) is obeyed
+    from the next event on, as the proxy would; so is a swapped ``sys.stdout``."""
+    config = _STRUCTLOG_CONFIG
+    if config is None:  # pragma: no cover - a structlog without the module-level config
+        return structlog.get_logger(name)
+    key = (
+        config.default_processors,
+        config.default_wrapper_class,
+        config.default_context_class,
+        config.logger_factory,
+        # A print or write logger made without a file takes the standard stream of the
+        # moment it is made (pytest's capture swaps them): a new stream, a new logger.
+        sys.stdout,
+        sys.stderr,
+    )
+    cached = _bound.get(name)
+    if cached is not None and _same(cached[0], key):
+        return cached[1]
+    logger = structlog.get_logger(name).bind()
+    _bound[name] = (key, logger)
+    return logger
+
+
+def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    return all(x is y for x, y in zip(a, b, strict=True))
 
 
 class ContextLogger:
@@ -124,10 +160,9 @@ class ContextLogger:
 
     def _emit(self, level: int, method: str, event: str, kw: dict[str, Any]) -> None:
         if structlog.is_configured():
-            proxy = _proxies.get(self._stdlib.name)
-            if proxy is None:  # one per logger name, not per reloader: the context is per call
-                proxy = _proxies[self._stdlib.name] = structlog.get_logger(self._stdlib.name)
-            getattr(proxy, method)(event, **self._ctx, **kw)
+            # One per logger name, not per reloader: the context is given per call.
+            logger = _structlog_logger(self._stdlib.name)
+            getattr(logger, method)(event, **self._ctx, **kw)
             return
         server = _server_logger(self._stdlib)
         if server is not None:
@@ -190,8 +225,14 @@ def _server_logger(own: logging.Logger) -> logging.Logger | None:
 
 
 def capped(items: Iterable[str], limit: int = LOG_LIST_MAX) -> list[str]:
-    """The first ``limit`` items, and ``"… N more"`` in place of the rest."""
-    head: list[str] = []
+    """The first ``limit`` items, and ``"… N more"`` in place of the rest (a tuple or list is
+    sliced, not walked: a change of a hundred thousand paths logs in the same time as one)."""
+    if isinstance(items, (tuple, list)):
+        head = list(items[:limit])
+        if len(items) > limit:
+            head.append(f"… {len(items) - limit} more")
+        return head
+    head = []
     extra = 0
     for item in items:
         if len(head) < limit:

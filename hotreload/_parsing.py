@@ -15,7 +15,7 @@ import contextlib
 import json
 import re
 import sys
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 
@@ -40,8 +40,46 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+_STR_TAG = "tag:yaml.org,2002:str"
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+#: The safe loader's implicit resolvers as PyYAML ships them (bool, int, float, null,
+#: timestamp, merge, ...), by the first character of a plain scalar, the wildcard ones after.
+_IMPLICIT: dict[Any, list[tuple[str, re.Pattern[str]]]] = {
+    first: list(resolvers) for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
+}
+_WILDCARD = tuple(_IMPLICIT.get(None, ()))
+_BY_FIRST = {
+    first: (*resolvers, *_WILDCARD) for first, resolvers in _IMPLICIT.items() if first is not None
+}
+
+
 class _StrictLoader(_BaseLoader):  # type: ignore[misc,valid-type]
-    """The safe loader, but a key given twice in one mapping is an error, not a silent override."""
+    """The safe loader, but a key given twice in one mapping is an error, not a silent override.
+
+    Tags are resolved by its own copy of the safe resolvers, without path resolvers: libyaml's
+    composer calls ``resolve``, ``descend_resolver`` and ``ascend_resolver`` in Python for
+    every node, and PyYAML's general versions of them were a sixth of composing a config.
+    """
+
+    yaml_implicit_resolvers: ClassVar[dict[Any, Any]] = _IMPLICIT
+    yaml_path_resolvers: ClassVar[dict[Any, Any]] = {}
+
+    def resolve(self, kind: type[yaml.Node], value: str, implicit: tuple[bool, bool]) -> str:
+        """`BaseResolver.resolve` for a resolver without path resolvers, tag for tag."""
+        if kind is yaml.ScalarNode:
+            if implicit[0]:
+                for tag, regexp in _BY_FIRST.get(value[:1], _WILDCARD):
+                    if regexp.match(value):
+                        return tag
+            return _STR_TAG
+        return _SEQ_TAG if kind is yaml.SequenceNode else _MAP_TAG
+
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        """Nothing to do: no path resolvers (PyYAML's own checks that, per node)."""
+
+    def ascend_resolver(self) -> None:
+        """Nothing to do: no path resolvers."""
 
     def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, yaml.MappingNode):
@@ -240,8 +278,6 @@ class _NotPlain(Exception):
     """The document needs the safe constructor's general path (or its errors)."""
 
 
-_MAP_TAG = "tag:yaml.org,2002:map"
-_SEQ_TAG = "tag:yaml.org,2002:seq"
 #: The safe constructor's own function for each scalar tag it knows (int, float, bool, null,
 #: timestamp, binary, ...): each is pure, reads only the node it is given.
 _SCALARS: dict[Any, Any] = {
@@ -354,7 +390,6 @@ def _may_expand(text: str, max_text: int | None) -> bool:
     return 3 * size > 2 * max_text
 
 
-_STR_TAG = "tag:yaml.org,2002:str"
 #: The attribute of a mapping node with merge keys that holds the pairs written in it.
 _OWN = "hotreload_own_pairs"
 

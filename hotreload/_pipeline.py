@@ -27,7 +27,7 @@ from ._parsing import Format, locate_nodes, parse_node
 from ._provenance import Document, Origin, Parsed, dotted, walk_yaml, whole
 from ._schema import RICH, Schema, schema_for
 from ._snapshot import canonical_json
-from ._unknown import UnknownKey, describe, find_unknown
+from ._unknown import UnknownKey, UnknownKeys, describe, find_unknown
 
 __all__ = [
     "Active",
@@ -253,7 +253,7 @@ class Pipeline(Generic[T]):
         else:
             positions = locate_nodes(node, [list(k.path) for k in found], at_key=True)
             where = [(self.source, *(at or (None, None))) for at in positions]
-        keys = tuple(
+        keys = UnknownKeys(
             UnknownKey(k.path, k.suggestion, line, column, source)
             for k, (source, line, column) in zip(found, where, strict=True)
         )

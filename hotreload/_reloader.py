@@ -304,7 +304,7 @@ class HotReloader(
             # re-check read the source.
             if self.watch and wiring.attach is not None:  # a direct subscription (the file hub)
                 self._attached = wiring.attach(self._notify, self._metrics.watch_restarts.inc)
-                await self._watching(self._attached.ready)
+                await self._watching(self._attached.joined)
             elif self.watch:
                 watching: asyncio.Future[None] = self._loop.create_future()
                 tasks.spawn(lambda: self._watch(watching), name=f"hotreload-watch[{self.name}]")

@@ -65,6 +65,12 @@ class Attached(Protocol):
         """Resolved once a running watcher covers the source."""
         ...
 
+    @property
+    def joined(self) -> asyncio.Future[None]:
+        """What a start waits for: ``ready``, or (a busy hub) a watcher build under way that
+        re-checks the source once it is up."""
+        ...
+
     async def detach(self) -> None: ...
 
 

@@ -20,10 +20,11 @@ from typing import Any
 
 import msgspec
 
+from ._logging import LOG_LIST_MAX
 from ._provenance import dotted
 from ._schema import is_pydantic_model, model_fields
 
-__all__ = ["KeyPath", "UnknownKey", "describe", "find_unknown"]
+__all__ = ["KeyPath", "UnknownKey", "UnknownKeys", "describe", "find_unknown"]
 
 _NONE = type(None)
 
@@ -50,6 +51,25 @@ class UnknownKey:
         where = "" if self.line is None else f" (line {self.line})"
         hint = "" if self.suggestion is None else f": did you mean `{self.suggestion}`?"
         return f"unknown key `{self.dotted}`{where}{hint}"
+
+
+class UnknownKeys(tuple[UnknownKey, ...]):
+    """A version's unknown keys, with what the reloader reports of them worked out once, where
+    the version is evaluated (the worker thread for a large document): their dotted names and
+    the log line's capped list. On the loop, twenty thousand keys formatted one by one were a
+    quarter of a second."""
+
+    names: tuple[str, ...]
+    shown: list[str]
+
+    def __new__(cls, keys: typing.Iterable[UnknownKey] = ()) -> UnknownKeys:
+        self = super().__new__(cls, keys)
+        self.names = tuple(key.dotted for key in self)
+        # Only the keys the line names are formatted (as `capped` would show them).
+        self.shown = [str(key) for key in self[:LOG_LIST_MAX]]
+        if len(self) > LOG_LIST_MAX:
+            self.shown.append(f"… {len(self) - LOG_LIST_MAX} more")
+        return self
 
 
 def describe(keys: typing.Sequence[UnknownKey]) -> str:

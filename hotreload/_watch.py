@@ -107,6 +107,9 @@ class Subscription:
     roots: tuple[str, ...] = field(init=False, default=())
     ready: asyncio.Future[None] | None = field(init=False, default=None)
     """Resolved once a running watcher covers this subscription."""
+    joined: asyncio.Future[None] | None = field(init=False, default=None)
+    """What a start waits for: ``ready`` itself in a quiet hub; in a busy one (see `_BUSY`),
+    already resolved: the next build covers it, and it is re-checked once that is up."""
 
     def __post_init__(self) -> None:
         self.path = os.path.abspath(self.path)
@@ -183,6 +186,14 @@ def _inside_kubelet_data(path: str, real_dir: str) -> bool:
 #: Each shard is one watcher (one thread, one inotify instance) once it holds a root: one
 #: watcher up to 16 directories, at most four however many.
 _SHARD_CAPACITY: tuple[int | None, ...] = (16, 128, 1024, None)
+#: A hub holding this many subscriptions is busy: a new one joins the next build (scheduled,
+#: or queued behind the one in flight) instead of waiting for a watcher of its own to be up,
+#: and every root that piled up meanwhile goes into that one build. A thousand reloaders
+#: started one after another then share a few builds instead of one each.
+#: Nothing is missed meanwhile: the subscription is re-checked (``rescan``) once covered, so
+#: a write made before its watch was up is read then. A quiet hub (a few reloaders, most
+#: applications and tests) keeps the stronger promise: a start returns once watched.
+_BUSY = 16
 #: Roots nobody wants any more stay watched (their events reach nobody) until they outnumber
 #: the live ones, and are more than this: then the shards holding them are rebuilt without.
 _STALE_MIN = 16
@@ -265,6 +276,11 @@ class _Shard:
 
     def watchers(self) -> list[_Watcher]:
         return [w for w in (self.current, self.starting, *self.handoff) if w is not None]
+
+
+def _resolve(future: asyncio.Future[None] | None) -> None:
+    if future is not None and not future.done():
+        future.set_result(None)
 
 
 def _call(loop: asyncio.AbstractEventLoop, fn: Callable[..., object], *args: object) -> None:
@@ -350,6 +366,11 @@ class WatchHub:
 
     def subscribe(self, sub: Subscription) -> None:
         sub.ready = self.loop.create_future()
+        if len(self._subs) >= _BUSY:  # it joins the next build, whenever that runs
+            sub.joined = self.loop.create_future()
+            sub.joined.set_result(None)
+        else:
+            sub.joined = sub.ready
         self._subs.add(sub)
         self._unchecked.add(sub)
         self._fresh.add(sub)
@@ -371,8 +392,9 @@ class WatchHub:
         self._subs.discard(sub)
         self._unchecked.discard(sub)
         self._fresh.discard(sub)
-        if sub.ready is not None and not sub.ready.done():
-            sub.ready.cancel()
+        for waited in (sub.ready, sub.joined):
+            if waited is not None and not waited.done():
+                waited.cancel()
         self._remove(sub)
         same_file = self._by_file.get(sub.path)
         if same_file is not None:
@@ -644,8 +666,8 @@ class WatchHub:
             if sub in self._subs and all(self._covered(r) for r in sub.roots):
                 self._unchecked.discard(sub)
                 sub.notify("rescan")
-                if sub.ready is not None and not sub.ready.done():
-                    sub.ready.set_result(None)
+                _resolve(sub.ready)
+                _resolve(sub.joined)
 
     def _ready(self, watcher: _Watcher) -> None:
         if watcher.stop.is_set():

@@ -37,7 +37,7 @@ from ._rollback import Fallback
 from ._snapshot import Snapshot
 from ._source import Source
 from ._tasks import TaskSet
-from ._unknown import UnknownKey
+from ._unknown import UnknownKey, UnknownKeys
 
 __all__ = ["MSG_REJECTED", "MSG_RELOADED", "WORKER_SLOTS", "Worker"]
 
@@ -80,6 +80,9 @@ INLINE_BYTES = 16 * 1024
 
 MSG_RELOADED = "Configuration hot-reloaded successfully"
 MSG_REJECTED = "Failed to apply new configuration - keeping previous"
+
+#: What a change without derived resources builds (shared, never written to).
+_NOTHING_BUILT: Mapping[Any, Any] = {}
 
 #: Triggers that come from watching, not from a caller waiting for an answer.
 _WATCH_KINDS = frozenset({"watch", "rescan", "poll"})
@@ -156,6 +159,7 @@ class Worker(Generic[T]):
     degraded: str | None
     _closed: bool
     _derived: DerivedSet
+    _hooks: list[Any]
     _log: ContextLogger
     # What the worker calls in the other parts (the façade has them all):
     _build_derived: Callable[
@@ -326,16 +330,19 @@ class Worker(Generic[T]):
             evaluation: Evaluation[T] = Evaluation(result_for(exc), "", error=exc)
             key = f"{exc.reason}:{exc.message}"
         else:
-            key, evaluation = await self._off_loop(
-                len(raw), self._evaluate, raw, active, self._last_key, self._last_eval
-            )
+            last_key, last_eval = self._last_key, self._last_eval
+            if len(raw) <= INLINE_BYTES:  # no coroutine either: `_off_loop` would run it here
+                key, evaluation = self._evaluate(raw, active, last_key, last_eval)
+            else:
+                key, evaluation = await self._off_loop(
+                    len(raw), self._evaluate, raw, active, last_key, last_eval
+                )
         repeat = key == self._last_key
-        if key != self._seen_key and all(t.kind == "poll" for t in batch):
+        if key != self._seen_key and _all_polls(batch):
             self._metrics.missed.inc()
             self._log.warning("watch_missed_event", detected_by="poll")
         self._seen_key = key
-        kinds = [t.kind for t in batch]
-        trigger = next((k for k in ("manual", "signal", "auto_reload") if k in kinds), kinds[0])
+        trigger = _trigger_of(batch)
         new = evaluation.candidate
         if (
             evaluation.result is ReloadResult.CONFIG_CHANGED
@@ -433,7 +440,7 @@ class Worker(Generic[T]):
         version: str | None,
     ) -> _Found[T]:
         """A valid version that differs from the config in force, as a change for `decide`."""
-        seen_at = min(t.seen_at for t in batch)
+        seen_at = _first_seen(batch)
         change = _Change(new, evaluation.changed, trigger, seen_at, raw, version, self._reads)
         refused = self._refused
         if refused is None or refused[0] != new.config_hash:
@@ -474,7 +481,7 @@ class Worker(Generic[T]):
             ReloadResult.CONFIG_CHANGED,
             trigger=change.trigger,
             started=started,
-            seen_at=min(t.seen_at for t in batch),
+            seen_at=_first_seen(batch),
             deferred=True,
             changed=change.changed,
         )
@@ -527,9 +534,11 @@ class Worker(Generic[T]):
             return self._record_outcome(
                 ReloadResult.CONFIG_UNCHANGED, batch, started, error=None, trigger=change.trigger
             )
-        built, failed = await self._build_derived(new, change.active, change.changed)
-        error: ConfigApplyError | None = failed
-        if error is None:
+        built: Mapping[Derived[Any], _Held[Any]] = _NOTHING_BUILT
+        error: ConfigApplyError | None = None
+        if self._derived.items:  # no coroutine per change for a reloader without resources
+            built, error = await self._build_derived(new, change.active, change.changed)
+        if error is None and self._hooks:
             try:
                 error = await self._run_hooks(new, old, change.active)
             except BaseException:  # cancelled (shutdown): the new resources never go in force
@@ -654,7 +663,7 @@ class Worker(Generic[T]):
             result,
             trigger=trigger or batch[0].kind,
             started=started,
-            seen_at=min(t.seen_at for t in batch),
+            seen_at=_first_seen(batch),
             error=error,
         )
 
@@ -711,13 +720,14 @@ class Worker(Generic[T]):
         version was not parsed again (the same bytes), nothing new to say."""
         if keys is None:
             return
-        names = tuple(key.dotted for key in keys)
-        if names != self.unknown_keys:
-            self.unknown_keys = names
+        if not isinstance(keys, UnknownKeys):  # () for none; any other made by hand
+            keys = UnknownKeys(keys)
+        if keys.names != self.unknown_keys:
+            self.unknown_keys = keys.names
             if keys:
                 self._log.warning(
                     "config_unknown_keys",
-                    keys=capped(str(key) for key in keys),
+                    keys=keys.shown,
                     count=len(keys),
                     detail="ignored: not in the schema (strict=True refuses them)",
                 )
@@ -727,6 +737,10 @@ class Worker(Generic[T]):
         (logged here too, as every valid version passes here) keys the schema does not know."""
         self._note_unknown(evaluation.unknown)
         wanted = evaluation.restart_required
+        if not wanted and not self._warned_restart:  # the common case: nothing to say
+            self.restart_required = ()
+            self._metrics.restart_required.set(0)
+            return
         self.restart_required = tuple(format_path(path) for path, _ in wanted)
         self._metrics.restart_required.set(len(wanted))
         for path, digest in wanted:
@@ -737,5 +751,27 @@ class Worker(Generic[T]):
                     field=format_path(path),
                     detail="the running value stays in force until the process restarts",
                 )
-        for path in [p for p in self._warned_restart if p not in dict(wanted)]:
+        still = dict(wanted)
+        for path in [p for p in self._warned_restart if p not in still]:
             del self._warned_restart[path]
+
+
+def _first_seen(batch: list[_Trigger]) -> float:
+    """When the burst's first trigger came (most bursts are one trigger)."""
+    if len(batch) == 1:
+        return batch[0].seen_at
+    return min(t.seen_at for t in batch)
+
+
+def _all_polls(batch: list[_Trigger]) -> bool:
+    return all(trigger.kind == "poll" for trigger in batch)
+
+
+def _trigger_of(batch: list[_Trigger]) -> str:
+    """The trigger a burst is reported as: a caller's, if one asked, else the first one."""
+    if len(batch) > 1:
+        kinds = {t.kind for t in batch}
+        for kind in ("manual", "signal", "auto_reload"):
+            if kind in kinds:
+                return kind
+    return batch[0].kind

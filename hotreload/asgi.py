@@ -10,7 +10,8 @@ and `gated` (on a request/response function) import Starlette, and only when cal
   a gating session per request would hold every change back under steady traffic.
 * `session` / `gated` open a gating session for long units of work, opted into per route.
 * `HotReloadAdmin` (or `admin_routes` for Starlette/FastAPI) serves ``GET /-/config``,
-  ``POST /-/reload``, ``GET /metrics``, ``GET /-/healthz`` and ``GET /-/readyz``.
+  ``POST /-/reload``, ``POST /-/quarantine/release``, ``GET /metrics``, ``GET /-/healthz``
+  and ``GET /-/readyz``.
 """
 
 from __future__ import annotations
@@ -259,7 +260,8 @@ def config_report(
     reloader: HotReloader[Any], *, include_config: bool = True, origins: bool = False
 ) -> dict[str, Any]:
     """What ``GET /-/config`` answers: the process id, the version in force, the last outcome
-    and its error, the pending change, restart-required fields and failure records. Never a
+    and its error, the pending change, restart-required fields, failure records, the probation
+    in progress (until when, the evidence so far) and the quarantined versions. Never a
     secret value. ``origins`` (``?origins=1``) adds where each value came from, dotted path ->
     ``file:line`` or ``$VARIABLE`` (null: the schema's default).
     """
@@ -283,6 +285,8 @@ def config_report(
         "restart_required": list(reloader.restart_required),
         "failures": failure_dict(reloader.failures.values()),
         "refused": list(last.refused) if last is not None else [],
+        "probation": reloader.probation_report(),
+        "quarantined": msgspec.to_builtins(reloader.quarantined),
         "derived": [
             {"name": d.name, "generation": d.generation, "draining": d.draining}
             for d in reloader.derived_resources
@@ -316,13 +320,26 @@ class HotReloadAdmin:
     * ``POST /-/reload``: a forced re-check, answering its outcome. Off (404) unless
       ``reload_token`` is set; ``Authorization: Bearer <token>`` is compared in constant time:
       none → 401, wrong → 403.
+    * ``POST /-/quarantine/release`` with ``{"config_hash": "..."}``: lift a quarantine
+      (`HotReloader.release`) and answer the re-check's outcome; 404 if that hash is not
+      quarantined, 400 for a body that does not name one. Same token, same answers as
+      ``/-/reload``.
     * ``GET /metrics``: Prometheus text from ``registry`` (default: the reloader's).
     * ``GET /-/healthz``: the process answers. ``GET /-/readyz``: 200 while a valid config is in
       force, even when the latest version was rejected (``"status": "degraded"`` and why); with
       ``strict_ready=True`` a rejected latest version answers 503.
     """
 
-    PATHS = ("/-/config", "/-/reload", "/metrics", "/-/healthz", "/-/readyz")
+    PATHS = (
+        "/-/config",
+        "/-/reload",
+        "/-/quarantine/release",
+        "/metrics",
+        "/-/healthz",
+        "/-/readyz",
+    )
+    #: The endpoints that change something: POST, and only with a token.
+    POSTS = ("/-/reload", "/-/quarantine/release")
 
     def __init__(
         self,
@@ -352,10 +369,10 @@ class HotReloadAdmin:
             return
         path = _route_path(scope)
         method = scope.get("method", "GET")
-        if path not in self.PATHS or (path == "/-/reload" and not self.reload_enabled):
+        if path not in self.PATHS or (path in self.POSTS and not self.reload_enabled):
             await _json(send, 404, {"error": "not found"})
             return
-        allowed = ("POST",) if path == "/-/reload" else _GET
+        allowed = ("POST",) if path in self.POSTS else _GET
         if method not in allowed:
             await _json(send, 405, {"error": "method not allowed"}, allow=", ".join(allowed))
             return
@@ -374,8 +391,11 @@ class HotReloadAdmin:
             await self._ready(reloader, send)
         elif path == "/metrics":
             await self._metrics(reloader, send)
-        else:
-            await self._reload(reloader, scope, send)
+        elif await self._authorized(scope, send):
+            if path == "/-/reload":
+                await self._reload(reloader, send)
+            else:
+                await self._release(reloader, receive, send)
 
     async def _ready(self, reloader: HotReloader[Any], send: Send) -> None:
         snapshot = reloader.snapshot
@@ -394,7 +414,8 @@ class HotReloadAdmin:
         registry = self._registry or _registry_of(reloader)
         await _respond(send, 200, generate_latest(registry), CONTENT_TYPE_LATEST)
 
-    async def _reload(self, reloader: HotReloader[Any], scope: Scope, send: Send) -> None:
+    async def _authorized(self, scope: Scope, send: Send) -> bool:
+        """The bearer token, compared in constant time; answers 401/403 itself when wrong."""
         assert self._token is not None  # noqa: S101 - checked by the caller
         given = _bearer(scope)
         if given is None:
@@ -404,11 +425,34 @@ class HotReloadAdmin:
                 {"error": "a bearer token is required"},
                 www_authenticate='Bearer realm="hotreload"',
             )
-            return
+            return False
         if not hmac.compare_digest(given, self._token):
             await _json(send, 403, {"error": "wrong token"})
-            return
+            return False
+        return True
+
+    async def _reload(self, reloader: HotReloader[Any], send: Send) -> None:
         outcome = await reloader.reload()
+        config = to_builtins(reloader.snapshot.config)
+        await _json(send, 200, scrubbed(outcome_dict(outcome), reloader.policy, config))
+
+    async def _release(self, reloader: HotReloader[Any], receive: Receive, send: Send) -> None:
+        body = await _body(receive, _RELEASE_BODY_MAX)
+        config_hash = None
+        if body is not None:
+            try:
+                asked = msgspec.json.decode(body)
+            except msgspec.DecodeError:
+                asked = None
+            if isinstance(asked, dict) and isinstance(asked.get("config_hash"), str):
+                config_hash = asked["config_hash"]
+        if config_hash is None:
+            await _json(send, 400, {"error": 'the body must be {"config_hash": "<hash>"}'})
+            return
+        outcome = await reloader.release(config_hash)
+        if outcome is None:
+            await _json(send, 404, {"error": "that config_hash is not quarantined"})
+            return
         config = to_builtins(reloader.snapshot.config)
         await _json(send, 200, scrubbed(outcome_dict(outcome), reloader.policy, config))
 
@@ -437,14 +481,35 @@ def admin_routes(
         state_key=state_key,
     )
     return [
-        Route(path, admin, methods=["POST"] if path == "/-/reload" else ["GET"])
+        Route(path, admin, methods=["POST"] if path in HotReloadAdmin.POSTS else ["GET"])
         for path in HotReloadAdmin.PATHS
-        if path != "/-/reload" or admin.reload_enabled
+        if path not in HotReloadAdmin.POSTS or admin.reload_enabled
     ]
 
 
 def _registry_of(reloader: HotReloader[Any]) -> CollectorRegistry:
     return reloader.registry
+
+
+#: A release names one hash: a body larger than this is not one.
+_RELEASE_BODY_MAX = 4096
+
+
+async def _body(receive: Receive, limit: int) -> bytes | None:
+    """The request body, or None once it grows past ``limit`` bytes (or the client leaves)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunk = bytes(message.get("body", b""))
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def _bearer(scope: Scope) -> bytes | None:

@@ -162,3 +162,25 @@ def test_real_documents_take_the_plain_path_and_build_the_same(name: str) -> Non
     )
     expected = yaml.constructor.SafeConstructor().construct_document(compose(text))
     assert same(_build_plain(compose(text)), expected)  # no _NotPlain: the fast path is taken
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=st.one_of(scalars, st.text(max_size=12)),
+    kind=st.sampled_from([yaml.ScalarNode, yaml.SequenceNode, yaml.MappingNode]),
+    implicit=st.tuples(st.booleans(), st.booleans()),
+)
+def test_the_loader_s_own_resolver_gives_pyyaml_s_tags(
+    value: str, kind: type[yaml.Node], implicit: tuple[bool, bool]
+) -> None:
+    """`_StrictLoader.resolve` (no path resolvers, its own copy of the safe resolvers) is
+    PyYAML's general resolver tag for tag, on every spelling YAML 1.1 types and any text."""
+    from hotreload._parsing import _StrictLoader
+
+    ours = _StrictLoader("a: 1")
+    theirs: Any = yaml.SafeLoader("a: 1")
+    try:
+        assert ours.resolve(kind, value, implicit) == theirs.resolve(kind, value, implicit)
+    finally:
+        ours.dispose()
+        theirs.dispose()

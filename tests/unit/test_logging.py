@@ -252,6 +252,55 @@ def test_configured_structlog_gets_the_events_and_stdlib_none(
     assert not [r for r in caplog.records if r.name.startswith("hotreload")]
 
 
+def test_the_assembled_structlog_logger_follows_a_later_configuration() -> None:
+    """The bound logger is assembled once per configuration, not per event (the lazy proxy's
+    cost), yet a ``configure`` or ``capture_logs`` made later is obeyed from the next event."""
+    first: list[str] = []
+    second: list[str] = []
+
+    def into(seen: list[str]) -> Any:
+        def keep(_: Any, __: str, event_dict: Any) -> Any:
+            seen.append(event_dict["event"])
+            raise structlog.DropEvent
+
+        return keep
+
+    log = ContextLogger("hotreload.test.b", config="api")
+    structlog.configure(processors=[into(first)])
+    log.info("one")
+    log.info("two")
+    structlog.configure(processors=[into(second)])
+    log.info("three")
+    with structlog.testing.capture_logs() as captured:
+        log.info("four")
+    log.info("five")
+    assert first == ["one", "two"]
+    assert second == ["three", "five"]
+    assert [e["event"] for e in captured] == ["four"]
+
+
+def test_a_print_logger_made_without_a_file_writes_to_the_stdout_of_the_moment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``PrintLoggerFactory()`` binds ``sys.stdout`` when a logger is made: a stream swapped
+    since (pytest's capture, a redirect) gets the next event, as with structlog's own proxy."""
+    import io
+
+    structlog.configure(
+        processors=[structlog.processors.JSONRenderer()],
+        logger_factory=structlog.PrintLoggerFactory(),
+    )
+    log = ContextLogger("hotreload.test.b", config="api")
+    before, after = io.StringIO(), io.StringIO()
+    monkeypatch.setattr("sys.stdout", before)
+    log.info("one")
+    monkeypatch.setattr("sys.stdout", after)
+    log.info("two")
+    assert '"one"' in before.getvalue()
+    assert '"two"' not in before.getvalue()
+    assert '"two"' in after.getvalue()
+
+
 @pytest.mark.parametrize(
     ("value", "shown"),
     [
