@@ -243,7 +243,8 @@ class Pipeline(Generic[T]):
     ) -> tuple[UnknownKey, ...]:
         """The document's unknown keys with where they are (a layered source: the layer that
         has them); with ``strict``, an error naming them all at the first one's position."""
-        found = find_unknown(self.schema, data)
+        own = getattr(self._schema, "find_unknown", None)
+        found = own(data) if own is not None else find_unknown(self.schema, data)
         if not found:
             return ()
         if document is not None:

@@ -56,7 +56,9 @@ class Schema(Protocol[T_co]):
     """One schema class, as the pipeline uses it.
 
     ``convert`` and ``to_builtins`` are plain callables (not methods) so the msgspec path
-    calls straight into C: the pipeline adds no Python frame to a reload.
+    calls straight into C: the pipeline adds no Python frame to a reload. An adapter may also
+    have ``find_unknown(data)``: the document's unknown keys (`UnknownKey` paths and
+    suggestions), named by it instead of by the walk of the schema type.
     """
 
     @property
@@ -79,6 +81,10 @@ class Schema(Protocol[T_co]):
 def schema_for(schema: type[T]) -> Schema[T]:
     """The adapter for ``schema``; refuses a mutable one (readers share the config).
 
+    A schema type may bring its own: a classmethod ``__hotreload_adapter__()`` returning a
+    `Schema` (or None for the default one), as `hotreload.holmesgpt` does when holmesgpt's own
+    models are installed to decide validity.
+
     Adapters hold nothing per reloader, so reloaders of one schema share one: a thousand
     reloaders should not carry a thousand. The cache is bounded (a schema type made per call
     is not kept forever); an unhashable schema gets its own adapter.
@@ -93,12 +99,13 @@ def schema_for(schema: type[T]) -> Schema[T]:
 
 @functools.lru_cache(maxsize=256)
 def _adapter(schema: Any) -> Schema[Any]:
-    adapter: Any
-    if is_pydantic_model(schema):
+    own = getattr(schema, "__hotreload_adapter__", None)
+    adapter: Any = own() if callable(own) else None  # a schema may bring its own (or None)
+    if adapter is None and is_pydantic_model(schema):
         from ._pydantic import PydanticSchema  # noqa: PLC0415 - the optional extra, only here
 
         adapter = PydanticSchema(schema)
-    else:
+    elif adapter is None:
         adapter = MsgspecSchema(schema)
     # A dict, list or set anywhere in the config becomes read-only after conversion (and a
     # mutable record inside a frozen one is refused): a frozen record alone does not stop

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from hotreload.cli import main
+from hotreload.holmesgpt import BUILTIN_TOOLSETS
 
 DATA = Path(__file__).parent / "data"
 
@@ -47,15 +49,50 @@ def test_the_data_set_is_all_there() -> None:
         assert f"`{path.relative_to(DATA)}`" in listed, path
 
 
+# Only holmesgpt's own models refuse it (the hand model checks no URL syntax).
+ONLY_HOLMESGPT_REFUSES = {
+    "docs-data-sources-remote-mcp-servers-2.yaml": "mcp_servers.mcp_server_2.config.url",
+}
+
+
+# holmesgpt 0.45 reads these old names as the new built-in (with a warning) or skips them.
+STILL_READ = {"coralogix/logs", "runbook", "kubectl-run"}
+
+
+def gone(path: Path) -> str | None:
+    """The first toolset of ``path`` that holmesgpt 0.45 no longer has as a built-in (these
+    files are from an older holmesgpt) and that, as a custom one, lacks its description."""
+    data = yaml.safe_load(path.read_text())
+    for name, entry in (data.get("toolsets") or {}).items():
+        if name in STILL_READ or name in BUILTIN_TOOLSETS:
+            continue
+        if "description" not in (entry or {}):
+            return f"toolsets.{name}.description"
+    return None
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_upstream_config_files_pass(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_upstream_config_files_pass(
+    path: Path, authority: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each passes, but for the toolsets holmesgpt 0.45 renamed or removed: refused, naming
+    the entry (holmesgpt would load the file and mark that toolset failed)."""
     code, report = check(path, "holmesgpt", capsys)
-    assert code == 0, report
-    assert report["valid"] is True
+    refused = gone(path)
+    if authority == "holmesgpt" and path.name in ONLY_HOLMESGPT_REFUSES:
+        refused = ONLY_HOLMESGPT_REFUSES[path.name]
+    if refused is None:
+        assert code == 0, report
+        assert report["valid"] is True
+    else:
+        assert code == 1, report
+        assert report["field_path"] == refused
 
 
 @pytest.mark.parametrize("path", MODEL_LISTS, ids=lambda p: p.name)
-def test_rendered_model_lists_pass(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_rendered_model_lists_pass(
+    path: Path, authority: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, report = check(path, "holmesgpt-models", capsys)
     assert code == 0, report
 
@@ -73,12 +110,14 @@ OTHER_KINDS = {
 @pytest.mark.parametrize("name", sorted(OTHER_KINDS))
 @pytest.mark.parametrize("schema", ["holmesgpt", "holmesgpt-models"])
 def test_other_kinds_of_file_are_refused(
-    name: str, schema: str, capsys: pytest.CaptureFixture[str]
+    name: str, schema: str, authority: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, report = check(DATA / "refused" / name, schema, capsys)
     assert code == 1
     assert report["valid"] is False
     want = OTHER_KINDS[name][schema == "holmesgpt-models"]
+    if authority == "holmesgpt" and schema == "holmesgpt" and "unknown field" in want:
+        want = "Extra inputs are not permitted"
     assert want in report["error"], report
 
 
@@ -96,7 +135,7 @@ UPSTREAM_MISTAKES = {
 
 @pytest.mark.parametrize("name", sorted(UPSTREAM_MISTAKES))
 def test_broken_upstream_examples_are_refused_where_they_break(
-    name: str, capsys: pytest.CaptureFixture[str]
+    name: str, authority: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, report = check(DATA / "refused" / name, "holmesgpt", capsys)
     field_path, line = UPSTREAM_MISTAKES[name]
@@ -106,7 +145,7 @@ def test_broken_upstream_examples_are_refused_where_they_break(
 
 
 def test_the_all_comments_example_is_an_empty_document(
-    capsys: pytest.CaptureFixture[str],
+    authority: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``config.example.yaml`` is all comments: HolmesGPT reads that as "all defaults", the
     engine as a file caught mid-write (its settings, uncommented, are in ``config/``)."""

@@ -1,4 +1,5 @@
-"""The schemas mirror upstream HolmesGPT's models (robusta-dev/holmesgpt at c1ee1d4)."""
+"""The hand model mirrors holmesgpt 0.45's models; with the package installed, it is checked
+against them field by field (what would drift when holmesgpt moves on)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,20 @@ import pytest
 
 from hotreload._fields import FieldPolicy
 from hotreload.holmesgpt import (
+    BUILTIN_TOOLSETS,
     HolmesGPTConfig,
     McpServer,
+    McpServerConfig,
+    ModelEntry,
     Prerequisite,
+    Tool,
+    ToolParameter,
     Toolset,
     ToolsetFile,
+    Transformer,
     validate_model_list,
 )
+from tests.holmesgpt.conftest import need_upstream
 
 # holmes/config.py `Config`, in its order
 UPSTREAM_CONFIG_FIELDS = [
@@ -49,12 +57,15 @@ UPSTREAM_CONFIG_FIELDS = [
     "opsgenie_api_key",
     "opsgenie_team_integration_key",
     "opsgenie_query",
-    "custom_runbooks",
+    "custom_skill_paths",
+    "skill_repos",
     "custom_toolsets",
     "custom_toolsets_from_cli",
     "should_try_robusta_ai",
+    "anchors",
     "toolsets",
     "mcp_servers",
+    "additional_toolsets",
 ]
 # its `SecretStr` fields, and the one password it keeps as a plain str
 UPSTREAM_SECRETS = [
@@ -76,18 +87,21 @@ UPSTREAM_TOOLSET_FIELDS = [
     "docs_url",
     "icon_url",
     "installation_instructions",
-    "additional_instructions",
     "prerequisites",
     "tools",
     "tags",
     "config",
-    "is_default",
     "llm_instructions",
     "transformers",
+    "approval_required_tools",
+    "expose_remotely",
+    "status_refresh_interval_seconds",
     "type",
     "path",
     "status",
     "error",
+    "meta",
+    "subtype",
     "url",
 ]
 
@@ -95,8 +109,8 @@ UPSTREAM_TOOLSET_FIELDS = [
 def test_config_has_upstreams_fields_and_defaults() -> None:
     assert [f.name for f in msgspec.structs.fields(HolmesGPTConfig)] == UPSTREAM_CONFIG_FIELDS
     default = HolmesGPTConfig()
-    assert (default.max_steps, default.github_query, default.jira_query) == (40, "", "")
-    assert (default.alertmanager_label, default.custom_runbooks) == ([], [])
+    assert (default.max_steps, default.github_query, default.jira_query) == (100, "", "")
+    assert (default.alertmanager_label, default.custom_skill_paths) == ([], [])
     assert default.should_try_robusta_ai is False
     assert default.toolsets is None
     assert default.model is None
@@ -116,23 +130,52 @@ def test_toolset_entries_have_upstreams_keys(model: type[msgspec.Struct]) -> Non
 
 
 @pytest.mark.parametrize(
-    ("prerequisite", "ok"),
+    "prerequisite",
     [
-        ({"command": "kubectl version", "expected_output": "v1"}, True),
-        ({"env": ["PROMETHEUS_URL"]}, True),
-        ({"enabled": False, "disabled_reason": "needs a license"}, True),
-        ({}, False),
-        ({"enabled": False}, False),
-        ({"expected_output": "v1"}, False),
-        ({"command": "true", "env": ["X"]}, False),
+        {"command": "kubectl version", "expected_output": "v1"},
+        {"env": ["PROMETHEUS_URL"]},
+        {"enabled": False, "disabled_reason": "needs a license"},
+        {},  # holmesgpt reads these as an `env` prerequisite with no variables: it passes
+        {"enabled": False},
+        {"cmd": "kubectl version"},
     ],
 )
-def test_a_prerequisite_is_one_of_three_kinds(prerequisite: dict[str, Any], ok: bool) -> None:
-    if ok:
-        msgspec.convert(prerequisite, Prerequisite, strict=True)
-    else:
-        with pytest.raises(msgspec.ValidationError):
-            msgspec.convert(prerequisite, Prerequisite, strict=True)
+def test_a_prerequisite_is_read_as_holmesgpt_reads_it(prerequisite: dict[str, Any]) -> None:
+    msgspec.convert(prerequisite, Prerequisite, strict=True)
+
+
+def test_the_hand_model_has_holmesgpts_fields_and_builtin_toolsets() -> None:
+    """Each hand Struct declares what holmesgpt's model of it declares; the built-in names
+    are its ``load_builtin_toolsets()``'s."""
+    need_upstream()
+    from holmes.config import Config
+    from holmes.core import tools
+    from holmes.core.llm import ModelEntry as UpstreamModelEntry
+    from holmes.core.transformers.transformer import Transformer as UpstreamTransformer
+    from holmes.plugins.toolsets.mcp.toolset_mcp import MCPConfig, StdioMCPConfig
+
+    from hotreload import _holmesgpt_upstream
+
+    def names(struct: Any) -> set[str]:
+        return {f.encode_name for f in msgspec.structs.fields(struct)}
+
+    def upstream(*models: Any) -> set[str]:
+        return {name for model in models for name in model.model_fields}
+
+    assert names(HolmesGPTConfig) == upstream(Config)
+    assert names(Toolset) | {"name"} == upstream(tools.Toolset, tools.ToolsetYamlFromConfig)
+    assert names(Tool) == upstream(tools.YAMLTool)
+    assert names(ToolParameter) == upstream(tools.ToolParameter)
+    assert names(Transformer) == upstream(UpstreamTransformer)
+    prerequisites = (
+        tools.StaticPrerequisite,
+        tools.ToolsetCommandPrerequisite,
+        tools.ToolsetEnvironmentPrerequisite,
+    )
+    assert names(Prerequisite) == upstream(*prerequisites)
+    assert names(McpServerConfig) == upstream(MCPConfig, StdioMCPConfig)
+    assert names(ModelEntry) <= upstream(UpstreamModelEntry)
+    assert set(BUILTIN_TOOLSETS) == _holmesgpt_upstream.builtin_names()
 
 
 def tool_with_items(items: dict[str, Any]) -> dict[str, Any]:
@@ -153,20 +196,21 @@ def test_tool_parameters_nest() -> None:
     labels = (tools[0].parameters["f"].properties or {})["labels"]
     assert labels.items is not None
     assert labels.items.type == "string"
-    with pytest.raises(msgspec.ValidationError, match=r"unknown field `typ`"):
-        msgspec.convert(tool_with_items({"typ": "string"}), ToolsetFile, strict=True)
+    with pytest.raises(msgspec.ValidationError, match=r"Expected `str \| array`"):
+        msgspec.convert(tool_with_items({"type": 1}), ToolsetFile, strict=True)
 
 
-def test_model_entries_keep_the_keys_litellm_gets() -> None:
+def test_model_entries_keep_the_keys_litellm_gets(authority: str) -> None:
     models = {"fast": {"model": "gpt-4o-mini", "temperature": 0, "drop_params": True}}
     validate_model_list(models)  # no error; and nothing is taken out
     assert models["fast"] == {"model": "gpt-4o-mini", "temperature": 0, "drop_params": True}
-    with pytest.raises(ValueError, match=r"Expected `bool \| null`") as caught:
-        validate_model_list({"fast": {"model": "m", "is_robusta_model": "yes"}})
+    with pytest.raises(ValueError, match=r"`bool|boolean") as caught:
+        validate_model_list({"fast": {"model": "m", "is_robusta_model": "maybe"}})
     assert getattr(caught.value, "field_path", None) == "fast.is_robusta_model"
 
 
 @pytest.mark.parametrize("doc", [{}, {"toolsets": {}, "mcp_servers": {}}, {"toolsets": None}])
+@pytest.mark.usefixtures("hand")
 def test_a_custom_toolset_file_without_toolsets_is_refused(doc: dict[str, Any]) -> None:
     """Upstream's server raises "No 'toolsets' or 'mcp_servers' key found" for such a file."""
     with pytest.raises(msgspec.ValidationError, match="needs a toolset or an MCP server"):
