@@ -103,7 +103,12 @@ class UpstreamRefusal(LocatedRefusal):
 def builtin_names() -> frozenset[str]:
     """The names of holmesgpt's built-in toolsets (its loader treats those entries as
     overrides); loaded once per process."""
-    return frozenset(toolset.name for toolset in load_builtin_toolsets())
+    with warnings.catch_warnings():
+        # holmesgpt reads its toolsets' instruction templates with ``open(path).read()``: each
+        # file closes as it is dropped, with a ResourceWarning an application running with
+        # warnings as errors would get as an unraisable exception. Upstream's, not the user's.
+        warnings.simplefilter("ignore", ResourceWarning)
+        return frozenset(toolset.name for toolset in load_builtin_toolsets())
 
 
 def _plain(value: Any) -> Any:

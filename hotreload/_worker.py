@@ -102,13 +102,6 @@ class _Trigger:
     """What a ``rollback`` (the condemnation) or ``release`` (the hash) trigger carries."""
 
 
-def _collector_paused(fn: Callable[..., R], *args: Any) -> R:
-    """``fn(*args)`` with the cyclic collector paused (see `_gcpause`: what a large document's
-    nodes would otherwise cost the loop in full collections)."""
-    with gc_paused():
-        return fn(*args)
-
-
 @dataclass(frozen=True, slots=True)
 class _Change(Generic[T]):
     """A validated change on its way in: committed now, or held while sessions are open."""
@@ -394,7 +387,11 @@ class Worker(Generic[T]):
         would hold the loop longer than a few milliseconds, else right here."""
         if size <= INLINE_BYTES:
             return fn(*args)
-        result: R = await self._in_thread(_collector_paused, fn, *args)
+        # The collector paused (see `_gcpause`: what a large document's nodes would otherwise
+        # cost the loop in full collections), and resumed here, on the loop: resumed in the
+        # thread, its first allocation would start the collection the pause put off, there.
+        with gc_paused():
+            result: R = await self._in_thread(fn, *args)
         # Cancelled while the thread ran (shutdown): drop the result, commit nothing.
         await anyio.lowlevel.checkpoint_if_cancelled()
         return result

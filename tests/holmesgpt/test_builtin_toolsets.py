@@ -9,7 +9,9 @@ refused before 0.45's models were followed: ``cilium.yaml`` (``args``), ``inspek
 
 from __future__ import annotations
 
+import gc
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -78,3 +80,18 @@ def test_strict_refuses_the_keys_holmesgpt_ignores_in_its_own_files(
     assert report["reason"] == "unknown_key"
     assert report["field_path"].endswith(f".{IGNORED_BY_HOLMESGPT[name]}")
     assert isinstance(report["line"], int)
+
+
+def test_loading_the_builtin_names_leaves_no_resource_warning_behind() -> None:
+    """holmesgpt reads its templates with ``open(path).read()``: under warnings-as-errors those
+    warnings surfaced as unraisable errors in whichever test ran next."""
+    need_upstream()
+    from hotreload._holmesgpt_upstream import builtin_names
+
+    builtin_names.cache_clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        names = builtin_names()
+        gc.collect()
+    assert "kubernetes/core" in names
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
