@@ -406,6 +406,9 @@ class Worker(Generic[T]):
     async def _load(self, raw: bytes) -> Active[T]:
         """The first version (start-up): the same rule as every later one, quarantine
         included (kept in the last-known-good file)."""
+        # anyio loads its event-loop backend on first use (some 20 ms of imports, on the loop):
+        # here, at start-up, rather than in the first commit large enough for a thread.
+        await anyio.lowlevel.checkpoint()
         if self.lkg_path is not None:
             await self._in_thread(self._restore_quarantine, None)
         active = await self._off_loop(len(raw), self._pipeline.load, raw)

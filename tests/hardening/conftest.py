@@ -136,9 +136,10 @@ async def ordinary_hold(r: HotReloader[Any], path: Path, *, traced: bool = False
     inline-parse size (refused by `Settings` for its unknown keys, after a full parse).
     ``traced``: under `peak_memory`, like a measurement it is compared with (tracemalloc
     slows every allocation several times)."""
+    document = ordinary_document()  # the test's own work, not the reloader's
     with peak_memory() if traced else contextlib.nullcontext():
         async with loop_hold() as hold:
-            write_atomic(path, ordinary_document())
+            write_atomic(path, document)
             await r.wait_for_outcome(lambda o: o.error is not None, timeout=WAIT)
     assert hold.worst > 0
     return hold.worst

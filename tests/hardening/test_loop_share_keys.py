@@ -42,8 +42,9 @@ class Open(msgspec.Struct, frozen=True, kw_only=True):
 async def ordinary_hold(r: HotReloader[Any], path: Path) -> float:
     """The baseline: how long ``r`` holds the loop to commit an ordinary document just under
     the inline-parse size (its keys unknown to `Open`, so named too), checked on the loop."""
+    document = ordinary_document()  # the test's own work, outside the block
     async with loop_hold() as hold:
-        write_atomic(path, ordinary_document())
+        write_atomic(path, document)
         assert (await next_commit(r)).applied
     assert hold.worst > 0
     return hold.worst
@@ -67,8 +68,9 @@ async def test_a_version_with_thousands_of_unknown_keys_holds_the_loop_no_longer
     n = 20_000
     async with open_reloader(config_path, registry, schema=Open, max_bytes=4 << 20) as r:
         ordinary = await ordinary_hold(r, config_path)
+        document = stray_keys(n, "gpt-6")
         async with loop_hold() as hold:
-            write_atomic(config_path, stray_keys(n, "gpt-6"))
+            write_atomic(config_path, document)
             outcome = await next_commit(r, timeout=SLOW_WAIT)
         assert outcome.applied
         assert len(r.unknown_keys) == n
@@ -89,8 +91,9 @@ async def test_a_change_of_thousands_of_paths_holds_the_loop_no_longer(
         write_atomic(config_path, changed_items(n, "gpt-5"))
         await next_commit(r, timeout=SLOW_WAIT)
         ordinary = await ordinary_hold(r, config_path)
+        document = changed_items(n, "gpt-6")
         async with loop_hold() as hold:
-            write_atomic(config_path, changed_items(n, "gpt-6"))
+            write_atomic(config_path, document)
             outcome = await next_commit(r, timeout=SLOW_WAIT)
     assert len(outcome.changed) == n + 1
     [line] = [e for e in logs if e.get("generation") == 3 and "changed" in e]

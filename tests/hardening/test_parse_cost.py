@@ -204,19 +204,19 @@ def stray(count: int) -> bytes:
 
 def test_unknown_keys_cost_linear_time() -> None:
     """4,000 stray keys (43 KB) held the loop for up to a second and 6,000 for 3 s: each was
-    located by scanning its mapping again. Four times the keys must cost about four times as
-    much (16 times, quadratic)."""
+    located by scanning its mapping again. Eight times the keys must cost about eight times as
+    much (64 times, quadratic); the bound leaves room for a noisy, shared machine."""
     p = pipeline()
     active = p.load(b"model: a\n")
-    small, large = stray(2_000), stray(8_000)
+    small, large = stray(1_000), stray(8_000)
     assert len(p.evaluate(large, active).unknown or ()) == 8_000
     last = p.evaluate(large, active).unknown
     assert last is not None
     assert (last[-1].dotted, last[-1].line, last[-1].column) == ("stray_07999", 8_001, 1)
-    ratio = cpu(lambda: p.evaluate(large, active), repeats=3) / cpu(
-        lambda: p.evaluate(small, active), repeats=3
+    ratio = cpu(lambda: p.evaluate(large, active), repeats=5) / cpu(
+        lambda: p.evaluate(small, active), repeats=5
     )
-    assert ratio < 6, f"4x the unknown keys cost {ratio:.1f}x"
+    assert ratio < 24, f"8x the unknown keys cost {ratio:.1f}x"
 
 
 def test_a_key_merged_in_and_given_again_is_located_at_the_one_in_force() -> None:
