@@ -31,6 +31,7 @@ PIECES = (
     "schemas",
     "bombs",
     "hotpath",
+    "probation",
 )
 
 
@@ -290,6 +291,7 @@ def summarise(results: dict[str, dict[str, Any]]) -> str:
             ("schemas", schemas_tables),
             ("bombs", bombs_table),
             ("hotpath", hotpath_tables),
+            ("probation", probation_tables),
         )
         if name in results
     )
@@ -424,6 +426,34 @@ def hotpath_tables(r: dict[str, Any]) -> str:
             )
         )
     return "\n\n".join(parts)
+
+
+def probation_tables(r: dict[str, Any]) -> str:
+    """Issue 25: the N-th failure to the rollback's outcome, and probation's cost on a commit
+    that passes against none, interleaved in one run."""
+    rb = r["rollback"]
+    rows = [
+        [k, v["n"], v["p50_ms"], v["p95_ms"], v["max_ms"]]
+        for k, v in (
+            (f"failure #{rb['failures']} → rollback outcome", rb["failure_to_rollback"]),
+            ("`reload()` committing the version (baseline)", rb["commit_baseline"]),
+        )
+    ]
+    cost = [
+        [k, v["without_us_per_change"], v["with_probation_us_per_change"], v["ratio_median"],
+         v["ratio_best"], f"<= {v['target']}"]
+        for k, v in r["pass_overhead"].items()
+    ]  # fmt: skip
+    return (
+        f"### Probation: failure #{rb['failures']} → rollback (`Probation(window="
+        f"{rb['window_s']}, failures={rb['failures']})`, ms)\n\n"
+        + table(["measure", "n", "p50", "p95", "max"], rows)
+        + "\n\n### Probation's cost on a commit that passes: CPU per change through "
+        "`reload()`, `Probation()` against none\n\n"
+        + table(
+            ["config", "without µs", "with µs", "ratio (median)", "ratio (best)", "target"], cost
+        )
+    )
 
 
 def schemas_tables(r: dict[str, Any]) -> str:

@@ -135,6 +135,11 @@ class Trial:
         return tuple(found)
 
 
+_NONE: frozenset[str] = frozenset()
+
+
 def failing_now(records: Mapping[str, ToolsetFailureRecord]) -> frozenset[str]:
     """The dependencies with consecutive failures right now."""
+    if not records:  # the usual case, at every commit: no generator for it
+        return _NONE
     return frozenset(name for name, rec in records.items() if rec.consecutive_failures > 0)

@@ -119,3 +119,16 @@ def test_hotpath_benchmark_runs(tmp_path: Path) -> None:
     assert all(row["ratio"] > 0 for row in results["per_change_cpu"].values())
     assert results["commit_loop_lag"]["10MB_one_line"]["compose_gil_ms"] >= 0
     assert results["many_reloaders"]["n"] == 5
+
+
+def test_probation_benchmark_runs(tmp_path: Path) -> None:
+    out = tmp_path / "probation.json"
+    script = LATENCY.parent / "probation.py"
+    command = [sys.executable, str(script), "--smoke", "--json", str(out)]
+    subprocess.run(command, check=True, capture_output=True, timeout=60)
+    results = json.loads(out.read_text())["results"]
+    rollback = results["rollback"]
+    assert rollback["failure_to_rollback"]["n"] == rollback["commit_baseline"]["n"] == 2
+    assert rollback["quarantined"] == 2
+    assert set(results["pass_overhead"]) == {"bench_2_keys", "holmes_demo"}
+    assert all(row["ratio_median"] > 0 for row in results["pass_overhead"].values())

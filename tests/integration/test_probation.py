@@ -253,6 +253,59 @@ async def test_failures_after_the_window_do_not_condemn(
         assert r.quarantined == ()
 
 
+async def test_one_timer_serves_every_trial_and_waits_for_the_latest_window(
+    config_path: Path, registry: CollectorRegistry, logs: Logs
+) -> None:
+    """Commits in a row keep the timer armed for the first window (no cancel and new timer
+    per commit); when it fires, the later commit's trial goes on to the end of its own."""
+    async with make(config_path, registry, Probation(window=60.0, failures=1), watch=False) as r:
+        config_path.write_text(BAD)
+        first = await r.reload()
+        timer = r._trial_timer
+        assert timer is not None
+        config_path.write_text("model: gpt-5\n")
+        second = await r.reload()
+        assert second.generation == first.generation + 1
+        assert r._trial_timer is timer
+        assert not timer.cancelled()
+        # The first window's end, as the loop would run it.
+        timer.cancel()
+        r._trial_over(timer.when())
+        report = r.probation_report()
+        assert report is not None
+        assert report["generation"] == second.generation
+        assert r._trial_timer is not None
+        assert r._trial_timer is not timer
+        assert not [e for e in logs if e["event"] == "config_probation_passed"]
+        # Still on probation: a failure condemns the second commit.
+        stream = r.outcomes()
+        fail(r, "llm", 1)
+        rolled = await until(stream, is_rollback)
+        assert [e.config_hash for e in r.quarantined] == [second.config_hash]
+        assert rolled.config_hash == first.config_hash
+        assert r._trial_timer is None  # the rollback ended the trial and its timer
+
+
+async def test_the_on_probation_line_is_logged_only_when_a_dependency_is_exempt(
+    config_path: Path, registry: CollectorRegistry, logs: Logs
+) -> None:
+    """An INFO line on every commit was most of probation's cost on a small config: it is
+    written when it says something, the dependencies already failing (which cannot condemn)."""
+    async with make(config_path, registry, Probation(window=60.0, failures=3), watch=False) as r:
+        config_path.write_text(BAD)
+        await r.reload()
+        assert r.probation_report() is not None
+        assert not [e for e in logs if e["event"] == "config_on_probation"]
+        fail(r, "flaky", 1)
+        await r.failures_settled()
+        config_path.write_text("model: gpt-5\n")
+        second = await r.reload()
+        [line] = [e for e in logs if e["event"] == "config_on_probation"]
+        assert line["generation"] == second.generation
+        assert line["already_failing"] == ["flaky"]
+        assert (line["window_s"], line["failures"]) == (60.0, 3)
+
+
 @pytest.mark.parametrize("kind", ["false", "raises", "async-false"])
 async def test_a_failing_check_rolls_back(
     config_path: Path, registry: CollectorRegistry, metric: MetricReader, kind: str
