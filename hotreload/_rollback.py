@@ -28,7 +28,7 @@ from ._logging import ContextLogger, capped
 from ._metrics import ReloaderMetrics
 from ._outcome import ReloadOutcome
 from ._pipeline import Active, Evaluation
-from ._probation import Evidence, Probation, QuarantineEntry, Trial, failing_now
+from ._probation import Check, Evidence, Probation, QuarantineEntry, Trial, failing_now
 from ._snapshot import Snapshot
 from ._tasks import TaskSet
 
@@ -260,8 +260,8 @@ class Probationer(Generic[T]):
         failure: Evidence | None = None
         try:
             with anyio.fail_after(self.hook_timeout):
-                if inspect.iscoroutinefunction(check):
-                    result = await check(snapshot)
+                if _is_async(check):
+                    result = check(snapshot)  # awaited below
                 else:  # a sync probe may block (a network call): not on the loop
                     result = await anyio.to_thread.run_sync(check, snapshot, abandon_on_cancel=True)
                 if inspect.isawaitable(result):
@@ -394,3 +394,10 @@ class Probationer(Generic[T]):
             _lkg.save(self.lkg_path, kept)
         except (OSError, ValueError) as exc:  # a safety net: never fail a reload over it
             self._log.warning("quarantine_write_failed", path=self.lkg_path, error=str(exc))
+
+
+def _is_async(check: Check) -> bool:
+    """An ``async def`` check, or an object whose ``__call__`` is one: awaited on the loop
+    (anything else may block, and runs in a thread)."""
+    call = type(check).__call__
+    return inspect.iscoroutinefunction(check) or inspect.iscoroutinefunction(call)

@@ -24,7 +24,7 @@ import functools
 import os
 import re
 import ssl
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
@@ -34,7 +34,9 @@ from ._derive import Derived
 from ._fields import RestartRequired, Secret
 from ._logging import ContextLogger
 from ._options import Failures, Fields
+from ._probation import Probation
 from ._reloader import HotReloader
+from ._snapshot import Snapshot
 
 if TYPE_CHECKING:
     import httpx
@@ -55,6 +57,8 @@ __all__ = [
     "HapiConfig",
     "KubernetesConfig",
     "LLMConfig",
+    "LLMProbe",
+    "LLMReachable",
     "LoggingConfig",
     "MetricsConfig",
     "PromptConfig",
@@ -69,6 +73,7 @@ __all__ = [
     "failure_threshold_from_env",
     "hot_reload_from_env",
     "llm_client",
+    "probation_from_env",
     "validate_catalog",
 ]
 
@@ -275,18 +280,28 @@ def create_reloader(
     *,
     name: str = "holmesgpt-api",
     environ: Mapping[str, str] | None = None,
+    llm_probe: LLMProbe | None = None,
     **options: Any,
 ) -> HotReloader[ApiConfig]:
     """A `HotReloader` for `ApiConfig` with the Holmes metric namespace, refusing a change of
-    ``llm.provider`` (`REFUSED`); options pass through.
+    ``llm.provider`` (`REFUSED`), every commit on probation (`probation_from_env`); options
+    pass through.
 
-    ``path`` defaults to ``$CONFIG_FILE`` or ``/etc/holmesgpt/config.yaml`` (the service's own
-    default); ``HOT_RELOAD_ENABLED=false`` means ``watch=False`` unless ``watch`` is given.
+    ``llm_probe`` is the service's own reachability call for its LLM: given, it is probation's
+    check (`LLMReachable`), run once after each commit on the LLM client in force, and a commit
+    it fails is rolled back. ``path`` defaults to ``$CONFIG_FILE`` or
+    ``/etc/holmesgpt/config.yaml`` (the service's own default); ``HOT_RELOAD_ENABLED=false``
+    means ``watch=False`` unless ``watch`` is given.
     """
     env = os.environ if environ is None else environ
     options.setdefault("namespace", NAMESPACE)
     options.setdefault("fields", Fields(refuse_changes=REFUSED))
     options.setdefault("watch", hot_reload_from_env(env))
+    if "probation" not in options:
+        check = None if llm_probe is None else LLMReachable(llm_probe)
+        options["probation"] = probation_from_env(env, check=check)
+    elif llm_probe is not None:
+        raise TypeError("give llm_probe or probation, not both: llm_probe is probation's check")
     where = env.get(CONFIG_FILE_ENV, DEFAULT_PATH) if path is None else path
     return HotReloader(where, schema=ApiConfig, name=name, **options)
 
@@ -317,8 +332,51 @@ def llm_client(config: ApiConfig) -> httpx.AsyncClient:
 def derive_llm_client(reloader: HotReloader[ApiConfig]) -> Derived[httpx.AsyncClient]:
     """Keep an `llm_client` in step with ``llm.*``: rebuilt inside the commit when any of it
     changes; a request keeps the client it started with (``derived.get()``); the old one is
-    closed when the last of them ends."""
-    return reloader.derive(llm_client, on=("llm",), name="llm_client")
+    closed when the last of them ends. With an `LLMReachable` check (``llm_probe``), probation
+    probes this client, the one requests get."""
+    derived = reloader.derive(llm_client, on=("llm",), name="llm_client")
+    probation = reloader.probation
+    if probation is not None and isinstance(probation.check, LLMReachable):
+        probation.check.client = derived
+    return derived
+
+
+LLMProbe = Callable[["httpx.AsyncClient", LLMConfig], Awaitable[bool]]
+"""The service's reachability call for its LLM: ``await probe(client, config.llm)`` is True
+when the model answers through ``client`` (False, or raising, when it does not)."""
+
+
+class LLMReachable:
+    """Probation's check for ``config.yaml``: after each commit, the service's own `LLMProbe`
+    on the LLM client in force (the derived one, once `derive_llm_client` made it; else a
+    client made for the probe and closed after it). A model the provider no longer serves,
+    or an endpoint that does not answer, rolls the commit back before requests fail on it."""
+
+    __slots__ = ("client", "probe")
+
+    def __init__(self, probe: LLMProbe) -> None:
+        self.probe = probe
+        self.client: Derived[httpx.AsyncClient] | None = None
+
+    def __repr__(self) -> str:  # the check's name in probation's evidence
+        probe = getattr(self.probe, "__qualname__", None) or type(self.probe).__qualname__
+        return f"llm_reachable({probe})"
+
+    async def __call__(self, snapshot: Snapshot[ApiConfig]) -> bool:
+        config = snapshot.config
+        if self.client is not None:
+            return bool(await self.probe(self.client.current, config.llm))
+        async with llm_client(config) as client:
+            return bool(await self.probe(client, config.llm))
+
+
+def probation_from_env(
+    environ: Mapping[str, str] | None = None, *, check: LLMReachable | None = None
+) -> Probation:
+    """Probation as the presets turn it on: a 60 s window, condemned by
+    ``TOOLSET_MAX_FAILURES_BEFORE_RELOAD`` (default 3) consecutive failures of a dependency
+    that was healthy at the commit, the spec's threshold."""
+    return Probation(window=60.0, failures=failure_threshold_from_env(environ), check=check)
 
 
 # -- toolsets.yaml (BR-HAPI-190) -------------------------------------------------------------
@@ -424,7 +482,10 @@ def create_toolset_reloader(
     """A `HotReloader` for `ToolsetCatalog`, configured from the environment as the spec says.
 
     ``failures`` has its threshold from ``TOOLSET_MAX_FAILURES_BEFORE_RELOAD`` unless given;
-    ``validate_catalog`` runs unless ``HOLMESGPT_DEV_MODE=true``. Options pass through.
+    ``validate_catalog`` runs unless ``HOLMESGPT_DEV_MODE=true``. Options pass through. No
+    probation unless given (``probation=probation_from_env()``): BR-HAPI-190's own scenarios
+    answer failures after a change with a re-check, which probation would answer with a
+    rollback.
     """
     options.setdefault("namespace", NAMESPACE)
     options.setdefault("failures", Failures(threshold=failure_threshold_from_env(environ)))
