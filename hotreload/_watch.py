@@ -199,6 +199,49 @@ _BUSY = 16
 _STALE_MIN = 16
 
 
+class _StopSignal:
+    """The stop event RustNotify polls at each of its steps (``is_set``).
+
+    ``set`` stops the watcher at its next step, dropping any changes it holds (RustNotify
+    clears them): for shutdown. ``retire`` stops it only once it has delivered every change it
+    held when told: for a watcher whose successor is up. A change seen only by the old watcher
+    (made before the new one's watch existed) would otherwise be lost with it. RustNotify
+    returns what it holds within ``debounce_ms / step_ms + 1`` steps, so ``retire`` gives it
+    that many and one more, counted in its own steps (not wall time, which a busy machine
+    stretches).
+    """
+
+    __slots__ = ("_event", "_left", "_steps")
+
+    def __init__(self, debounce_ms: int, step_ms: int) -> None:
+        self._event = threading.Event()
+        self._steps = -(-debounce_ms // max(step_ms, 1)) + 2
+        self._left: int | None = None
+
+    def set(self) -> None:
+        self._event.set()
+
+    def retire(self) -> None:
+        if self._left is None:
+            self._left = self._steps
+
+    @property
+    def requested(self) -> bool:
+        """Told to stop, or to retire (any thread)."""
+        return self._event.is_set() or self._left is not None
+
+    @property
+    def done(self) -> bool:
+        """Stopped, or retired with nothing left to deliver (the watcher's thread)."""
+        return self._event.is_set() or self._left == 0
+
+    def is_set(self) -> bool:
+        """RustNotify's question, once per step, from the watcher's thread only."""
+        if self._left is not None and self._left > 0:
+            self._left -= 1
+        return self.done
+
+
 class _Watcher:
     """One RustNotify in one thread; delivers batches to the hub through the loop."""
 
@@ -213,7 +256,7 @@ class _Watcher:
         self.up = False
         self.stale = False
         """It may hold a watch on a directory that was replaced since: it covers nothing."""
-        self.stop = threading.Event()
+        self.stop = _StopSignal(hub.debounce_ms, hub.step_ms)
         self.done: asyncio.Future[None] = hub.loop.create_future()
         self.thread = threading.Thread(
             target=self._run, args=(hub,), name="hotreload-watch", daemon=True
@@ -235,7 +278,7 @@ class _Watcher:
                 ignore_permission_denied=True,
             ) as notify:
                 _call(loop, hub._ready, self)
-                while not self.stop.is_set():
+                while not self.stop.done:
                     batch = notify.watch(
                         debounce_ms=hub.debounce_ms,
                         step_ms=hub.step_ms,
@@ -654,7 +697,14 @@ class WatchHub:
         shard.starting = _Watcher(self, frozenset(live), self._epoch, shard.watchers())
 
     def _stop(self, watcher: _Watcher) -> None:
+        """Stop ``watcher``, which covers nobody."""
         watcher.stop.set()
+        if not watcher.done.done():
+            self._retired.append(watcher)
+
+    def _retire(self, watcher: _Watcher) -> None:
+        """Stop ``watcher``, whose successor is up, once it has delivered what it holds."""
+        watcher.stop.retire()
         if not watcher.done.done():
             self._retired.append(watcher)
 
@@ -670,7 +720,7 @@ class WatchHub:
                 _resolve(sub.joined)
 
     def _ready(self, watcher: _Watcher) -> None:
-        if watcher.stop.is_set():
+        if watcher.stop.requested:
             return
         watcher.up = True
         shard = next((s for s in self._shards if s.starting is watcher), None)
@@ -679,7 +729,7 @@ class WatchHub:
             shard.starting, shard.current = None, watcher
             replaced, watcher.replaces = watcher.replaces, []
             for w in replaced:
-                self._stop(w)
+                self._retire(w)
             shard.handoff = [w for w in shard.handoff if w not in replaced]
             self._failures = 0
             if shard.dirty:
@@ -691,7 +741,7 @@ class WatchHub:
             watcher.done.set_result(None)
         if watcher in self._retired:
             self._retired.remove(watcher)
-        if watcher.stop.is_set() or not self._subs:
+        if watcher.stop.requested or not self._subs:
             return
         # It ended without being asked: the Rust side raised (or a root went away at start).
         for shard in self._shards:

@@ -287,3 +287,25 @@ async def test_watcher_crash_is_survived(
     finally:
         rust_notify.release()
     assert watch_threads() == []
+
+
+async def test_a_replaced_watcher_delivers_what_it_holds_before_it_stops(
+    tmp_path: Path, registry: CollectorRegistry, settings: SettingsSchema
+) -> None:
+    """A rebuild retires the old watcher once its successor is up. A change made before the
+    successor's watch existed is the old watcher's alone, perhaps still inside its debounce:
+    retired, it delivers that change first (stopped outright, RustNotify drops it). Here it
+    is retired with no successor at all, right after the write, so only it can deliver."""
+    path = tmp_path / "svc.yaml"
+    path.write_text("model: a\n")
+    async with open_reloader(path, registry, "svc", settings) as r:
+        await watcher_up(r)
+        hub = hub_for(DEBOUNCE_MS, STEP_MS)
+        [watcher] = hub.live_watchers()
+        write_in_place(path, "model: b\n")
+        hub._retire(watcher)  # before its thread could hand the change over: it holds it
+        commit = await next_commit(r)
+        assert (commit.trigger, commit.generation) == ("watch", 2)
+        assert r.config == settings(model="b")
+        await anyio.to_thread.run_sync(watcher.thread.join, WAIT)
+        assert not watcher.thread.is_alive()  # and then it stopped
