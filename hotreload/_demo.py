@@ -3,7 +3,10 @@
 Imported only by the ``demo`` command, so Starlette and uvicorn (the ``demo`` extra) are needed
 only there. ``/`` answers with the model and provider in use, the endpoint the LLM client in
 force targets and how many replaced clients are still draining; the admin endpoints are
-mounted.
+mounted. Like the service, the demo calls its toolsets (each one with a URL in its ``config``,
+every second) and reports each call with ``record_failure`` / ``record_success``: point one at
+a dead URL and probation rolls the change back. It serves a stand-in for the Prometheus toolset
+itself (`TOOLSET_PATH`).
 """
 
 from __future__ import annotations
@@ -36,7 +39,16 @@ from .asgi import (
 )
 from .holmes import ApiConfig, create_reloader, derive_llm_client
 
-__all__ = ["CONFIG_ENV", "DEMO_CONFIG", "TOKEN_ENV", "build_app", "create_app", "serve"]
+__all__ = [
+    "CONFIG_ENV",
+    "DEMO_CONFIG",
+    "TOKEN_ENV",
+    "TOOLSET_PATH",
+    "build_app",
+    "create_app",
+    "demo_config",
+    "serve",
+]
 
 TOKEN_ENV = "HOTRELOAD_RELOAD_TOKEN"  # noqa: S105 - the variable's name, not a token
 CONFIG_ENV = "HOTRELOAD_DEMO_CONFIG"
@@ -63,7 +75,11 @@ llm:
 
 toolsets:
   kubernetes/core: {}
-  prometheus/metrics: {}
+  prometheus/metrics:
+    config:
+      # The demo calls this every second and reports each call, as the service does. Point it
+      # at a dead URL (http://127.0.0.1:9/) and save: three failures in a row roll it back.
+      prometheus_url: http://127.0.0.1:8000/toolset/prometheus
 
 context_api:
   url: http://context-api.kubernaut-system.svc.cluster.local:8091
@@ -86,6 +102,51 @@ metrics:
   endpoint: /metrics
   scrape_interval: 30s
 """
+
+
+TOOLSET_PATH = "/toolset/prometheus"
+#: How often the demo calls each toolset: three failures in a row condemn a commit on probation.
+PROBE_INTERVAL = 1.0
+_URL_KEYS = ("url", "prometheus_url")
+
+
+def demo_config(port: int, scheme: str = "http") -> str:
+    """`DEMO_CONFIG` with its toolset pointed at the demo's own stand-in on ``port``."""
+    return DEMO_CONFIG.replace("http://127.0.0.1:8000", f"{scheme}://127.0.0.1:{port}")
+
+
+def _toolset_urls(config: ApiConfig) -> dict[str, str]:
+    """Each toolset with a URL in its ``config`` (``url`` or ``prometheus_url``), by name."""
+    urls = {}
+    for name, toolset in config.toolsets.items():
+        settings = toolset.get("config") if isinstance(toolset, dict) else None
+        if isinstance(settings, dict) and toolset.get("enabled", True) is not False:
+            url = next((settings[k] for k in _URL_KEYS if isinstance(settings.get(k), str)), None)
+            if url is not None:
+                urls[name] = url
+    return urls
+
+
+async def _call_toolsets(reloader: HotReloader[ApiConfig], interval: float) -> None:
+    """What the service does with its toolsets, in small: call each one, report how it went.
+    The failures are what probation reads after a commit."""
+    import httpx  # noqa: PLC0415 - the demo extra's; imported with the demo only
+
+    async with httpx.AsyncClient(timeout=2.0) as http:
+        while True:
+            for name, url in _toolset_urls(reloader.config).items():
+                try:
+                    (await http.get(url)).raise_for_status()
+                except httpx.HTTPError as exc:
+                    reloader.record_failure(name, type(exc).__name__, str(exc))
+                else:
+                    reloader.record_success(name)
+            await anyio.sleep(interval)
+
+
+async def _toolset_stand_in(request: Request) -> JSONResponse:
+    """A Prometheus toolset's endpoint, as far as the demo's calls need one."""
+    return JSONResponse({"status": "success", "data": {"version": "demo"}})
 
 
 def _say(line: str) -> None:
@@ -118,9 +179,11 @@ def build_app(
     *,
     reload_token: str | None = None,
     on_ready: Callable[[HotReloader[Any]], None] = lambda _: None,
+    call_toolsets: float | None = None,
 ) -> Starlette:
     """The demo app; ``on_ready`` runs once the config is loaded, before requests are served.
-    SIGHUP makes it re-check its file."""
+    SIGHUP makes it re-check its file. ``call_toolsets``: call the config's toolsets every so
+    many seconds, reporting each call (what probation reads)."""
     reloading = hotreload_lifespan(factory, reload_on_sighup=True)
 
     @contextlib.asynccontextmanager
@@ -130,11 +193,17 @@ def build_app(
             outcomes = reloader.outcomes()
             on_ready(reloader)
             tg.start_soon(_print_outcomes, outcomes)
+            if call_toolsets is not None:
+                tg.start_soon(_call_toolsets, reloader, call_toolsets)
             yield state
             tg.cancel_scope.cancel()
 
     return Starlette(
-        routes=[Route("/", home), *admin_routes(reload_token=reload_token)],
+        routes=[
+            Route("/", home),
+            Route(TOOLSET_PATH, _toolset_stand_in),
+            *admin_routes(reload_token=reload_token),
+        ],
         middleware=[Middleware(HotReloadMiddleware)],
         lifespan=lifespan,
     )
@@ -157,10 +226,15 @@ def create_app() -> Starlette:
 
 
 async def _print_outcomes(outcomes: AsyncIterator[Any]) -> None:
+    last = ""
     async for outcome in outcomes:
         if outcome.trigger == "rescan" and outcome.error is None:
             continue  # the watcher re-scanning is not news
-        _say(outcome_line(outcome))
+        line = outcome_line(outcome)
+        if outcome.trigger == "poll" and line == last:
+            continue  # the safety poll finding the same refused version again is not news
+        last = line
+        _say(line)
 
 
 def _listen(port: int) -> socket.socket:
@@ -176,16 +250,21 @@ def _listen(port: int) -> socket.socket:
     return sock
 
 
-def serve(path: Path, port: int, *, tls: bool = False, rotate: float | None = None) -> int:
+def serve(
+    path: Path, port: int, *, tls: bool = False, rotate: float | None = None, fresh: bool = False
+) -> int:
     """Serve the demo on 127.0.0.1:``port`` (0: any free port) until Ctrl-C; the exit code.
     ``tls``: over HTTPS, with a certificate made in ``path``'s directory (``tls/``) and kept
-    current by `hotreload.tls`; ``rotate``: renew it every so many seconds."""
+    current by `hotreload.tls`; ``rotate``: renew it every so many seconds. ``fresh``: ``path``
+    is the demo's own copy, written again with `demo_config` once the port is known."""
     try:
         sock = _listen(port)
     except OSError as exc:
         print(f"hotreload demo: cannot listen on 127.0.0.1:{port}: {exc.strerror}", file=sys.stderr)
         print("hotreload demo: try --port 0 (any free port)", file=sys.stderr)
         return 1
+    if fresh:  # the toolset's URL names the port the demo got
+        path.write_text(demo_config(sock.getsockname()[1], "https" if tls else "http"))
     certificates = None
     if tls:
         try:
@@ -217,11 +296,10 @@ def serve(path: Path, port: int, *, tls: bool = False, rotate: float | None = No
         derive_llm_client(reloader)
         return reloader
 
-    app = build_app(
-        factory,
-        reload_token=token,
-        on_ready=ready,
-    )
+    # Over TLS the stand-in's certificate is the demo's own, which a client would not trust:
+    # the toolset calls (and the rollback they show) are the plain-HTTP demo's.
+    calls = None if certificates is not None else PROBE_INTERVAL
+    app = build_app(factory, reload_token=token, on_ready=ready, call_toolsets=calls)
     config = uvicorn.Config(
         app,
         log_config=None,

@@ -131,6 +131,8 @@ def outcome_line(outcome: ReloadOutcome) -> str:
         line += f" restart required: {', '.join(outcome.restart_required)}"
     if outcome.refused:
         line += f" refused: {', '.join(outcome.refused)} (restart to apply)"
+    if outcome.trigger == "rollback":
+        line += " - probation condemned the version before it: back to the one it replaced"
     if outcome.error is not None:
         line += f" - keeping previous: {outcome.error}"
     return line

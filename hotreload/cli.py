@@ -340,15 +340,16 @@ def _run_demo(args: argparse.Namespace) -> int:
     directory = Path(tempfile.mkdtemp(prefix="hotreload-demo-")) if owned else args.config_dir
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "config.yaml"
-    if not path.exists():
-        path.write_text(_demo.DEMO_CONFIG)
+    fresh = not path.exists()
+    if fresh:  # serve writes it again once it knows its port (--port 0)
+        path.write_text(_demo.demo_config(args.port or 8000))
     print(f"hotreload demo: edit {path}", flush=True)
     code = EXIT_OK
     # SIGTERM (timeout, docker stop, Kubernetes) stops the demo like Ctrl-C: uvicorn shuts
     # down gracefully, then re-raises the signal it caught, which lands here as _Terminated.
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        code = _demo.serve(path, args.port, tls=args.tls, rotate=args.rotate)
+        code = _demo.serve(path, args.port, tls=args.tls, rotate=args.rotate, fresh=fresh)
     except (KeyboardInterrupt, _Terminated):
         pass
     finally:

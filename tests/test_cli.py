@@ -188,11 +188,11 @@ async def test_demo_serves_the_config_and_an_edit_shows_at_once(tmp_path: Path) 
             # The README tour, step 4: a line `llm: [` added at the end.
             config.write_text(config.read_text() + "llm: [\n")
             line = await read_until(proc.stdout, "validation_failed")
-            assert f"keeping previous: {config}:45:1: while parsing a flow node" in line
+            assert f"keeping previous: {config}:49:1: while parsing a flow node" in line
             assert (await client.get("/")).json()["model"] == "claude-3-5"
             report = (await client.get("/-/config")).json()
             error = report["last_outcome"]["error"]
-            assert (report["status"], error["line"], error["column"]) == ("degraded", 45, 1)
+            assert (report["status"], error["line"], error["column"]) == ("degraded", 49, 1)
             ready = await client.get("/-/readyz")
             assert (ready.status_code, ready.json()["status"]) == (200, "degraded")
             metrics = (await client.get("/metrics")).text.splitlines()  # step 5
@@ -206,6 +206,47 @@ async def test_demo_serves_the_config_and_an_edit_shows_at_once(tmp_path: Path) 
     assert b"stopped" in out
     assert b"sk-demo" not in out + err
     assert not config.parent.exists(), "the demo removes the temp directory it made"
+
+
+async def test_demo_rolls_back_a_toolset_pointed_at_a_dead_url() -> None:
+    """The README tour's probation step: the demo calls its toolset every second and reports
+    each call; pointed at a dead URL, the change is rolled back by those failures and the
+    condemned version stays out (quarantined) while the file still holds it."""
+    proc, config = await start_demo()
+    assert proc.stdout is not None
+    try:
+        url = (await read_until(proc.stdout, "serving http://127.0.0.1:")).split()[3]
+        port = url.rstrip("/").rsplit(":", 1)[1]
+        await read_until(proc.stdout, "[gen 1] loaded")
+        text = config.read_text()
+        assert f"prometheus_url: http://127.0.0.1:{port}/toolset/prometheus" in text
+        async with httpx.AsyncClient(base_url=url, timeout=5) as client:
+            good = (await client.get("/")).json()["config_hash"]
+            with socket.socket() as closed:  # a port nobody listens on once released
+                closed.bind(("127.0.0.1", 0))
+                dead = f"http://127.0.0.1:{closed.getsockname()[1]}/"
+            config.write_text(text.replace(f"http://127.0.0.1:{port}/toolset/prometheus", dead))
+            assert "[gen 2] config_changed (watch)" in await read_until(proc.stdout, "[gen 2]")
+            line = await read_until(proc.stdout, "(rollback)")
+            assert line.startswith("[gen 3] config_changed (rollback) changed: ")
+            assert "toolsets.prometheus/metrics.config.prometheus_url" in line
+            home = (await client.get("/")).json()
+            assert (home["generation"], home["config_hash"]) == (3, good)
+            report = (await client.get("/-/config")).json()
+            [entry] = report["quarantined"]
+            assert entry["reason"] == "failures"
+            assert [e["name"] for e in entry["evidence"]] == ["prometheus/metrics"]
+            assert report["config"]["toolsets"]["prometheus/metrics"]["config"] == {
+                "prometheus_url": f"http://127.0.0.1:{port}/toolset/prometheus"
+            }
+            metrics = (await client.get("/metrics")).text
+            rollbacks = 'holmesgpt_config_rollbacks_total{config="demo",reason="failures"} 1.0'
+            assert rollbacks in metrics
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(proc.communicate(), 10)
+    assert proc.returncode == 0, err
+    assert b"sk-demo" not in out + err
 
 
 async def test_demo_keeps_a_given_config_dir_and_reports_a_busy_port(tmp_path: Path) -> None:

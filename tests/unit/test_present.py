@@ -101,6 +101,14 @@ def test_outcome_line_says_what_happened_in_one_line() -> None:
     )
 
 
+def test_outcome_line_says_a_rollback_is_probation_taking_a_version_back() -> None:
+    line = outcome_line(outcome(trigger="rollback", changed=("toolsets.p.url",)))
+    assert line == (
+        "[gen 4] config_changed (rollback) changed: toolsets.p.url"
+        " - probation condemned the version before it: back to the one it replaced"
+    )
+
+
 def test_snapshot_dict() -> None:
     moment = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
     snap = Snapshot(
