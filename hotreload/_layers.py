@@ -49,12 +49,17 @@ class Layer:
     ``optional``: a missing file is skipped (a missing required one is an error naming it).
     ``format`` overrides the suffix; ``text`` makes the whole file one string. ``at`` places
     the document under a dotted key path (``Layer("tls.crt", format="text", at="tls.cert")``).
+    ``fallible``: when the first version is invalid with this layer and no last-known-good
+    copy serves, the reloader starts without it, ``degraded`` with the error, rather than not
+    at all; afterwards a bad version of it is refused like any other, and a valid one ends the
+    degraded state.
     """
 
     source: str | os.PathLike[str] | Source
     optional: bool = False
     format: LayerFormat | None = None
     at: str | None = None
+    fallible: bool = False
 
 
 #: What a list of layers may hold: paths, `Layer` objects, or any `Source`.
@@ -63,11 +68,13 @@ LayerItem: TypeAlias = "str | os.PathLike[str] | Layer | Source"
 
 class _Entry(msgspec.Struct, array_like=True, frozen=True):
     """One layer's bytes in a bundle: ``text`` (UTF-8) or ``raw`` (not UTF-8: the parser says
-    where); neither for an optional layer that is missing."""
+    where); neither for an optional layer that is missing, or a fallible one left out of a
+    degraded start (``dropped``)."""
 
     uri: str
     text: str | None = None
     raw: bytes | None = None
+    dropped: bool = False
 
 
 class _Bundle(msgspec.Struct, array_like=True, frozen=True):
@@ -86,6 +93,7 @@ class _Spec:
     optional: bool
     format: LayerFormat
     at: NodePath
+    fallible: bool
 
 
 class Layers:
@@ -130,6 +138,8 @@ class Layers:
         """The size cap of the last read: each layer's aliases may expand to no more text."""
         self._env_cache: tuple[list[tuple[str, str]], Parsed] | None = None
         self._empty: str | None = None
+        self._last_read: tuple[list[_Entry], list[tuple[str, str]]] | None = None
+        """The entries of the last read (a degraded start rebuilds the bundle from them)."""
         self.on_watch_restart: Callable[[], None] = _nothing
 
     @property
@@ -184,15 +194,44 @@ class Layers:
     def _bundle(self, entries: Sequence[_Entry | None], versions: Sequence[str | None]) -> Revision:
         pairs = zip(entries, self._specs, strict=True)
         done = [e if e is not None else _Entry(s.source.uri) for e, s in pairs]
+        env = sorted(_env_items(self._environ_now(), self.env_prefix)) if self.env_prefix else []
+        self._last_read = (done, env)
         self._empty = next((e.uri for e in done if e.text == "" or e.raw == b""), None)
         if self._empty is not None:
             return Revision(b"", None)
-        env = sorted(_env_items(self._environ_now(), self.env_prefix)) if self.env_prefix else []
         version = None if all(v is None for v in versions) else ",".join(v or "-" for v in versions)
         return Revision(_encode(_Bundle(done, env)), version)
 
     def _environ_now(self) -> Mapping[str, str]:
         return os.environ if self._environ is None else self._environ
+
+    def without_fallible(self, raw: bytes) -> tuple[bytes, tuple[str, ...]] | None:
+        """The bundle ``raw`` with its ``fallible`` layers left out, and their uris; None when
+        none of them is there to leave out. What a degraded start tries."""
+        if raw:
+            try:
+                bundle = _decode(raw)
+            except msgspec.DecodeError:
+                return None
+            entries, env = bundle.layers, bundle.env
+        elif self._last_read is not None:  # a layer was empty: the read kept its entries
+            entries, env = self._last_read
+        else:
+            return None
+        if len(entries) != len(self._specs):
+            return None
+        kept: list[_Entry] = []
+        dropped: list[str] = []
+        for spec, entry in zip(self._specs, entries, strict=True):
+            present = entry.text is not None or entry.raw is not None
+            if spec.fallible and present:
+                kept.append(_Entry(entry.uri, dropped=True))
+                dropped.append(entry.uri)
+            else:
+                kept.append(entry)
+        if not dropped or any(e.text == "" or e.raw == b"" for e in kept):
+            return None
+        return _encode(_Bundle(kept, env)), tuple(dropped)
 
     # -- parsing and merging (pure) ------------------------------------------------------------
 
@@ -208,22 +247,33 @@ class Layers:
             raise ConfigParseError(self._uri, "not a layered-config bundle") from None
         if len(bundle.layers) != len(self._specs):
             raise ConfigParseError(self._uri, "the bundle has a different set of layers")
-        parsed: list[Parsed] = []
+        parsed: list[Parsed | None] = []
         for index, (spec, entry) in enumerate(zip(self._specs, bundle.layers, strict=True)):
             content = entry.text if entry.text is not None else entry.raw
             if content is None:
-                continue  # an optional layer that is missing
+                parsed.append(None)  # an optional layer that is missing, or a dropped one
+                continue
             cached = self._cache.get(index)
             if cached is None or cached[0] != content:
                 cached = (content, _parse_layer(spec, content, self._max_text))
                 self._cache[index] = cached
             parsed.append(cached[1])
+        env: Parsed | None = None
         if self.env_prefix:
             if self._env_cache is None or self._env_cache[0] != bundle.env:
-                env = env_layer(bundle.env, self.env_prefix, max_text=self._max_text)
-                self._env_cache = (bundle.env, env)
-            parsed.append(self._env_cache[1])
-        return merge(parsed, self._uri)
+                env_parsed = env_layer(bundle.env, self.env_prefix, max_text=self._max_text)
+                self._env_cache = (bundle.env, env_parsed)
+            env = self._env_cache[1]
+        dropped = tuple(entry.dropped for entry in bundle.layers)
+        return self._combine(parsed, dropped, env)
+
+    def _combine(
+        self, parsed: Sequence[Parsed | None], dropped: Sequence[bool], env: Parsed | None
+    ) -> Document:
+        """Merge the layers (None: missing, or ``dropped`` by a degraded start) and the
+        environment. A subclass that merges as some service of its own did overrides this."""
+        layers = [p for p in parsed if p is not None]
+        return merge(layers if env is None else [*layers, env], self._uri)
 
     # -- watching --------------------------------------------------------------------------------
 
@@ -281,11 +331,13 @@ class Layers:
 
     def _wiring(self) -> Wiring:
         # An empty file is most often an in-place write caught between truncate and write.
+        fallible = any(s.fallible for s in self._specs)
         return Wiring(
             attach=self.attach,
             decode=self.document,
             warnings=self.warnings,
             empty_may_be_mid_write=True,
+            degrade=self.without_fallible if fallible else None,
         )
 
     def __repr__(self) -> str:
@@ -332,7 +384,7 @@ def _spec(item: LayerItem, file_options: dict[str, Any]) -> _Spec:
     fmt: LayerFormat = layer.format or source.format or format_for(source.uri)
     at = tuple(layer.at.split(".")) if layer.at else ()
     file = source if isinstance(source, FileSource) else None
-    return _Spec(source, file, layer.optional, fmt, at)
+    return _Spec(source, file, layer.optional, fmt, at, layer.fallible)
 
 
 def _generation(directory: str) -> str | None:

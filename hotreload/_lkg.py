@@ -30,7 +30,7 @@ __all__ = ["LKG_SLOTS", "Cached", "LastKnownGood", "load", "save"]
 
 #: The state this part owns: slots of the `HotReloader` façade (a part has none of its own,
 #: so parts stand side by side as bases instead of stacked in a chain).
-LKG_SLOTS = ("degraded", "lkg_path")
+LKG_SLOTS = ("_degrade", "degraded", "lkg_path")
 
 
 class Cached(msgspec.Struct, frozen=True, kw_only=True):
@@ -84,9 +84,47 @@ class LastKnownGood(Generic[T]):
     _metrics: ReloaderMetrics
     _quarantine: Mapping[str, QuarantineEntry]
     _restore_quarantine: Callable[[Cached | None], None]
+    _degrade: Callable[[bytes], tuple[bytes, tuple[str, ...]] | None] | None
 
-    def _last_known_good(self, error: ConfigError) -> tuple[Active[T], bytes]:
-        """Start on the cached copy when the source is invalid; re-raise ``error`` otherwise."""
+    def _last_known_good(self, error: ConfigError, raw: bytes | None) -> tuple[Active[T], bytes]:
+        """Start on the cached copy when the source is invalid; else, when the source can
+        leave out the part at fault (`Layers` with a ``fallible`` layer), without it; re-raise
+        ``error`` otherwise. ``raw``: the invalid bytes (None: the source could not be read)."""
+        try:
+            return self._cached_copy(error)
+        except ConfigError:
+            if raw is None or self._degrade is None:
+                raise
+        return self._start_without(error, raw, self._degrade)
+
+    def _start_without(
+        self,
+        error: ConfigError,
+        raw: bytes,
+        degrade: Callable[[bytes], tuple[bytes, tuple[str, ...]] | None],
+    ) -> tuple[Active[T], bytes]:
+        """Start on the source's bytes less its fallible parts, degraded with ``error``."""
+        fallback = degrade(raw)
+        if fallback is None:
+            raise error
+        content, left_out = fallback
+        try:
+            active = self._pipeline.load(content)
+        except ConfigError:  # the fault is not (only) in what was left out
+            raise error from None
+        if active.config_hash in self._quarantine:
+            raise error
+        self.degraded = f"started without {', '.join(left_out)}: {error}"
+        self._log.error(
+            "config_started_without_layer",
+            layers=list(left_out),
+            error=str(error),
+            reason=error.reason,
+            file=error.source,
+        )
+        return active, content
+
+    def _cached_copy(self, error: ConfigError) -> tuple[Active[T], bytes]:
         if self.lkg_path is None:
             raise error
         try:

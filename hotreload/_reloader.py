@@ -209,7 +209,9 @@ class HotReloader(
         self.lkg_path = None if lkg_path is None else os.fspath(lkg_path)
         self.degraded: str | None = None
         """Why the config in force is not the source's (started from the last-known-good
-        copy because the source was invalid), or None. Cleared by the next valid version."""
+        copy, or without a ``fallible`` layer, because the source was invalid), or None.
+        Cleared by the next valid version."""
+        self._degrade = wiring.degrade
         self.hook_timeout = hook_timeout
         self._derived = DerivedSet(self._log, hook_timeout)
         self._gate: DrainGate[_Change[T]] = DrainGate(max_drain_wait, self._notify_threadsafe)
@@ -244,13 +246,15 @@ class HotReloader(
         if self._tasks is not None:
             raise RuntimeError("this HotReloader is already running")
         started = time.perf_counter()
+        content: bytes | None = None
         try:
             first = await self.source.read(self._pipeline.max_bytes)
-            active = await self._load(first.content)  # fail fast: raises
-            raw, self._version = first.content, first.version
+            content = first.content
+            active = await self._load(content)  # fail fast: raises
+            raw, self._version = content, first.version
         except ConfigError as exc:
             # Reading and checking the cached copy is disk and parse time: not the loop's.
-            active, raw = await self._in_thread(self._last_known_good, exc)  # or raises exc
+            active, raw = await self._in_thread(self._last_known_good, exc, content)  # or raises
             self._version = None
         self._seen_key = active.content_sha256
         self._note_unknown(active.unknown)

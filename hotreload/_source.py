@@ -83,13 +83,16 @@ class Wiring:
     ``decode`` turns the bytes into a `Document` (a merge of layers, with origins) instead of
     parsing one document; ``warnings`` lists known ways the source will not be kept current;
     ``empty_may_be_mid_write``: an empty read may be an in-place write caught between its
-    truncate and its write, worth one more look before it is refused.
+    truncate and its write, worth one more look before it is refused; ``degrade``: given
+    the first read's bytes, which were invalid, the bytes to start on instead (degraded) and
+    the parts left out of them, or None (`Layers` with a ``fallible`` layer).
     """
 
     attach: Callable[[Callable[[str], None], Callable[[], None]], Attached] | None = None
     decode: Callable[[bytes], Document] | None = None
     warnings: Callable[[], list[tuple[str, str]]] = list
     empty_may_be_mid_write: bool = False
+    degrade: Callable[[bytes], tuple[bytes, tuple[str, ...]] | None] | None = None
 
 
 @runtime_checkable

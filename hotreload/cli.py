@@ -56,7 +56,7 @@ from ._present import (
 from ._reloader import HotReloader
 from ._unknown import UnknownKey
 
-__all__ = ["PRESETS", "PRESET_POLICIES", "main"]
+__all__ = ["PRESETS", "PRESET_LAYERS", "PRESET_POLICIES", "main"]
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -81,6 +81,11 @@ PRESETS: dict[str, tuple[str, ...]] = {
 PRESET_POLICIES: dict[str, dict[str, str]] = {
     "holmes": {"refuse_changes": "hotreload.holmes:REFUSED"},
 }
+
+#: How a preset's service layers several files, when not by the generic deep merge: name ->
+#: "module:function" taking the paths and the env prefix (``holmes``: ``config.yaml`` then
+#: ``sdk-config.yaml``, merged as the service's ConfigManager did).
+PRESET_LAYERS: dict[str, str] = {"holmes": "hotreload.holmes:cli_layers"}
 
 _SCHEMA_HELP = (
     "the schema to check against: a preset ("
@@ -147,8 +152,7 @@ def _check(args: argparse.Namespace) -> int:
     try:
         if len(files) > 1 or args.env_prefix:
             # Several files (and/or the environment): the layers a reloader would merge.
-            items = [Layer(f, format=args.format) for f in files]
-            layers = Layers(*items, env_prefix=args.env_prefix)
+            layers = _layers_for(args, files)
             path = layers.uri
             raw = layers.read_now(args.max_bytes).content
         else:
@@ -204,6 +208,17 @@ def _check(args: argparse.Namespace) -> int:
     for line in explain_lines(explained):
         print(line)
     return status
+
+
+def _layers_for(args: argparse.Namespace, files: list[str]) -> Layers:
+    """The layers a reloader of ``--schema`` would read ``files`` as: the preset's own
+    (`PRESET_LAYERS`), else the generic deep merge."""
+    preset = PRESET_LAYERS.get(args.schema)
+    if preset is not None and args.format is None:
+        layers: Layers = _import(preset, args.schema)(files, args.env_prefix)
+        return layers
+    items = [Layer(f, format=args.format) for f in files]
+    return Layers(*items, env_prefix=args.env_prefix)
 
 
 def _verdict(evaluation: Evaluation[Any]) -> dict[str, Any]:

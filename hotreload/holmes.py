@@ -5,12 +5,14 @@
 use is modelled with types and bounds, and the defaults are its ``ConfigManager.DEFAULTS`` (plus
 its ``load_config`` defaults for the sections that one does not cover). Keys the schema does not
 know are named and logged, not fatal (``strict=True`` makes them fatal). Hot-reloadable: all of
-it but the restart-required ``api_host``, ``api_port``, ``auth_enabled``, ``kubernetes.*`` and
-``data_storage.url`` (the running value stays until the pod restarts, with a warning and a
-gauge). ``log_level`` and ``logging.level`` both set the log level live. A change of
-``llm.provider`` refuses the whole new version (the provider is the client's identity: a new
-provider with the old one's key or endpoint must never go out half-applied);
-`derive_llm_client` keeps an HTTP client for ``llm.*`` in step with the file.
+it but the restart-required ``api_host``, ``api_port``, ``auth_enabled``, ``kubernetes.*``,
+``data_storage.url`` and ``tls.*`` (the running value stays until the pod restarts, with a
+warning and a gauge). Since Issue #390 the service splits it in two: ``sdk_config=`` merges
+``sdk-config.yaml`` (``llm``, ``toolsets``, ``mcp_servers``) over it at every reload, as its
+``ConfigManager`` did (`ServiceLayers`). ``log_level`` and ``logging.level`` both set the log
+level live. A change of ``llm.provider`` refuses the whole new version (the provider is the
+client's identity: a new provider with the old one's key or endpoint must never go out
+half-applied); `derive_llm_client` keeps an HTTP client for ``llm.*`` in step with the file.
 
 ``toolsets.yaml`` (BR-HAPI-190, `ToolsetCatalog`, `create_toolset_reloader`): the discovered
 toolsets with per-name overrides; ``TOOLSET_MAX_FAILURES_BEFORE_RELOAD`` sets the failure
@@ -24,7 +26,7 @@ import functools
 import os
 import re
 import ssl
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
@@ -32,7 +34,9 @@ from msgspec import Meta
 
 from ._derive import Derived
 from ._fields import RestartRequired, Secret
-from ._logging import ContextLogger
+from ._holmes_sdk import SDK_MERGE_KEYS, ServiceLayers
+from ._layers import Layers
+from ._logging import ContextLogger, capped
 from ._options import Failures, Fields
 from ._probation import Probation
 from ._reloader import HotReloader
@@ -48,6 +52,9 @@ __all__ = [
     "HOT_RELOAD_ENV",
     "NAMESPACE",
     "REFUSED",
+    "SDK_CONFIG_ENV",
+    "SDK_DEFAULT_PATH",
+    "SDK_MERGE_KEYS",
     "THRESHOLD_ENV",
     "ApiConfig",
     "AuditConfig",
@@ -62,9 +69,12 @@ __all__ = [
     "LoggingConfig",
     "MetricsConfig",
     "PromptConfig",
+    "ServiceLayers",
+    "TlsConfig",
     "Toolset",
     "ToolsetCatalog",
     "ToolsetOverride",
+    "cli_layers",
     "create_reloader",
     "create_toolset_reloader",
     "derive_llm_client",
@@ -92,6 +102,9 @@ DEV_MODE_ENV = "HOLMESGPT_DEV_MODE"
 CONFIG_FILE_ENV = "CONFIG_FILE"
 HOT_RELOAD_ENV = "HOT_RELOAD_ENABLED"
 DEFAULT_PATH = "/etc/holmesgpt/config.yaml"
+SDK_CONFIG_ENV = "SDK_CONFIG_FILE"
+#: Where the chart and the deploy manifests mount ``sdk-config.yaml`` (the service's default).
+SDK_DEFAULT_PATH = "/etc/holmesgpt/sdk/sdk-config.yaml"
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 Port = Annotated[int, Meta(ge=1, le=65535)]
@@ -179,6 +192,21 @@ class ContextApiConfig(_Section, frozen=True):
     max_retries: Annotated[int, Meta(ge=0, le=100)] = 2
 
 
+class TlsConfig(_Section, frozen=True):
+    """``tls:`` as the Helm chart renders it when Prometheus TLS is on (Issue #452/#467).
+
+    ``ca_file`` is a PEM CA the service trusts for its outgoing HTTPS (in-cluster Prometheus or
+    Thanos behind an OpenShift service-serving certificate), mounted from a ConfigMap at
+    ``/etc/ssl/hapi/service-ca.crt``. The service reads it once, at start (it joins it to the
+    system bundle in ``REQUESTS_CA_BUNDLE``), so it is restart-required here. The chart has no
+    server certificate for the API itself (TLS in front of it is the platform's). To rotate the
+    CA live instead, `hotreload.tls.ClientTLS` (``ca=`` the same file) keeps a client
+    ``ssl.SSLContext`` current from it, for clients that take one (httpx's ``verify=``).
+    """
+
+    ca_file: Annotated[str, Meta(min_length=1)] | None = None
+
+
 class HapiConfig(_Section, frozen=True):
     """``hapi:`` in the service's E2E test config: where the tests reach the API."""
 
@@ -250,6 +278,7 @@ class ApiConfig(_Section, frozen=True):
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     public_endpoints: tuple[UrlPath, ...] = msgspec.field(default_factory=_default_endpoints)
     hapi: HapiConfig | None = None
+    tls: Annotated[TlsConfig, RestartRequired] = msgspec.field(default_factory=TlsConfig)
 
     def __post_init__(self) -> None:
         nested = self.logging.level
@@ -278,6 +307,7 @@ def hot_reload_from_env(environ: Mapping[str, str] | None = None) -> bool:
 def create_reloader(
     path: str | os.PathLike[str] | None = None,
     *,
+    sdk_config: str | os.PathLike[str] | None = None,
     name: str = "holmesgpt-api",
     environ: Mapping[str, str] | None = None,
     llm_probe: LLMProbe | None = None,
@@ -285,7 +315,14 @@ def create_reloader(
 ) -> HotReloader[ApiConfig]:
     """A `HotReloader` for `ApiConfig` with the Holmes metric namespace, refusing a change of
     ``llm.provider`` (`REFUSED`), every commit on probation (`probation_from_env`); options
-    pass through.
+    pass through. At start it logs ``holmes_toolsets_in_force``.
+
+    ``sdk_config`` is the SDK's ``sdk-config.yaml`` (the chart mounts it at
+    `SDK_DEFAULT_PATH`), merged over ``config.yaml`` at every reload as the service did
+    (`ServiceLayers`: its ``llm``, ``toolsets`` and ``mcp_servers`` win, one level deep); both
+    files are watched, one update of both is one commit. Missing, it is a warning and the main
+    file is the config; invalid at start, the reloader starts on the main file, ``degraded``.
+    Not given: ``$SDK_CONFIG_FILE`` (the service's variable) if set; ``""``: none.
 
     ``llm_probe`` is the service's own reachability call for its LLM: given, it is probation's
     check (`LLMReachable`), run once after each commit on the LLM client in force, and a commit
@@ -303,7 +340,42 @@ def create_reloader(
     elif llm_probe is not None:
         raise TypeError("give llm_probe or probation, not both: llm_probe is probation's check")
     where = env.get(CONFIG_FILE_ENV, DEFAULT_PATH) if path is None else path
-    return HotReloader(where, schema=ApiConfig, name=name, **options)
+    sdk = env.get(SDK_CONFIG_ENV, "") if sdk_config is None else os.fspath(sdk_config)
+    source: str | os.PathLike[str] | ServiceLayers = where
+    if sdk:
+        source = ServiceLayers(where, sdk)
+    return _ApiReloader(source, schema=ApiConfig, name=name, **options)
+
+
+class _ApiReloader(HotReloader[ApiConfig]):
+    """The preset's reloader: says at start which toolsets are in force, as the service's
+    ``ConfigManager`` did at each apply (``toolsets=[...]``)."""
+
+    __slots__ = ()
+
+    async def __aenter__(self) -> HotReloader[ApiConfig]:
+        await super().__aenter__()
+        config = self.config
+        enabled = [n for n, t in config.toolsets.items() if t.get("enabled") is not False]
+        ContextLogger("hotreload.holmes", config=self.name).info(
+            "holmes_toolsets_in_force",
+            toolsets=capped(enabled),
+            disabled=capped([n for n in config.toolsets if n not in enabled]),
+            mcp_servers=capped(list(config.mcp_servers)),
+            llm_provider=config.llm.provider,
+            llm_model=config.llm.model,
+            source=self.path,
+            degraded=self.degraded,
+        )
+        return self
+
+
+def cli_layers(files: Sequence[str], env_prefix: str | None = None) -> Layers:
+    """``hotreload check --schema holmes config.yaml sdk-config.yaml``: the two files as the
+    service reads them (`ServiceLayers`); any other set, the generic deep merge."""
+    if len(files) == 2 and not env_prefix:
+        return ServiceLayers(files[0], files[1])
+    return Layers(*files, env_prefix=env_prefix)
 
 
 @functools.cache

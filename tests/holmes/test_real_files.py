@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 DATA = Path(__file__).parent / "data"
 REAL_FILES = sorted(DATA.glob("*.yaml"))
@@ -22,13 +23,76 @@ def check(*args: str | Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_all_four_real_files_are_here() -> None:
+#: The final deploy files (the last commits with hot_reload.py, SOURCES.md): each main file
+#: with the SDK file it is deployed with.
+PAIRS = [
+    ("final-deploy-configmap.config.yaml", "final-deploy-configmap.sdk-config.yaml"),
+    ("final-helm-configmap.config.yaml", "final-helm-configmap.sdk-config.yaml"),
+    ("final-helm-configmap-tls.config.yaml", "final-helm-configmap.sdk-config.yaml"),
+    ("final-helm-configmap-tls.config.yaml", "final-chart-example.sdk-config.yaml"),
+]
+
+
+def test_every_real_file_is_here_and_named_in_sources() -> None:
     assert [p.name for p in REAL_FILES] == [
         "config.yaml",
         "deploy-configmap.config.yaml",
+        "final-chart-example.sdk-config.yaml",
+        "final-deploy-configmap.config.yaml",
+        "final-deploy-configmap.sdk-config.yaml",
+        "final-helm-configmap-tls.config.yaml",
+        "final-helm-configmap.config.yaml",
+        "final-helm-configmap.sdk-config.yaml",
         "helm-configmap.config.yaml",
         "test_config.yaml",
     ]
+    sources = (DATA / "SOURCES.md").read_text()
+    for path in REAL_FILES:
+        assert f"`{path.name}`" in sources
+        if path.name.startswith("final-"):  # and each names its repository and commit itself
+            assert path.read_text().startswith("# ")
+            assert "jordigilh/kubernaut at commit " in path.read_text().splitlines()[0]
+
+
+def test_the_final_config_yaml_has_no_llm_and_the_chart_has_tls() -> None:
+    """Issue #390 moved llm: to sdk-config.yaml; the chart renders tls: when TLS is on."""
+
+    def keys(name: str) -> set[str]:
+        return set(yaml.safe_load((DATA / name).read_text()))
+
+    assert "llm" not in keys("final-deploy-configmap.config.yaml")
+    assert "llm" not in keys("final-helm-configmap.config.yaml")
+    assert "tls" not in keys("final-helm-configmap.config.yaml")
+    tls_on = keys("final-helm-configmap-tls.config.yaml")
+    assert tls_on == keys("final-helm-configmap.config.yaml") | {"tls"}
+    for name in ("final-deploy-configmap.sdk-config.yaml", "final-helm-configmap.sdk-config.yaml"):
+        assert keys(name) == {"llm", "toolsets", "mcp_servers"}
+
+
+@pytest.mark.parametrize("pair", PAIRS, ids=lambda p: f"{p[0]}+{p[1]}")
+def test_each_final_pair_passes_check_layered_even_with_strict(pair: tuple[str, str]) -> None:
+    main, sdk = DATA / pair[0], DATA / pair[1]
+    for extra in ((), ("--strict",)):
+        proc = check(main, sdk, "--schema", "holmes", "--json", "--explain", *extra)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        report = json.loads(proc.stdout)
+        assert (report["valid"], report["unknown"], report["file"]) == (True, [], f"{main} + {sdk}")
+        origins = {e["path"]: e["origin"] for e in report["explain"]}
+        assert origins["llm.model"].startswith(f"{sdk}:")  # llm: comes from the SDK file
+        assert origins["data_storage.url"] is None or origins["data_storage.url"].startswith(
+            f"{main}:"
+        )
+
+
+def test_the_charts_tls_section_is_modelled_and_restart_required(tmp_path: Path) -> None:
+    on = DATA / "final-helm-configmap-tls.config.yaml"
+    report = json.loads(check(on, "--schema", "holmes", "--json", "--explain").stdout)
+    values = {e["path"]: e["value"] for e in report["explain"]}
+    assert values["tls.ca_file"] == "/etc/ssl/hapi/service-ca.crt"
+    off = DATA / "final-helm-configmap.config.yaml"
+    proc = check(on, "--schema", "holmes", "--json", "--against", off)
+    changes = json.loads(proc.stdout)["changes"]
+    assert [(c["path"], c["restart_required"]) for c in changes] == [("tls.ca_file", True)]
 
 
 @pytest.mark.parametrize("path", REAL_FILES, ids=lambda p: p.name)

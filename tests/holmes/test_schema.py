@@ -174,6 +174,7 @@ def test_field_policy_follows_the_spec() -> None:
         ("auth_enabled",),
         ("kubernetes",),
         ("data_storage", "url"),
+        ("tls",),
     }
     assert ("llm", "api_key") in policy.secrets
     assert policy.restart_root(("kubernetes", "service_host")) == ("kubernetes",)

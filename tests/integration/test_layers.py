@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pydantic
@@ -10,15 +12,18 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from hotreload import (
+    ConfigParseError,
     ConfigReadError,
     ConfigValidationError,
     HotReloader,
     Layer,
     Layers,
     Origin,
+    ReloadOutcome,
     ReloadResult,
 )
 from hotreload.testing import ConfigMapVolume, write_atomic, write_in_place
+from tests.conftest import MetricReader
 
 
 class Llm(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -59,6 +64,7 @@ class PydanticSettings(pydantic.BaseModel):
 
 AnyLlm = Llm | PydanticLlm
 AnySchema = type[Settings] | type[PydanticSettings]
+AnySettings = Settings | PydanticSettings
 
 
 @pytest.fixture(params=[Settings, PydanticSettings], ids=["msgspec", "pydantic"])
@@ -348,3 +354,87 @@ async def test_polling_options_reach_every_file_layer(
         write_in_place(prod, PROD.replace("gpt-4o", "polled"))
         snap = await reloader.wait_for_generation(2, timeout=10)
         assert snap.config.llm.model == "polled"
+
+
+async def rejected(reloader: HotReloader[AnySettings]) -> ReloadOutcome:
+    """The rejection of the bad source by the re-check after start (it may be done already)."""
+    last = reloader.last_outcome
+    if last is not None and last.result is ReloadResult.VALIDATION_FAILED:
+        return last
+    return await reloader.wait_for_outcome(ReloadResult.VALIDATION_FAILED, timeout=10)
+
+
+async def test_a_fallible_layer_bad_at_start_starts_without_it_degraded_then_recovers(
+    files: tuple[Path, Path],
+    registry: CollectorRegistry,
+    schema: AnySchema,
+    logs: list[MutableMapping[str, Any]],
+    metric: MetricReader,
+) -> None:
+    base, prod = files
+    write_in_place(prod, "llm:\n  model: [\n")
+    async with HotReloader(
+        [base, Layer(prod, fallible=True)], schema=schema, registry=registry
+    ) as r:
+        assert r.config.llm == llm(schema, model="gpt-4o-mini", temperature=0.2)
+        assert r.config.hosts == ["a", "b"]  # the base alone
+        assert r.degraded is not None
+        assert r.degraded.startswith(f"started without {prod}: {prod}:3:1: ")
+        assert metric("hotreload_config_degraded", config="default") == 1
+        [started] = [e for e in logs if e["event"] == "config_started_without_layer"]
+        assert (started["log_level"], started["reason"]) == ("error", "parse")
+        assert (started["layers"], started["file"]) == ([str(prod)], str(prod))
+        refused = await rejected(r)  # the re-check after start: the typed error, the layer's
+        assert isinstance(refused.error, ConfigParseError)
+        assert refused.error.source == str(prod)
+        write_in_place(prod, PROD)
+        snap = await r.wait_for_generation(2, timeout=10)
+        assert (snap.config.llm.model, snap.config.hosts) == ("gpt-4o", ["c"])
+        assert r.degraded is None
+        assert metric("hotreload_config_degraded", config="default") == 0
+
+
+async def test_a_fallible_layer_empty_at_start_is_left_out_too(
+    files: tuple[Path, Path], registry: CollectorRegistry, schema: AnySchema
+) -> None:
+    base, prod = files
+    write_in_place(prod, "")
+    async with HotReloader(
+        [base, Layer(prod, fallible=True)], schema=schema, registry=registry
+    ) as r:
+        assert r.config.hosts == ["a", "b"]
+        assert r.degraded is not None
+        assert f"{prod}:1:1: the document is empty" in r.degraded
+
+
+async def test_a_fault_elsewhere_still_fails_fast_and_so_does_a_plain_layer(
+    files: tuple[Path, Path], schema: AnySchema
+) -> None:
+    base, prod = files
+    write_in_place(prod, "llm:\n  temperature: hot\n")
+    with pytest.raises(ConfigValidationError) as plain:
+        async with HotReloader([base, prod], schema=schema, registry=CollectorRegistry()):
+            pass
+    assert plain.value.source == str(prod)
+    write_in_place(prod, PROD)
+    write_in_place(base, "llm:\n  temperature: hot\n")  # the base at fault: leaving prod out
+    layers: list[Path | Layer] = [base, Layer(prod, fallible=True)]
+    with pytest.raises(ConfigValidationError) as caught:  # does not help, so no start
+        async with HotReloader(layers, schema=schema, registry=CollectorRegistry()):
+            pass
+    assert caught.value.source == str(base)
+
+
+async def test_a_usable_last_known_good_copy_wins_over_leaving_a_layer_out(
+    files: tuple[Path, Path], tmp_path: Path, schema: AnySchema
+) -> None:
+    base, prod = files
+    lkg = tmp_path / "lkg.json"
+    layers: list[Path | Layer] = [base, Layer(prod, fallible=True)]
+    async with HotReloader(layers, schema=schema, lkg_path=lkg, registry=CollectorRegistry()):
+        pass
+    write_in_place(prod, "llm:\n  temperature: hot\n")
+    async with HotReloader(layers, schema=schema, lkg_path=lkg, registry=CollectorRegistry()) as r:
+        assert r.config.llm.model == "gpt-4o"  # the merged copy, prod included
+        assert r.degraded is not None
+        assert r.degraded.startswith("started from the last-known-good copy")
