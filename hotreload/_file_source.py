@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import anyio
 
-from ._errors import ConfigReadError
+from ._errors import ConfigNotFoundError, ConfigReadError
 from ._kube import is_file_mount
 from ._mounts import first_warning_for
 from ._parsing import Format
@@ -174,12 +174,13 @@ def _nothing() -> None:
 def read_file(path: str, max_bytes: int, source: str) -> bytes:
     """A file's bytes, at most ``max_bytes``; never blocks on a FIFO, never follows a loop.
 
-    Errors are `ConfigReadError` naming ``source``: ``missing``, ``read`` or ``too_large``.
+    Errors are `ConfigReadError` naming ``source``: ``missing`` (a `ConfigNotFoundError`, also
+    a `FileNotFoundError`), ``read`` or ``too_large``.
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
-        raise ConfigReadError(source, "file not found", reason="missing") from None
+        raise ConfigNotFoundError(source) from None
     except OSError as exc:
         raise ConfigReadError(source, _describe(exc)) from None
     try:
