@@ -6,10 +6,14 @@ secret), only the file, the position or field path, and what was wrong.
 
 from __future__ import annotations
 
+import errno
+import os
+
 __all__ = [
     "ConfigApplyError",
     "ConfigBuildError",
     "ConfigError",
+    "ConfigNotFoundError",
     "ConfigParseError",
     "ConfigReadError",
     "ConfigRefusedError",
@@ -52,6 +56,35 @@ class ConfigReadError(ConfigError):
     def __init__(self, source: str, message: str, *, reason: str = "read") -> None:
         super().__init__(source, message)
         self.reason = reason
+
+
+class ConfigNotFoundError(ConfigReadError, FileNotFoundError):
+    """The config file does not exist (``reason`` ``missing``).
+
+    Also a `FileNotFoundError` (``errno`` ``ENOENT``, ``filename`` the file), so code written
+    as ``except FileNotFoundError`` around loading a config file keeps working.
+    """
+
+    def __init__(self, source: str, message: str = "file not found") -> None:
+        super().__init__(source, message, reason="missing")
+        _as_enoent(self)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_not_found, (type(self), self.__dict__))
+
+
+def _as_enoent(err: ConfigNotFoundError) -> None:
+    """The `OSError` fields (slots of the C type, not in ``__dict__``, so not pickled)."""
+    err.errno = errno.ENOENT
+    err.strerror = os.strerror(errno.ENOENT)
+    err.filename = err.source
+
+
+def _rebuild_not_found(cls: type[ConfigNotFoundError], state: dict[str, object]) -> ConfigError:
+    err = _rebuild(cls, state)
+    assert isinstance(err, ConfigNotFoundError)  # noqa: S101 - built from cls just above
+    _as_enoent(err)
+    return err
 
 
 class ConfigParseError(ConfigError):

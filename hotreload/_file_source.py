@@ -19,9 +19,10 @@ from dataclasses import dataclass
 
 import anyio
 
-from ._errors import ConfigReadError
+from ._errors import ConfigNotFoundError, ConfigReadError
 from ._kube import is_file_mount
 from ._mounts import first_warning_for
+from ._options import settle_seconds
 from ._parsing import Format
 from ._source import Revision, Wiring
 from ._watch import Subscription, WatchHub, hub_for, polling_settings
@@ -62,6 +63,11 @@ class FileSource:
     follows ``WATCHFILES_FORCE_POLLING`` (and ``WATCHFILES_POLL_DELAY_MS``) as watchfiles does.
     The resolved values are ``self.force_polling`` and ``self.poll_delay_ms``.
 
+    ``settle_ms`` (off by default) is a quiet period: the reloader reads the file only once
+    no watch event has come for that long, each new one starting it again, so a burst of
+    writes is one commit (``debounce_ms`` groups the events of one batch only). A caller's
+    ``reload()``, SIGHUP and forced re-checks are never delayed by it.
+
     ``path`` is kept as given (it names the file in logs, errors and snapshots); the file
     read and watched is that path made absolute once, here, so a later ``chdir`` of the
     process cannot make the reloader serve another directory's file.
@@ -76,9 +82,12 @@ class FileSource:
         step_ms: int = 10,
         force_polling: bool | None = None,
         poll_delay_ms: int = 300,
+        settle_ms: float | None = None,
     ) -> None:
         if debounce_ms <= 0 or step_ms <= 0 or poll_delay_ms <= 0:
             raise ValueError("debounce_ms, step_ms and poll_delay_ms must be > 0")
+        self._settle = settle_seconds(settle_ms)
+        self.settle_ms = settle_ms
         self.path = os.fspath(path)
         self.resolved = os.path.abspath(self.path)
         self._format = format
@@ -120,7 +129,12 @@ class FileSource:
 
     def _wiring(self) -> Wiring:
         # An empty read may be an in-place write caught between its truncate and its write.
-        return Wiring(attach=self.attach, warnings=self.warnings, empty_may_be_mid_write=True)
+        return Wiring(
+            attach=self.attach,
+            warnings=self.warnings,
+            empty_may_be_mid_write=True,
+            settle=self._settle,
+        )
 
     def warnings(self) -> list[tuple[str, str]]:
         """Known ways this file will not be kept current, as (event, detail) pairs."""
@@ -174,12 +188,13 @@ def _nothing() -> None:
 def read_file(path: str, max_bytes: int, source: str) -> bytes:
     """A file's bytes, at most ``max_bytes``; never blocks on a FIFO, never follows a loop.
 
-    Errors are `ConfigReadError` naming ``source``: ``missing``, ``read`` or ``too_large``.
+    Errors are `ConfigReadError` naming ``source``: ``missing`` (a `ConfigNotFoundError`, also
+    a `FileNotFoundError`), ``read`` or ``too_large``.
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
-        raise ConfigReadError(source, "file not found", reason="missing") from None
+        raise ConfigNotFoundError(source) from None
     except OSError as exc:
         raise ConfigReadError(source, _describe(exc)) from None
     try:

@@ -18,6 +18,7 @@ and the checks holmesgpt makes when it connects.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import difflib
 import functools
@@ -76,7 +77,14 @@ from ._schema import RICH, MsgspecSchema, Problem
 from ._unknown import UnknownKey
 from .holmesgpt import _not_builtin
 
-__all__ = ["VERSION", "UpstreamRefusal", "UpstreamSchema", "validate_model_entry"]
+__all__ = [
+    "VERSION",
+    "Config",
+    "UpstreamRefusal",
+    "UpstreamSchema",
+    "quiet_templates",
+    "validate_model_entry",
+]
 
 T = TypeVar("T")
 
@@ -99,15 +107,27 @@ class UpstreamRefusal(LocatedRefusal):
     """holmesgpt refused a document: its message, and where (``loc``, in the document)."""
 
 
+@contextlib.contextmanager
+def quiet_templates() -> Iterator[None]:
+    """holmesgpt reads its toolsets' instruction templates with ``open(path).read()``: each
+    file closes as it is dropped, with a ResourceWarning that an application running with
+    warnings as errors gets as an unraisable exception. Upstream's, not the user's: ignored
+    while upstream loads toolsets, and only for files of its own package."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=_UPSTREAM_FILE, category=ResourceWarning, append=False
+        )
+        yield
+
+
+_UPSTREAM_FILE = r"unclosed file <_io\.TextIOWrapper name='[^']*[/\\]holmes[/\\]"
+
+
 @functools.cache
 def builtin_names() -> frozenset[str]:
     """The names of holmesgpt's built-in toolsets (its loader treats those entries as
     overrides); loaded once per process."""
-    with warnings.catch_warnings():
-        # holmesgpt reads its toolsets' instruction templates with ``open(path).read()``: each
-        # file closes as it is dropped, with a ResourceWarning an application running with
-        # warnings as errors would get as an unraisable exception. Upstream's, not the user's.
-        warnings.simplefilter("ignore", ResourceWarning)
+    with quiet_templates():
         return frozenset(toolset.name for toolset in load_builtin_toolsets())
 
 

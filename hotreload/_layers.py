@@ -28,6 +28,7 @@ import msgspec
 
 from ._errors import ConfigParseError, ConfigReadError
 from ._file_source import Attachment, FileSource, read_file
+from ._options import settle_seconds
 from ._parsing import Format, format_for, parse_node, parse_text
 from ._provenance import Document, NodePath, Origin, Parsed, merge, nest, walk_yaml, whole
 from ._source import Revision, Source, Wiring, wiring_for
@@ -105,7 +106,9 @@ class Layers:
     value is read as YAML (``8080`` is a number, ``true`` a bool, ``[a, b]`` a list, an empty
     value the empty string). The environment is read on every re-check (``reload()``), not
     watched. ``environ`` replaces ``os.environ`` (tests). The watcher options are those of
-    `FileSource`, for every layer given as a path.
+    `FileSource`, for every layer given as a path; ``settle_ms`` is one quiet period for the
+    whole list (an event of any layer starts it again), or the longest a layer's own source
+    asks for if that is longer.
     """
 
     def __init__(
@@ -117,9 +120,12 @@ class Layers:
         step_ms: int = 10,
         force_polling: bool | None = None,
         poll_delay_ms: int = 300,
+        settle_ms: float | None = None,
     ) -> None:
         if not layers and not env_prefix:
             raise ValueError("Layers needs at least one layer or an env_prefix")
+        self._settle = settle_seconds(settle_ms)
+        self.settle_ms = settle_ms
         self.env_prefix = env_prefix or None
         self._environ = environ
         options = {
@@ -337,6 +343,7 @@ class Layers:
             decode=self.document,
             warnings=self.warnings,
             empty_may_be_mid_write=True,
+            settle=max([self._settle, *(wiring_for(s.source).settle for s in self._specs)]),
             degrade=self.without_fallible if fallible else None,
         )
 

@@ -9,10 +9,11 @@ option while the caller's code is still on screen.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Failures", "Fields", "LogLevel", "check_options"]
+__all__ = ["Failures", "Fields", "LogLevel", "check_options", "settle_seconds"]
 
 
 def _patterns(name: str, value: Sequence[str]) -> tuple[str, ...]:
@@ -69,6 +70,22 @@ class LogLevel:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "loggers", _patterns("loggers", self.loggers))
+
+
+def settle_seconds(settle_ms: object) -> float:
+    """A source's ``settle_ms`` (None or 0: off) as seconds, or ValueError naming it."""
+    if settle_ms is None:
+        return 0.0
+    if (
+        isinstance(settle_ms, bool)
+        or not isinstance(settle_ms, (int, float))
+        or not math.isfinite(settle_ms)
+        or settle_ms < 0
+    ):
+        raise ValueError(
+            f"settle_ms must be None or a number of milliseconds >= 0, got {settle_ms!r}"
+        )
+    return settle_ms / 1000
 
 
 def check_options(*, poll_interval: float, max_bytes: int, hook_timeout: float) -> None:

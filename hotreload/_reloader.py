@@ -82,7 +82,8 @@ class HotReloader(
     ``source`` is a path (a `FileSource`), a list (paths, `Layer` objects, other sources:
     deep-merged in order as one config, later ones winning), or any `Source` (`FileSource`,
     `Layers`, `EtcdSource`). How a file is watched (``debounce_ms``, ``step_ms``,
-    ``force_polling``, ``format``) is the source's business: ``FileSource(path, ...)``.
+    ``force_polling``, ``settle_ms``, ``format``) is the source's business:
+    ``FileSource(path, ...)``.
     ``env_prefix`` adds ``PREFIX_A__B`` environment variables on top (see `Layers`);
     ``explain()`` says where each value came from.
 
@@ -173,6 +174,7 @@ class HotReloader(
         self.source: Source = source
         wiring = wiring_for(source)
         self._may_be_mid_write = wiring.empty_may_be_mid_write
+        self._settle = wiring.settle
         self.path = source.uri
         """The source's ``uri``: the file path for a file."""
         self.name = name
@@ -307,7 +309,7 @@ class HotReloader(
             # watch=False: no watcher and no poll; only reload() and the failure actor's
             # re-check read the source.
             if self.watch and wiring.attach is not None:  # a direct subscription (the file hub)
-                self._attached = wiring.attach(self._notify, self._metrics.watch_restarts.inc)
+                self._attached = wiring.attach(self._watched, self._metrics.watch_restarts.inc)
                 await self._watching(self._attached.joined)
             elif self.watch:
                 watching: asyncio.Future[None] = self._loop.create_future()
@@ -348,6 +350,9 @@ class HotReloader(
 
     async def _shutdown(self) -> None:
         self._closed = True
+        if self._settle_timer is not None:  # a quiet period under way: nothing reads now
+            self._settle_timer.cancel()
+            self._settle_timer = None
         _sighup.untrack(self)
         self._end_trial()
         self._gate.take()

@@ -83,15 +83,18 @@ class Wiring:
     ``decode`` turns the bytes into a `Document` (a merge of layers, with origins) instead of
     parsing one document; ``warnings`` lists known ways the source will not be kept current;
     ``empty_may_be_mid_write``: an empty read may be an in-place write caught between its
-    truncate and its write, worth one more look before it is refused; ``degrade``: given
-    the first read's bytes, which were invalid, the bytes to start on instead (degraded) and
-    the parts left out of them, or None (`Layers` with a ``fallible`` layer).
+    truncate and its write, worth one more look before it is refused; ``settle``: seconds
+    without a new watch event the reloader waits for before it reads (a burst of writes is
+    one read and at most one commit; 0: read on every event); ``degrade``: given the first
+    read's bytes, which were invalid, the bytes to start on instead (degraded) and the parts
+    left out of them, or None (`Layers` with a ``fallible`` layer).
     """
 
     attach: Callable[[Callable[[str], None], Callable[[], None]], Attached] | None = None
     decode: Callable[[bytes], Document] | None = None
     warnings: Callable[[], list[tuple[str, str]]] = list
     empty_may_be_mid_write: bool = False
+    settle: float = 0.0
     degrade: Callable[[bytes], tuple[bytes, tuple[str, ...]] | None] | None = None
 
 

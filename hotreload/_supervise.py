@@ -33,7 +33,7 @@ class SourceWatch(Generic[T]):
     source: Source
     _log: ContextLogger
     _metrics: ReloaderMetrics
-    _notify: Callable[[str], None]  # Worker
+    _watched: Callable[[str], None]  # Worker
 
     async def _watch(self, watching: asyncio.Future[None]) -> None:
         """Run a (non-file) source's watch for as long as the reloader runs; restart it if it
@@ -45,12 +45,12 @@ class SourceWatch(Generic[T]):
         def ready() -> None:
             if not watching.done():
                 watching.set_result(None)
-            self._notify("rescan")
+            self._watched("rescan")
 
         attempt = 0
         while True:
             try:
-                await source.watch(self._notify, ready)
+                await source.watch(self._watched, ready)
                 problem = "returned"
             except Exception as exc:  # noqa: BLE001 - a source bug must not stop reloading
                 problem = f"{type(exc).__name__}: {exc}"

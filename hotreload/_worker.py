@@ -58,6 +58,9 @@ WORKER_SLOTS = (
     "_refused",
     "_secrets",
     "_seen_key",
+    "_settle",
+    "_settle_since",
+    "_settle_timer",
     "_spawn_worker",
     "_triggers",
     "_version",
@@ -146,6 +149,7 @@ class Worker(Generic[T]):
     _gate: DrainGate[_Change[T]]
     _tasks: TaskSet | None
     _may_be_mid_write: bool  # the source's `Wiring.empty_may_be_mid_write`
+    _settle: float  # the source's `Wiring.settle`
     path: str
     policy: FieldPolicy
     lkg_path: str | None
@@ -181,6 +185,8 @@ class Worker(Generic[T]):
         self._triggers: list[_Trigger] = []
         self._working = False
         self._poll_timer: asyncio.TimerHandle | None = None
+        self._settle_timer: asyncio.TimerHandle | None = None
+        self._settle_since = 0.0
         self._spawn_worker: Callable[[], object] | None = None
         self._last_key: str | None = None
         self._seen_key: str | None = None
@@ -199,6 +205,26 @@ class Worker(Generic[T]):
     def _notify(self, kind: str) -> None:
         if not self._closed:
             self._put(_Trigger(kind, time.perf_counter()))
+
+    def _watched(self, kind: str) -> None:
+        """A watch event (``watch``, ``rescan``). With a quiet period (the source's
+        ``settle_ms``) it only starts the wait again: the source is read once no event came
+        for that long, so a burst of writes is one read. Callers' triggers never wait."""
+        if not self._settle:
+            self._notify(kind)
+            return
+        if self._closed or self._loop is None:
+            return
+        if self._settle_timer is None:
+            self._settle_since = time.perf_counter()  # the burst's first event: its latency
+        else:
+            self._settle_timer.cancel()
+        self._settle_timer = self._loop.call_later(self._settle, self._settled, kind)
+
+    def _settled(self, kind: str) -> None:
+        self._settle_timer = None
+        if not self._closed:
+            self._put(_Trigger(kind, self._settle_since))
 
     def _put(self, trigger: _Trigger) -> None:
         self._triggers.append(trigger)
@@ -238,7 +264,8 @@ class Worker(Generic[T]):
     def _poll(self) -> None:
         if self._closed or self._loop is None:
             return
-        self._notify("poll")
+        if self._settle_timer is None:  # else the read at the end of the quiet period does it
+            self._notify("poll")
         self._poll_timer = self._loop.call_later(self.poll_interval, self._poll)
 
     async def _worker(self) -> None:

@@ -31,6 +31,14 @@ import msgspec
 from msgspec import Meta
 
 from ._fields import Secret
+from ._holmesgpt_live import (
+    EXECUTOR_KEYS,
+    MODEL_KEYS,
+    ToolsetBuildError,
+    derive_model_registry,
+    derive_tool_executor,
+    upstream_config,
+)
 from ._located import LocatedRefusal, problem_at, with_typo
 from ._reloader import HotReloader
 from ._schema import MsgspecSchema, Problem, Schema
@@ -38,6 +46,8 @@ from ._unknown import find_unknown
 
 __all__ = [
     "BUILTIN_TOOLSETS",
+    "EXECUTOR_KEYS",
+    "MODEL_KEYS",
     "MODEL_LIST_PATH",
     "TOOLSET_PATH",
     "HolmesGPTConfig",
@@ -50,10 +60,14 @@ __all__ = [
     "Tool",
     "ToolParameter",
     "Toolset",
+    "ToolsetBuildError",
     "ToolsetFile",
     "Transformer",
     "create_model_list_reloader",
     "create_toolset_reloader",
+    "derive_model_registry",
+    "derive_tool_executor",
+    "upstream_config",
     "upstream_version",
     "validate_model_list",
 ]

@@ -97,6 +97,14 @@ async def rolled_back(
     raise AssertionError("the reloader closed")
 
 
+def probed_reloader(path: Path, endpoint: str, models: Models) -> HotReloader[ApiConfig]:
+    """The preset on ``path`` (written with ``endpoint``), ``models`` its LLM probe."""
+    path.write_text(config(endpoint))
+    return create_reloader(
+        path, environ={}, llm_probe=models, registry=CollectorRegistry(), poll_interval=0
+    )
+
+
 def test_the_preset_puts_commits_on_probation_with_the_spec_threshold(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     reloader = create_reloader(path, environ={}, registry=CollectorRegistry())
@@ -118,10 +126,7 @@ async def test_an_llm_endpoint_that_does_not_answer_is_rolled_back(tmp_path: Pat
     models = Models()
     path = tmp_path / "config.yaml"
     async with llm_server() as endpoint:
-        path.write_text(config(endpoint))
-        reloader = create_reloader(
-            path, environ={}, llm_probe=models, registry=CollectorRegistry(), poll_interval=0
-        )
+        reloader = probed_reloader(path, endpoint, models)
         assert isinstance(reloader.probation.check, LLMReachable)  # type: ignore[union-attr]
         llm = derive_llm_client(reloader)
         async with reloader:
@@ -171,10 +176,7 @@ async def test_without_a_derived_client_the_probe_gets_one_of_its_own(tmp_path: 
     models = Models()
     path = tmp_path / "config.yaml"
     async with llm_server() as endpoint:
-        path.write_text(config(endpoint))
-        reloader = create_reloader(
-            path, environ={}, llm_probe=models, registry=CollectorRegistry(), poll_interval=0
-        )
+        reloader = probed_reloader(path, endpoint, models)
         async with reloader:
             outcomes = reloader.outcomes()
             write_atomic(path, config(endpoint, model="gpt-3"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import threading
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from hotreload import (
+    ConfigError,
+    ConfigNotFoundError,
     ConfigParseError,
     ConfigReadError,
     ConfigValidationError,
@@ -65,6 +68,34 @@ async def test_missing_file_at_start_is_a_read_error(
         async with HotReloader(tmp_path / "absent.yaml", schema=settings, registry=registry):
             pytest.fail("must not start")
     assert caught.value.reason == "missing"
+
+
+async def test_missing_file_is_also_a_file_not_found_error(
+    tmp_path: Path, registry: CollectorRegistry, settings: SettingsSchema
+) -> None:
+    # Code written as `except FileNotFoundError` around loading the config keeps working.
+    absent = tmp_path / "absent.yaml"
+    with pytest.raises(FileNotFoundError) as caught:
+        async with HotReloader(absent, schema=settings, registry=registry):
+            pytest.fail("must not start")
+    error = caught.value
+    assert isinstance(error, ConfigNotFoundError)
+    assert isinstance(error, ConfigReadError)
+    assert isinstance(error, ConfigError)
+    assert (error.reason, error.source, error.filename) == ("missing", str(absent), str(absent))
+    assert error.errno == errno.ENOENT
+    assert str(error) == f"{absent}: file not found"
+    # Only the missing case: an unreadable file (a directory here) is not one.
+    with pytest.raises(ConfigReadError) as other:
+        async with HotReloader(tmp_path, schema=settings, registry=registry):
+            pytest.fail("must not start")
+    assert other.value.reason == "read"
+    assert not isinstance(other.value, FileNotFoundError)
+    # A required layer that is missing is one too.
+    with pytest.raises(FileNotFoundError) as layered:
+        async with HotReloader([absent], env_prefix="APP_", schema=settings, registry=registry):
+            pytest.fail("must not start")
+    assert isinstance(layered.value, ConfigNotFoundError)
 
 
 class MutableStruct(msgspec.Struct):

@@ -28,7 +28,14 @@ def test_the_constructor_takes_a_source_and_at_most_18_keywords() -> None:
     keywords = [p for p in params.values() if p.kind is p.KEYWORD_ONLY]
     assert [p for p in params if p not in {k.name for k in keywords}] == ["self", "source"]
     assert len(keywords) <= 18, [k.name for k in keywords]  # 17, and probation (issue 25)
-    watch_options = {"debounce_ms", "step_ms", "force_polling", "poll_delay_ms", "format"}
+    watch_options = {
+        "debounce_ms",
+        "step_ms",
+        "force_polling",
+        "poll_delay_ms",
+        "settle_ms",
+        "format",
+    }
     assert not watch_options & set(params)  # the file source's, not the reloader's
 
 
@@ -78,6 +85,28 @@ async def test_the_groups_reach_the_parts_they_configure(tmp_path: Path) -> None
         assert not outcome.applied  # refuse_changes took effect
 
 
+@pytest.mark.parametrize("value", [-1, -0.5, float("nan"), float("inf"), True, "200", [200]])
+def test_settle_ms_is_checked_where_it_is_given(tmp_path: Path, value: object) -> None:
+    for make in (FileSource, Layers):
+        with pytest.raises(ValueError, match=r"settle_ms must be None or .*>= 0, got"):
+            make(tmp_path / "c.yaml", settle_ms=value)  # type: ignore[arg-type]
+
+
+def test_settle_ms_is_off_by_default_and_reaches_the_reloader(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    registry = CollectorRegistry()
+    for source in (path, FileSource(path), FileSource(path, settle_ms=0), Layers(path)):
+        assert HotReloader(source, schema=Settings, registry=registry)._settle == 0
+    for settle_ms, seconds in ((250, 0.25), (12.5, 0.0125)):
+        source = FileSource(path, settle_ms=settle_ms)
+        assert source.settle_ms == settle_ms
+        assert HotReloader(source, schema=Settings, registry=registry)._settle == seconds
+    # Layers: one quiet period for the list, the longest any of its sources asks for.
+    assert HotReloader(Layers(path, settle_ms=200), schema=Settings)._settle == 0.2
+    longest = Layers(path, FileSource(path, settle_ms=900), settle_ms=200)
+    assert HotReloader(longest, schema=Settings)._settle == 0.9
+
+
 async def test_log_level_none_leaves_logging_alone(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("log_level: DEBUG\n")
@@ -89,7 +118,13 @@ async def test_log_level_none_leaves_logging_alone(tmp_path: Path) -> None:
 
 def test_engine_modules_speak_of_configs_not_of_one_customer() -> None:
     customer = re.compile(r"BR-[A-Z]+-\d+|\bHolmes\b|HolmesGPT")
-    presets = {"holmes.py", "holmesgpt.py", "_demo.py"}
+    presets = {
+        "holmes.py",
+        "holmesgpt.py",
+        "_holmesgpt_upstream.py",
+        "_holmesgpt_live.py",
+        "_demo.py",
+    }
     offenders = [
         f"{p.name}:{n}"
         for p in sorted(ENGINE.glob("_*.py"))

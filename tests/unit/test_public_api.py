@@ -120,6 +120,7 @@ def round_trip(obj: X) -> X:
 ERRORS = [
     hotreload.ConfigError("app.yaml", "broken"),
     hotreload.ConfigReadError("app.yaml", "gone", reason="missing"),
+    hotreload.ConfigNotFoundError("app.yaml"),
     hotreload.ConfigParseError("app.yaml", "bad", line=2, column=1),
     hotreload.ConfigValidationError("app.yaml", "wrong type", field_path="llm.model"),
     hotreload.ConfigApplyError("app.yaml", "refused", hook="reconnect"),
@@ -131,6 +132,13 @@ def test_errors_still_pickle(error: hotreload.ConfigError) -> None:
     copy = round_trip(error)
     assert type(copy) is type(error)
     assert (str(copy), repr(copy), vars(copy)) == (str(error), repr(error), vars(error))
+    if isinstance(error, OSError):  # the OSError fields live outside __dict__
+        assert isinstance(copy, OSError)
+        assert (copy.errno, copy.strerror, copy.filename) == (
+            error.errno,
+            error.strerror,
+            error.filename,
+        )
 
 
 def test_enum_snapshot_and_record_still_pickle_and_decode() -> None:
