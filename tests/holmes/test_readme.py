@@ -8,7 +8,13 @@ from pathlib import Path
 
 import yaml
 
-from hotreload.holmes import CONFIG_FILE_ENV, DEFAULT_PATH, HOT_RELOAD_ENV
+from hotreload.holmes import (
+    CONFIG_FILE_ENV,
+    DEFAULT_PATH,
+    HOT_RELOAD_ENV,
+    SDK_CONFIG_ENV,
+    SDK_DEFAULT_PATH,
+)
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "holmes.md"
 
@@ -21,10 +27,19 @@ def test_the_deployment_mounts_the_directory_and_sets_the_presets_variables() ->
     spec = yaml.safe_load(body.group(1))
     [container] = spec["containers"]
     env = {item["name"]: item["value"] for item in container["env"]}
-    assert env == {CONFIG_FILE_ENV: DEFAULT_PATH, HOT_RELOAD_ENV: "true"}
-    [mount] = container["volumeMounts"]
-    assert "subPath" not in mount
-    assert mount["mountPath"] == posixpath.dirname(DEFAULT_PATH)
-    [volume] = spec["volumes"]
-    assert volume["name"] == mount["name"]
-    assert volume["configMap"]["name"] == "holmesgpt-api-config"
+    assert env == {
+        CONFIG_FILE_ENV: DEFAULT_PATH,
+        HOT_RELOAD_ENV: "true",
+        SDK_CONFIG_ENV: SDK_DEFAULT_PATH,
+    }
+    mounts = container["volumeMounts"]
+    assert not [m for m in mounts if "subPath" in m]
+    assert [m["mountPath"] for m in mounts] == [
+        posixpath.dirname(DEFAULT_PATH),
+        posixpath.dirname(SDK_DEFAULT_PATH),
+    ]
+    volumes = {v["name"]: v["configMap"]["name"] for v in spec["volumes"]}
+    assert volumes == {  # the service's two ConfigMaps, as its manifests name them
+        mounts[0]["name"]: "holmesgpt-api-config",
+        mounts[1]["name"]: "holmesgpt-sdk-config",
+    }
