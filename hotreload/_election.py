@@ -178,13 +178,14 @@ class Election:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 task.result()
-        finally:
+        except Exception:
+            self._lease = 0  # expired or out of reach: nothing to revoke
+            raise
+        finally:  # on close() too, which then revokes the lease
             self._set(canary=False, holder=None)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            if self._lease == lease:
-                self._lease = 0
 
     async def _keep_alive(self, http: httpx.AsyncClient, lease: int, deadline: float) -> NoReturn:
         """Refresh the lease every third of its TTL; raise once it may have run out."""

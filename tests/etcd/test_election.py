@@ -130,13 +130,16 @@ async def test_the_lease_is_kept_alive_past_its_ttl(etcd: Member, admin: Admin) 
     assert fleet.timeline == [("steady", True), ("steady", False)]
 
 
-async def test_closing_the_canary_hands_over(etcd: Member) -> None:
+async def test_closing_the_canary_hands_over(etcd: Member, admin: Admin) -> None:
     fleet = Fleet()
     contenders = [fleet.contender(f"pod-{i}", etcd.endpoint) for i in range(3)]
     async with started(*contenders):
         winner = await first_canary(*contenders)
+        lease = winner._lease
         await winner.close()  # resigns: revokes its lease, the key goes
         assert not winner.is_canary
+        reply = await admin.call("/v3/lease/timetolive", {"ID": str(lease)})
+        assert int(reply["TTL"]) == -1  # gone now, not at the end of its TTL
         rest = [c for c in contenders if c is not winner]
         successor = await first_canary(*rest)
         for c in rest:
