@@ -11,6 +11,10 @@
   policies (`PRESET_POLICIES`). The presets are the `PRESETS` table.
 * ``hotreload watch FILE... --schema ... [--strict] [--env-prefix P]``: run a reloader (several
   files: layers) and print one line per outcome.
+* ``hotreload verdict --etcd URL... --name NAME HASH good|bad [--reason TEXT] [--json]``: an
+  operator's verdict on a config_hash, written to the fleet's verdict store in etcd. The first
+  verdict wins: exit 0 when written (or the hash already has the same one), 1 when it has the
+  other one (printed, with who gave it), 3 when etcd cannot be reached, 2 on a usage error.
 * ``hotreload demo``: a Starlette app on 127.0.0.1 serving a HolmesGPT API config from a temp
   directory, reloaded live as you edit it (needs the ``demo`` extra); SIGTERM stops it like
   Ctrl-C.
@@ -20,12 +24,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import importlib
 import json
 import logging
 import os
+import re
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -58,7 +65,11 @@ from ._unknown import UnknownKey
 
 __all__ = ["PRESETS", "PRESET_LAYERS", "PRESET_POLICIES", "main"]
 
-EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+
+#: ``verdict``'s etcd password, read from the environment so it stays out of ``ps``.
+PASSWORD_ENV = "HOTRELOAD_ETCD_PASSWORD"  # noqa: S105 - a variable name, not a password
+_HASH = re.compile(r"[0-9a-f]{64}")
 
 #: How to install an extra until the distribution is on the package index.
 INSTALL_HINT = 'pip install -e ".[{extra}]"  (from a checkout of hotreload)'
@@ -375,6 +386,71 @@ def _run_demo(args: argparse.Namespace) -> int:
     return code
 
 
+def _config_hash(text: str) -> str:
+    if not _HASH.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"a config_hash is 64 lowercase hex digits (as check prints it), not {text!r}"
+        )
+    return text
+
+
+def _run_verdict(args: argparse.Namespace) -> int:
+    """Write the operator's verdict; the one in force decides the exit status."""
+    from ._verdicts import VerdictError, VerdictStore  # noqa: PLC0415 - needs the etcd extra
+
+    password = os.environ.get(PASSWORD_ENV) if args.user is not None else None
+    if args.user is not None and password is None:
+        raise _UsageError(f"--user needs the password in ${PASSWORD_ENV}")
+    try:
+        store = VerdictStore(
+            args.name,
+            prefix=args.prefix,
+            endpoints=args.etcd,
+            ca_file=args.ca_file,
+            cert_file=args.cert_file,
+            key_file=args.key_file,
+            user=args.user,
+            password=password,
+            timeout=args.timeout,
+        )
+    except (ValueError, OSError) as exc:  # OSError: a TLS file that cannot be read
+        raise _UsageError(str(exc)) from None
+    except ImportError as exc:
+        print(f"hotreload verdict: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    by = f"operator:{getpass.getuser()}@{socket.gethostname()}"
+    evidence = [{"kind": "operator", "name": "hotreload verdict", "error_message": args.reason}]
+    try:
+        stored = asyncio.run(store.write(args.hash, args.verdict, evidence, by=by))
+    except VerdictError as exc:
+        print(f"hotreload verdict: etcd: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    if args.json:
+        report = {
+            "config_hash": stored.config_hash,
+            "verdict": stored.verdict,
+            "by": stored.by,
+            "at": stored.at,
+            "evidence": list(stored.evidence),
+            "revision": stored.revision,
+        }
+        print(json.dumps(report))
+    else:
+        print(
+            f"{stored.verdict}: {args.name} {stored.config_hash[:12]} by {stored.by} "
+            f"at {stored.at} (revision {stored.revision})"
+        )
+    if stored.verdict != args.verdict:
+        print(
+            f"hotreload verdict: {stored.config_hash[:12]} already has the verdict "
+            f"{stored.verdict!r}, given by {stored.by} at {stored.at}; the first verdict wins, "
+            f"{args.verdict!r} was not written",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    return EXIT_OK
+
+
 class _Terminated(Exception):
     """SIGTERM arrived: stop as on Ctrl-C."""
 
@@ -499,6 +575,37 @@ def _parser() -> argparse.ArgumentParser:
         help="with --tls: renew the certificate every SECONDS (as cert-manager would)",
     )
     demo.set_defaults(run=_run_demo, parser=demo)
+
+    verdict = sub.add_parser(
+        "verdict",
+        help="give an operator's verdict on a config_hash, for the fleet (in etcd)",
+        description="Write a verdict on a config_hash to the fleet's verdict store in etcd. "
+        "The first verdict wins: exit 0 if written (or already the same), 1 if the hash "
+        "already has the other verdict, 3 if etcd cannot be reached, 2 on a usage error.",
+    )
+    verdict.add_argument("hash", type=_config_hash, metavar="HASH", help="the config_hash")
+    verdict.add_argument("verdict", choices=("good", "bad"), help="the verdict")
+    verdict.add_argument(
+        "--etcd",
+        action="append",
+        required=True,
+        metavar="URL",
+        help="an etcd endpoint, host:port or http(s)://host:port (repeat for several)",
+    )
+    verdict.add_argument("--name", required=True, help="the config name the fleet watches")
+    verdict.add_argument(
+        "--prefix", default="/hotreload", help="the fleet's etcd prefix (default: /hotreload)"
+    )
+    verdict.add_argument("--reason", default="", help="why: kept with the verdict as evidence")
+    verdict.add_argument("--ca-file", help="TLS: the CA that signed etcd's certificate")
+    verdict.add_argument("--cert-file", help="TLS: a client certificate")
+    verdict.add_argument("--key-file", help="TLS: the client certificate's key")
+    verdict.add_argument("--user", help=f"etcd auth user (password: ${PASSWORD_ENV})")
+    verdict.add_argument(
+        "--timeout", type=float, default=5.0, metavar="SECONDS", help="per request (default 5)"
+    )
+    verdict.add_argument("--json", action="store_true", help="print the verdict in force as JSON")
+    verdict.set_defaults(run=_run_verdict, parser=verdict)
     return parser
 
 
