@@ -33,6 +33,7 @@ from ._present import Explained
 from ._probation import Evidence, Probation, QuarantineEntry
 from ._provenance import Origin
 from ._reloader import ApplyHook, HotReloader, Stream
+from ._rollout import Rollout
 from ._sighup import reload_on_sighup
 from ._snapshot import Snapshot
 from ._source import Revision, Source
@@ -70,6 +71,7 @@ __all__ = [
     "ReloadResult",
     "RestartRequired",
     "Revision",
+    "Rollout",
     "Secret",
     "Snapshot",
     "Source",

@@ -69,6 +69,7 @@ def decide(
     *,
     quarantined: Collection[str] = (),
     fallback: str | None = None,
+    awaiting: Collection[str] = (),
 ) -> Verdict:
     """The one rule. A valid candidate that differs from what is in force is committed, or held
     while the gate holds; one equal to what is in force makes a pending change moot. A version
@@ -80,12 +81,18 @@ def decide(
     committed: a pending change with one is dropped. And when the config in force is itself
     quarantined (probation condemned it), it is replaced at once, sessions or not (they keep
     the snapshot they pinned): by the candidate if it is new, else by the pending change, else
-    by ``fallback``, the config in force before it (`Verdict.ROLLBACK`)."""
+    by ``fallback``, the config in force before it (`Verdict.ROLLBACK`).
+
+    A fleet rollout adds one more: an ``awaiting`` hash (a follower holds it for the fleet's
+    verdict) is not new yet, so it is neither committed nor parked; the rest of the rule runs
+    as if the source showed nothing new."""
     condemned = active_hash in quarantined
     found = None if candidate is None else candidate.config_hash
     if candidate is not None and found is not None and found not in quarantined:
         if found != active_hash:
-            if not candidate.refused or not CALLERS.isdisjoint(triggers):
+            if found not in awaiting and (
+                not candidate.refused or not CALLERS.isdisjoint(triggers)
+            ):
                 return Verdict.HOLD if holding and not condemned else Verdict.COMMIT
         elif pending_hash is not None:
             return Verdict.DROP
@@ -188,6 +195,7 @@ class Gate(Generic[P]):
         *,
         quarantined: Collection[str] = (),
         fallback: str | None = None,
+        awaiting: Collection[str] = (),
     ) -> Verdict:
         pending = None if self.pending is None else self.pending.config_hash
         return decide(
@@ -198,6 +206,7 @@ class Gate(Generic[P]):
             triggers,
             quarantined=quarantined,
             fallback=fallback,
+            awaiting=awaiting,
         )
 
     def hold(self, change: P, config_hash: str) -> Pending[P]:

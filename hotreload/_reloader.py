@@ -39,6 +39,7 @@ from ._pipeline import Pipeline, Validator
 from ._present import Explained, explain, to_builtins
 from ._probation import Probation
 from ._rollback import PROBATION_SLOTS, Probationer
+from ._rollout import ROLLOUT_SLOTS, Rollout, Rollouts
 from ._schema import schema_for
 from ._sessions import Sessions
 from ._snapshot import Snapshot
@@ -69,6 +70,7 @@ class HotReloader(
     LogLevelSwitch[T],
     Deriving[T],
     Probationer[T],
+    Rollouts[T],
     FailureReporting,
 ):
     """Keeps ``config`` equal to the last valid version of ``source``.
@@ -111,6 +113,10 @@ class HotReloader(
     commit that reaches ``failures`` consecutive failures inside the window (or a ``check``
     that fails) rolls it back (trigger ``rollback``) and quarantines its ``config_hash``
     (``quarantined``; lifted by ``release``). Off by default.
+
+    ``rollout`` (`Rollout`, with ``probation``) rolls each new ``config_hash`` out across a
+    fleet through etcd: one canary proves it on probation and writes the verdict; the
+    followers hold it until the verdict says ``good``, and quarantine it on ``bad``.
     """
 
     # Slots, not a __dict__: thousands of reloaders in one process should cost a few KB each.
@@ -123,6 +129,7 @@ class HotReloader(
         *LKG_SLOTS,
         *LOG_LEVEL_SLOTS,
         *PROBATION_SLOTS,
+        *ROLLOUT_SLOTS,
         "__weakref__",
         "_attached",
         "_closed",
@@ -167,6 +174,7 @@ class HotReloader(
         hook_timeout: float = 30.0,
         lkg_path: str | os.PathLike[str] | None = None,
         probation: Probation | None = None,
+        rollout: Rollout | None = None,
     ) -> None:
         kind = schema_for(schema)  # refuses a mutable schema: readers share the config
         check_options(poll_interval=poll_interval, max_bytes=max_bytes, hook_timeout=hook_timeout)
@@ -227,6 +235,7 @@ class HotReloader(
             condemns=self._probation_failure,
         )
         self._init_probation(probation)
+        self._init_rollout(rollout, probation)
         self._init_state()
         self.last_outcome: ReloadOutcome | None = None
         self.restart_required: tuple[str, ...] = ()
@@ -315,6 +324,7 @@ class HotReloader(
                 watching: asyncio.Future[None] = self._loop.create_future()
                 tasks.spawn(lambda: self._watch(watching), name=f"hotreload-watch[{self.name}]")
                 await self._watching(watching)
+            self._start_rollout()
         except BaseException:
             await self._close()
             raise
@@ -358,8 +368,11 @@ class HotReloader(
         self._gate.take()
         attached, self._attached = self._attached, None
         try:
-            if attached is not None:
-                await attached.detach()
+            try:
+                await self._stop_rollout()
+            finally:
+                if attached is not None:
+                    await attached.detach()
         finally:  # also when cancelled: streams end, the name is released, waiters wake
             try:
                 await self._derived.aclose(self._gate.max_wait)

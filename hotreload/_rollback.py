@@ -29,8 +29,10 @@ from ._metrics import ReloaderMetrics
 from ._outcome import ReloadOutcome
 from ._pipeline import Active, Evaluation
 from ._probation import Check, Evidence, Probation, QuarantineEntry, Trial, failing_now
+from ._rollout import verdict_evidence
 from ._snapshot import Snapshot
 from ._tasks import TaskSet
+from ._verdicts import Verdict as FleetVerdict
 
 __all__ = ["MSG_ROLLED_BACK", "PROBATION_SLOTS", "Condemned", "Probationer"]
 
@@ -98,6 +100,7 @@ class Probationer(Generic[T]):
     _request: Callable[[str, object], Coroutine[Any, Any, ReloadOutcome]]
     _condemn_trigger: Callable[[Condemned], None]
     _in_thread: Callable[..., Coroutine[Any, Any, Any]]
+    _fleet_verdict: Callable[[str, str, tuple[Evidence, ...]], None]  # Rollouts
 
     def _init_probation(self, probation: Probation | None) -> None:
         if probation is not None and not isinstance(probation, Probation):
@@ -223,6 +226,7 @@ class Probationer(Generic[T]):
         self._log.info(
             "config_probation_passed", generation=trial.generation, config_hash=trial.config_hash
         )
+        self._fleet_verdict(trial.config_hash, "good", ())
 
     def _end_trial(self) -> None:
         timer, self._trial_timer = self._trial_timer, None
@@ -300,6 +304,7 @@ class Probationer(Generic[T]):
             evidence=msgspec.to_builtins(evidence),
         )
         self._condemn_trigger(Condemned(trial.generation, trial.config_hash, reason, evidence))
+        self._fleet_verdict(trial.config_hash, "bad", evidence)
 
     # -- the worker's part ------------------------------------------------------------------
 
@@ -328,6 +333,28 @@ class Probationer(Generic[T]):
                     generation=detail.generation,
                 )
             elif (
+                kind == "verdict"
+                and isinstance(detail, FleetVerdict)
+                and detail.config_hash not in quarantine
+            ):
+                # The fleet's `bad`: never committed here, and rolled back if it is in force.
+                in_force = detail.config_hash == self.snapshot.config_hash
+                quarantine[detail.config_hash] = QuarantineEntry(
+                    config_hash=detail.config_hash,
+                    reason="verdict",
+                    evidence=verdict_evidence(detail),
+                    at=datetime.now(timezone.utc),
+                    generation=self.snapshot.generation if in_force else 0,
+                )
+                while len(quarantine) > QUARANTINE_MAX:
+                    del quarantine[next(iter(quarantine))]
+                self._log.warning(
+                    "config_quarantined",
+                    config_hash=detail.config_hash,
+                    reason="verdict",
+                    by=detail.by,
+                )
+            elif (
                 kind == "release"
                 and isinstance(detail, str)
                 and quarantine.pop(detail, None) is not None
@@ -345,9 +372,14 @@ class Probationer(Generic[T]):
     def _quarantine_refusal(self, config_hash: str) -> ConfigRefusedError:
         entry = self._quarantine[config_hash]
         names = ", ".join(e.name for e in entry.evidence) or "-"
+        why = (
+            "the fleet's verdict on it is bad"
+            if entry.reason == "verdict"
+            else "probation rolled it back"
+        )
         return ConfigRefusedError(
             self.path,
-            f"version {config_hash} is quarantined: probation rolled it back "
+            f"version {config_hash} is quarantined: {why} "
             f"({entry.reason}: {names}); change the source, or release it "
             "(reloader.release(config_hash), POST /-/quarantine/release)",
             fields=(),

@@ -179,6 +179,7 @@ class Worker(Generic[T]):
     _restore_quarantine: Callable[[Cached | None], None]  # Probationer
     _log_rollback: Callable[[Snapshot[T], str, float], None]  # Probationer
     _after_commit: Callable[..., None]  # Probationer
+    _awaiting: Callable[[str | None], frozenset[str]]  # Rollouts
 
     def _init_worker(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -304,12 +305,18 @@ class Worker(Generic[T]):
         candidate = None if found is None else found.candidate
         change = None if found is None else found.change
         kinds = [t.kind for t in looks]
+        awaiting = (
+            self._awaiting(None if change is None else change.active.config_hash)
+            if found is not None
+            else ()
+        )
         verdict = self._gate.verdict(
             candidate,
             self._active.config_hash,
             kinds,
             quarantined=self._quarantine,
             fallback=self._fallback_hash,
+            awaiting=awaiting,
         )
         if verdict is Verdict.ROLLBACK:
             self._drop_pending()

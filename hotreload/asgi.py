@@ -261,7 +261,8 @@ def config_report(
 ) -> dict[str, Any]:
     """What ``GET /-/config`` answers: the process id, the version in force, the last outcome
     and its error, the pending change, restart-required fields, failure records, the probation
-    in progress (until when, the evidence so far) and the quarantined versions. Never a
+    in progress (until when, the evidence so far), the quarantined versions and the fleet
+    rollout (role, the hash awaiting a verdict, verdicts seen). Never a
     secret value. ``origins`` (``?origins=1``) adds where each value came from, dotted path ->
     ``file:line`` or ``$VARIABLE`` (null: the schema's default).
     """
@@ -287,6 +288,7 @@ def config_report(
         "refused": list(last.refused) if last is not None else [],
         "probation": reloader.probation_report(),
         "quarantined": msgspec.to_builtins(reloader.quarantined),
+        "rollout": reloader.rollout_report(),
         "derived": [
             {"name": d.name, "generation": d.generation, "draining": d.draining}
             for d in reloader.derived_resources

@@ -495,3 +495,45 @@ def test_decide_with_quarantine_over_its_whole_input_domain() -> None:
 def test_a_quarantined_hash_breaks_the_commit_invariant() -> None:
     assert broken_invariant(Commit(2, "b", 4), Commit(3, "c", 5), ["c"]) == "quarantined"
     assert broken_invariant(Commit(2, "b", 4), Commit(3, "c", 5), ["b"]) is None
+
+
+def test_a_hash_awaiting_the_fleets_verdict_is_not_new_over_the_whole_domain() -> None:
+    """A follower's held hash (``awaiting``) is never committed nor parked: for every input,
+    the decision is the one for a batch whose source showed nothing new; a hash not awaited
+    is decided as before."""
+    hashes = ("a", "b", "c", "f")
+    candidates = [Candidate(h) for h in ("b", "c")] + [Candidate("b", True)]
+    cases = 0
+    for candidate, pending, holding, caller, quarantined, fallback in itertools.product(
+        candidates,
+        (None, "b", "c"),
+        (False, True),
+        (False, True),
+        (frozenset(), frozenset("a"), frozenset("c")),
+        (None, "f"),
+    ):
+        triggers = ["manual"] if caller else ["watch"]
+        found = candidate.config_hash
+        assert found in hashes
+        args = (pending, holding, triggers)
+        got = decide(
+            candidate, "a", *args, quarantined=quarantined, fallback=fallback, awaiting={found}
+        )
+        nothing_new = decide(None, "a", *args, quarantined=quarantined, fallback=fallback)
+        assert got is nothing_new, (candidate, pending, holding, triggers, quarantined, fallback)
+        assert got not in {Verdict.COMMIT, Verdict.HOLD}
+        other = decide(
+            candidate, "a", *args, quarantined=quarantined, fallback=fallback, awaiting={"z"}
+        )
+        assert other is decide(candidate, "a", *args, quarantined=quarantined, fallback=fallback)
+        cases += 1
+    assert cases == 3 * 3 * 2 * 2 * 3 * 2
+
+
+def test_the_gate_holds_an_awaited_hash_until_the_verdict() -> None:
+    gate: Gate[str] = Gate(MAX_WAIT, clock=lambda: 0.0)
+    assert gate.verdict(Candidate("b"), "a", ["watch"], awaiting={"b"}) is Verdict.KEEP
+    assert gate.verdict(Candidate("b"), "a", ["manual"], awaiting={"b"}) is Verdict.KEEP
+    assert gate.verdict(Candidate("b"), "a", ["verdict"]) is Verdict.COMMIT  # good: not awaited
+    # The source back to the config in force: nothing held, nothing to do.
+    assert gate.verdict(Candidate("a"), "a", ["watch"], awaiting={"a"}) is Verdict.KEEP
