@@ -28,7 +28,7 @@ from hotreload._verdicts import VerdictStore
 from hotreload.asgi import config_report
 from hotreload.testing import ConfigMapVolume
 
-from .servers import Member
+from .servers import Gate, Member
 
 WAIT = 15.0
 PREFIX = "/tests-rollout"
@@ -67,10 +67,14 @@ class Replica:
 
 @asynccontextmanager
 async def fleet(
-    etcd: Member, tmp_path: Path, window: float, **follower_options: Any
+    etcd: Member,
+    tmp_path: Path,
+    window: float,
+    first_follower_via: str | None = None,
+    **follower_options: Any,
 ) -> AsyncIterator[tuple[str, Replica, Replica, Replica]]:
     """A canary and two followers (with ``follower_options`` for their `Rollout`) of one
-    config name, all on ``V0``."""
+    config name, all on ``V0``; the first follower reaches etcd at ``first_follower_via``."""
     name = f"roll{next(_names)}"
     async with AsyncExitStack() as stack:
         replicas = []
@@ -83,7 +87,9 @@ async def fleet(
                 registry=CollectorRegistry(),
                 probation=Probation(window=window, failures=3),
                 rollout=Rollout(
-                    [etcd.endpoint],
+                    [first_follower_via or etcd.endpoint]
+                    if identity == "follower-1"
+                    else [etcd.endpoint],
                     prefix=PREFIX,
                     role="canary" if identity == "canary" else "follower",
                     identity=identity,
@@ -232,3 +238,60 @@ async def test_a_hold_past_its_timeout_is_kept_or_applied_as_the_policy_says(
         assert not again.applied
         assert keep[2].reloader.snapshot.generation == 1
         assert keep[2].report["awaiting_verdict"] == h  # type: ignore[index]
+
+
+async def test_a_follower_cut_off_from_etcd_keeps_holding_and_resumes_by_revision(
+    etcd: Member, tmp_path: Path
+) -> None:
+    async with (
+        Gate(etcd.client_port) as gate,
+        fleet(etcd, tmp_path, window=0.5, first_follower_via=gate.endpoint) as fleet_,
+    ):
+        _, canary, one, two = fleet_
+        h = await hold_on_followers(one, two)
+        gate.pause()
+        gate.sever()  # follower-1 loses etcd: its verdict watch retries, delivering nothing
+        canary.update(V1)
+        await canary.until(lambda o: o.applied and o.config_hash == h)
+        await two.until(lambda o: o.applied)  # the canary's good is written, and seen
+        again = await one.reloader.reload()
+        assert not again.applied  # no verdict seen: none invented, the hold stays
+        assert one.report == {"role": "follower", "awaiting_verdict": h, "verdicts_seen": 0}
+        gate.resume()
+        committed = await one.until(lambda o: o.applied)  # the watch resumed by revision
+        assert (committed.config_hash, committed.trigger) == (h, "verdict")
+        assert one.reloader.snapshot.generation == 2
+
+
+async def test_role_auto_elects_one_canary_which_proves_the_hash_for_the_other(
+    etcd: Member, tmp_path: Path
+) -> None:
+    name = f"roll{next(_names)}"
+    async with AsyncExitStack() as stack:
+        replicas = []
+        for identity in ("a", "b"):
+            volume = ConfigMapVolume(tmp_path / identity, {"config.yaml": V0})
+            reloader = HotReloader(
+                volume.path("config.yaml"),
+                schema=Settings,
+                name=name,
+                registry=CollectorRegistry(),
+                probation=Probation(window=0.5),
+                rollout=Rollout([etcd.endpoint], prefix=PREFIX, identity=identity),
+            )
+            await stack.enter_async_context(reloader)
+            outcomes = await stack.enter_async_context(reloader.outcomes())
+            replicas.append(Replica(reloader, volume, outcomes, []))
+        for replica in replicas:
+            election = replica.reloader._fleet.election  # type: ignore[union-attr]
+            assert election is not None
+            with anyio.fail_after(WAIT):
+                await election.wait_until(lambda e=election: e.holder is not None)  # type: ignore[misc]
+        roles = sorted(r.report["role"] for r in replicas)  # type: ignore[index]
+        assert roles == ["canary", "follower"]
+        canary, follower = sorted(replicas, key=lambda r: r.report["role"])  # type: ignore[index]
+        h = await hold_on_followers(follower)
+        canary.update(V1)
+        await canary.until(lambda o: o.applied and o.config_hash == h)
+        committed = await follower.until(lambda o: o.applied)
+        assert (committed.config_hash, committed.trigger) == (h, "verdict")
