@@ -26,7 +26,7 @@ def coverage(session: nox.Session) -> None:
     starts (CLI, README snippets, demo workers) included; settings in pyproject."""
     session.install("-e", ".[test,coverage]")
     session.run("coverage", "erase")
-    session.run("coverage", "run", "-m", "pytest", *session.posargs)
+    session.run("coverage", "run", "-m", "pytest", "-n0", *session.posargs)  # one process
     session.run("coverage", "combine", "--quiet")
     session.run("coverage", "report")
 
@@ -72,6 +72,7 @@ def explore(session: nox.Session) -> None:
     session.run(
         "pytest",
         "tests/property",
+        "-n0",  # one process, in order: the step count is read after the machine ran
         "-p",
         "no:randomly",
         "-s",
