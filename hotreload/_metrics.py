@@ -15,7 +15,7 @@ import bisect
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
@@ -28,7 +28,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-__all__ = ["FailureMetrics", "ReloaderMetrics"]
+__all__ = ["FailureMetrics", "ReloaderMetrics", "RolloutMetrics"]
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 _COUNT_BUCKETS = (1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0, 1000.0)
@@ -117,6 +117,16 @@ class FailureMetrics:
     cooldown_blocks: Labelled[Value]
 
 
+@dataclass(frozen=True, slots=True)
+class RolloutMetrics:
+    """The fleet rollout's metrics, for one reloader (only one with ``rollout=``)."""
+
+    canary: Value = field(default_factory=Value)
+    awaiting: Value = field(default_factory=Value)
+    verdicts: Labelled[Value] = field(default_factory=lambda: Labelled(Value))
+    written: Labelled[Value] = field(default_factory=lambda: Labelled(Value))
+
+
 class ReloaderMetrics:
     """The series of one reloader, registered with its namespace's collector until closed."""
 
@@ -139,11 +149,19 @@ class ReloaderMetrics:
         "reload_total",
         "restart_required",
         "rollbacks",
+        "rollout",
         "toolsets",
         "watch_restarts",
     )
 
-    def __init__(self, name: str, registry: CollectorRegistry | None, namespace: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        registry: CollectorRegistry | None,
+        namespace: str,
+        *,
+        rollout: bool = False,
+    ) -> None:
         self.name = name
         self.reload_total = Value()
         self.failures: Labelled[Value] = Labelled(Value)
@@ -169,6 +187,8 @@ class ReloaderMetrics:
             before_reload=Labelled(_count_hist),
             cooldown_blocks=Labelled(Value),
         )
+        # None without a rollout: a reloader pays for the series of the features it uses.
+        self.rollout = RolloutMetrics() if rollout else None
         self._collector = _collector_for(REGISTRY if registry is None else registry, namespace)
         self._collector.add(self)
 
@@ -213,12 +233,54 @@ class _Collector(Collector):
                 del self.live[metrics.name]
 
     def describe(self) -> Iterable[Metric]:
-        return list(self._families([]))
+        return [*self._families([]), *self._rollout_families([])]
 
     def collect(self) -> Iterable[Metric]:
         with self._lock:
             live = list(self.live.values())
-        return list(self._families(live))
+        rolling = [m for m in live if m.rollout is not None]
+        # No reloader with a rollout: no empty rollout families in every scrape either.
+        return [*self._families(live), *(self._rollout_families(rolling) if rolling else ())]
+
+    def _rollout_families(self, live: list[ReloaderMetrics]) -> Iterator[Metric]:
+        """The fleet rollout's, for the reloaders in ``live`` (each has a rollout)."""
+        ns = self.ns
+        parts = [(m.name, m.rollout) for m in live if m.rollout is not None]
+        canary = GaugeMetricFamily(
+            f"{ns}_config_rollout_canary",
+            "1 when this replica is the rollout's canary, 0 a follower.",
+            labels=["config"],
+        )
+        awaiting = GaugeMetricFamily(
+            f"{ns}_config_rollout_awaiting_verdict",
+            "1 while a follower holds a config_hash awaiting its verdict, else 0.",
+            labels=["config"],
+        )
+        for name, part in parts:
+            canary.add_metric([name], part.canary.value)
+            awaiting.add_metric([name], part.awaiting.value)
+        yield canary
+        yield awaiting
+        counters: tuple[tuple[str, str, Callable[[RolloutMetrics], Labelled[Value]]], ...] = (
+            (
+                "verdicts_total",
+                "Verdicts seen from the store, by verdict (good, bad).",
+                lambda part: part.verdicts,
+            ),
+            (
+                "verdicts_written_total",
+                "Verdicts written by this replica (the canary), by verdict (good, bad).",
+                lambda part: part.written,
+            ),
+        )
+        for suffix, doc, get in counters:
+            fam = CounterMetricFamily(
+                f"{ns}_config_rollout_{suffix}", doc, labels=["config", "verdict"]
+            )
+            for name, part in parts:
+                for (verdict,), value in list(get(part).series.items()):
+                    fam.add_metric([name, verdict], value.value)
+            yield fam
 
     def _families(self, live: list[ReloaderMetrics]) -> Iterator[Metric]:
         ns = self.ns

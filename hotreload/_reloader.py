@@ -281,8 +281,11 @@ class HotReloader(
             failed_one, cause = failed
             message = self._failure_text(f"derived resource {failed_one.name}", cause, active)
             raise ConfigBuildError(self.path, message, resource=failed_one.name) from cause
-        self._metrics = ReloaderMetrics(self.name, self._registry, self._namespace)
+        self._metrics = ReloaderMetrics(
+            self.name, self._registry, self._namespace, rollout=self._fleet is not None
+        )
         self._derived.metrics = self._metrics
+        self._rollout_metrics(self._metrics)
         await self._commit(
             active,
             trigger="initial",

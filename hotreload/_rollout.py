@@ -25,6 +25,7 @@ import msgspec
 from ._backoff import backoff_delay
 from ._election import Election
 from ._logging import ContextLogger
+from ._metrics import ReloaderMetrics, RolloutMetrics
 from ._probation import Evidence, Probation
 from ._snapshot import Snapshot
 from ._tasks import TaskSet
@@ -103,6 +104,7 @@ class Fleet:
                 on_change=on_change,
             )
         self.verdicts: dict[str, Verdict] = {}
+        self.metrics = RolloutMetrics()  # replaced by the registered one at each start
         self.held: str | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.expired: set[str] = set()  # held past hold_timeout with on_timeout="apply"
@@ -113,8 +115,14 @@ class Fleet:
             return self.election.is_canary
         return self.rollout.role == "canary"
 
+    def hold(self, config_hash: str) -> None:
+        self.unhold()
+        self.held = config_hash
+        self.metrics.awaiting.set(1)
+
     def unhold(self) -> None:
         self.held = None
+        self.metrics.awaiting.set(0)
         timer, self.timer = self.timer, None
         if timer is not None:
             timer.cancel()
@@ -176,6 +184,15 @@ class Rollouts(Generic[T]):
 
     # -- lifecycle --------------------------------------------------------------------------
 
+    def _rollout_metrics(self, metrics: ReloaderMetrics) -> None:
+        """Take the series of a start's new metrics (they exist only with a rollout)."""
+        fleet, part = self._fleet, metrics.rollout
+        if fleet is None or part is None:
+            return
+        fleet.metrics = part
+        part.canary.set(1 if fleet.is_canary else 0)
+        part.awaiting.set(0 if fleet.held is None else 1)
+
     def _start_rollout(self) -> None:
         fleet, tasks = self._fleet, self._tasks
         if fleet is None or tasks is None:
@@ -195,6 +212,8 @@ class Rollouts(Generic[T]):
     def _role_changed(self, canary: bool) -> None:
         """A new role: look at the source again (a canary commits what a follower held)."""
         self._log.info("rollout_role", role="canary" if canary else "follower")
+        if self._fleet is not None:
+            self._fleet.metrics.canary.set(1 if canary else 0)
         self._notify("role")
 
     async def _follow_verdicts(self) -> None:
@@ -221,6 +240,7 @@ class Rollouts(Generic[T]):
         if fleet is None or self._closed or verdict.config_hash in fleet.verdicts:
             return  # the first verdict on a hash is the verdict
         fleet.verdicts[verdict.config_hash] = verdict
+        fleet.metrics.verdicts.labels(verdict.verdict).inc()
         self._log.info(
             "verdict_seen", config_hash=verdict.config_hash, verdict=verdict.verdict, by=verdict.by
         )
@@ -247,8 +267,7 @@ class Rollouts(Generic[T]):
             fleet.unhold()
             return frozenset()
         if verdict is None and fleet.held != config_hash:
-            fleet.unhold()
-            fleet.held = config_hash
+            fleet.hold(config_hash)
             self._log.info("config_awaiting_verdict", config_hash=config_hash)
             timeout = fleet.rollout.hold_timeout
             if self._loop is not None and math.isfinite(timeout):
@@ -310,3 +329,5 @@ class Rollouts(Generic[T]):
                 verdict=written.verdict,
                 by=written.by,
             )
+        else:
+            fleet.metrics.written.labels(written.verdict).inc()

@@ -3,6 +3,7 @@ each on its own ConfigMap-style directory updated by its own ``..data`` swap."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -63,6 +64,22 @@ class Replica:
     @property
     def report(self) -> object:
         return config_report(self.reloader, include_config=False)["rollout"]
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        """``hotreload_config_rollout_<name>`` of this replica, from its own registry."""
+        return self.reloader.registry.get_sample_value(
+            f"hotreload_config_rollout_{name}", {"config": self.reloader.name, **labels}
+        )
+
+    def roles(self) -> tuple[float | None, float | None]:
+        return self.metric("canary"), self.metric("awaiting_verdict")
+
+    async def until_metric(self, value: float, name: str, **labels: str) -> None:
+        """Wait for a series the canary sets after its etcd write returns: that write is
+        what the followers see, so their outcomes can come first."""
+        with anyio.fail_after(WAIT):
+            while self.metric(name, **labels) != value:  # noqa: ASYNC110 - no event: see above
+                await asyncio.sleep(0.01)  # sleep-ok: polling a series set after an etcd reply
 
 
 @asynccontextmanager
@@ -133,8 +150,10 @@ async def test_a_harmful_config_is_rolled_back_on_the_canary_and_never_reaches_f
 ) -> None:
     async with fleet(etcd, tmp_path, window=60.0) as (name, canary, one, two):
         assert canary.report == {"role": "canary", "awaiting_verdict": None, "verdicts_seen": 0}
+        assert [r.roles() for r in (canary, one, two)] == [(1, 0), (0, 0), (0, 0)]
         h = await hold_on_followers(one, two)
         assert one.report == {"role": "follower", "awaiting_verdict": h, "verdicts_seen": 0}
+        assert [r.roles() for r in (canary, one, two)] == [(1, 0), (0, 1), (0, 1)]
 
         canary.update(V1)
         await canary.until(lambda o: o.applied and o.config_hash == h)  # on probation
@@ -157,6 +176,14 @@ async def test_a_harmful_config_is_rolled_back_on_the_canary_and_never_reaches_f
                 "awaiting_verdict": None,
                 "verdicts_seen": 1,
             }
+            assert follower.roles() == (0, 0)
+            assert follower.metric("verdicts_total", verdict="bad") == 1
+            assert follower.metric("verdicts_total", verdict="good") is None
+            assert follower.metric("verdicts_written_total", verdict="bad") is None
+        await canary.until_metric(1, "verdicts_written_total", verdict="bad")
+        await canary.until_metric(1, "verdicts_total", verdict="bad")  # its own, seen back
+        assert canary.metric("verdicts_written_total", verdict="good") is None
+        assert canary.roles() == (1, 0)
         verdict = await store(etcd, name).get(h)
         assert verdict is not None
         assert (verdict.verdict, verdict.by) == ("bad", "canary")
@@ -177,6 +204,13 @@ async def test_a_good_config_passes_the_canary_and_the_followers_commit_it(
         assert (committed.config_hash, committed.trigger) == (h, "verdict")
         assert one.reloader.snapshot.generation == 2
         assert one.report == {"role": "follower", "awaiting_verdict": None, "verdicts_seen": 1}
+        assert one.roles() == (0, 0)
+        assert one.metric("verdicts_total", verdict="good") == 1
+        assert one.metric("verdicts_total", verdict="bad") is None
+        assert one.metric("verdicts_written_total", verdict="good") is None
+        await canary.until_metric(1, "verdicts_written_total", verdict="good")
+        assert canary.metric("verdicts_written_total", verdict="bad") is None
+        assert canary.roles() == (1, 0)
         verdict = await store(etcd, name).get(h)
         assert verdict is not None
         assert (verdict.verdict, verdict.by) == ("good", "canary")
@@ -185,6 +219,8 @@ async def test_a_good_config_passes_the_canary_and_the_followers_commit_it(
         late = await two.until(lambda o: o.applied)
         assert late.config_hash == h
         assert not any(held(o) for o in two.seen)
+        assert two.roles() == (0, 0)
+        assert two.metric("verdicts_total", verdict="good") == 1
         assert canary.reloader.quarantined == ()
 
 
@@ -289,9 +325,28 @@ async def test_role_auto_elects_one_canary_which_proves_the_hash_for_the_other(
                 await election.wait_until(lambda e=election: e.holder is not None)  # type: ignore[misc]
         roles = sorted(r.report["role"] for r in replicas)  # type: ignore[index]
         assert roles == ["canary", "follower"]
+        canaries = [r.metric("canary") for r in replicas]  # set as the role changed
+        assert canaries in ([1, 0], [0, 1]), canaries
         canary, follower = sorted(replicas, key=lambda r: r.report["role"])  # type: ignore[index]
         h = await hold_on_followers(follower)
         canary.update(V1)
         await canary.until(lambda o: o.applied and o.config_hash == h)
         committed = await follower.until(lambda o: o.applied)
         assert (committed.config_hash, committed.trigger) == (h, "verdict")
+
+
+async def test_a_reloader_without_rollout_has_no_rollout_series(tmp_path: Path) -> None:
+    """The rollout's series cost nothing to a reloader without one: none, not zeros."""
+    volume = ConfigMapVolume(tmp_path / "alone", {"config.yaml": V0})
+    registry = CollectorRegistry()
+    async with HotReloader(
+        volume.path("config.yaml"),
+        schema=Settings,
+        name=f"roll{next(_names)}",
+        registry=registry,
+        probation=Probation(window=0.5),
+    ) as reloader:
+        assert reloader._metrics.rollout is None
+        names = {metric.name for metric in registry.collect()}
+        assert "hotreload_config_quarantined" in names  # the probation series are there
+        assert not [n for n in names if n.startswith("hotreload_config_rollout")], names
