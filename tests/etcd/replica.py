@@ -1,8 +1,9 @@
 """One fleet replica as its own OS process, for tests/etcd/test_rollout_fleet.py.
 
 ``python -m tests.etcd.replica DIR NAME ENDPOINT PREFIX ROLE IDENTITY WINDOW`` watches
-``DIR/config.yaml`` (a ConfigMap-style volume the test updates) with probation and rollout,
-and prints one JSON line per outcome on stdout, so the test reads this process's own commit
+``DIR/config.yaml`` (a ConfigMap-style volume the test updates) with probation and rollout
+(ROLE ``canary``, ``follower`` or ``auto``), and prints one JSON line per outcome, and one per
+change of role, on stdout, so the test reads this process's own commit
 log. Every ``TICK`` seconds it records a failure of the config's ``dependency`` when the config
 in force says ``dependency_ok: false`` (a stand-in for a dead endpoint), a success otherwise.
 It exits when its stdin closes, so an orphan never outlives the test.
@@ -35,6 +36,7 @@ def emit(event: str, reloader: HotReloader[Settings], **fields: Any) -> None:
     report = reloader.rollout_report() or {}
     line = {
         "event": event,
+        "role": report.get("role"),
         "awaiting": report.get("awaiting_verdict"),
         "model": reloader.config.model,
         "quarantined": [
@@ -58,8 +60,14 @@ def outcome_line(outcome: ReloadOutcome) -> dict[str, Any]:
 
 
 async def dependency(reloader: HotReloader[Settings]) -> None:
-    """The dependency the config names: dead while the config in force says so."""
+    """The dependency the config names: dead while the config in force says so (and a line
+    when the role changes: an election has no outcome of its own)."""
+    role = None
     while True:
+        report = reloader.rollout_report() or {}
+        if report.get("role") != role:
+            role = report.get("role")
+            emit("role", reloader)
         config = reloader.config
         if config.dependency_ok:
             reloader.record_success(config.dependency)
@@ -81,14 +89,18 @@ def stdin_closed(loop: asyncio.AbstractEventLoop) -> asyncio.Event:
 
 async def main(argv: list[str]) -> None:
     directory, name, endpoint, prefix, role, identity, window = argv
-    pinned: Literal["canary", "follower"] = "canary" if role == "canary" else "follower"
+    roles: dict[str, Literal["auto", "canary", "follower"]] = {
+        "auto": "auto",
+        "canary": "canary",
+        "follower": "follower",
+    }
     reloader = HotReloader(
         Path(directory) / "config.yaml",
         schema=Settings,
         name=name,
         registry=CollectorRegistry(),
         probation=Probation(window=float(window), failures=3),
-        rollout=Rollout([endpoint], prefix=prefix, role=pinned, identity=identity),
+        rollout=Rollout([endpoint], prefix=prefix, role=roles[role], identity=identity),
     )
     closed = stdin_closed(asyncio.get_running_loop())
     async with reloader, reloader.outcomes() as outcomes:
