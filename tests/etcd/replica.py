@@ -1,6 +1,7 @@
 """One fleet replica as its own OS process, for tests/etcd/test_rollout_fleet.py.
 
-``python -m tests.etcd.replica DIR NAME ENDPOINT PREFIX ROLE IDENTITY WINDOW`` watches
+``python -m tests.etcd.replica DIR NAME ENDPOINTS PREFIX ROLE IDENTITY WINDOW`` (ENDPOINTS
+comma-separated) watches
 ``DIR/config.yaml`` (a ConfigMap-style volume the test updates) with probation and rollout
 (ROLE ``canary``, ``follower`` or ``auto``), and prints one JSON line per outcome, and one per
 change of role, on stdout, so the test reads this process's own commit
@@ -88,7 +89,7 @@ def stdin_closed(loop: asyncio.AbstractEventLoop) -> asyncio.Event:
 
 
 async def main(argv: list[str]) -> None:
-    directory, name, endpoint, prefix, role, identity, window = argv
+    directory, name, endpoints, prefix, role, identity, window = argv
     roles: dict[str, Literal["auto", "canary", "follower"]] = {
         "auto": "auto",
         "canary": "canary",
@@ -100,7 +101,7 @@ async def main(argv: list[str]) -> None:
         name=name,
         registry=CollectorRegistry(),
         probation=Probation(window=float(window), failures=3),
-        rollout=Rollout([endpoint], prefix=prefix, role=roles[role], identity=identity),
+        rollout=Rollout(endpoints.split(","), prefix=prefix, role=roles[role], identity=identity),
     )
     closed = stdin_closed(asyncio.get_running_loop())
     async with reloader, reloader.outcomes() as outcomes:

@@ -21,7 +21,7 @@ import pytest
 from hotreload._verdicts import VerdictStore
 from hotreload.testing import ConfigMapVolume
 
-from .servers import Member
+from .servers import Admin, Member, b64
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -99,7 +99,7 @@ def child_env() -> dict[str, str]:
 
 @contextlib.asynccontextmanager
 async def fleet(
-    etcd: Member,
+    etcd: Member | list[Member],
     tmp_path: Path,
     *,
     followers: int = FOLLOWERS,
@@ -108,7 +108,9 @@ async def fleet(
 ) -> AsyncIterator[tuple[str, list[Replica]]]:
     """A canary (replica 0) and ``followers`` followers of one config name, all ready on V0.
 
-    ``auto``: every role is ``auto``; replica 0 starts alone and wins the election first."""
+    ``auto``: every role is ``auto``; replica 0 starts alone and wins the election first.
+    A list of members: every replica is given all their endpoints, in that order."""
+    endpoints = ",".join(m.endpoint for m in (etcd if isinstance(etcd, list) else [etcd]))
     name = f"fleet{os.getpid()}x{next(_names)}"
     env = child_env()
     replicas: list[Replica] = []
@@ -125,7 +127,7 @@ async def fleet(
                 "tests.etcd.replica",
                 str(volume.directory),
                 name,
-                etcd.endpoint,
+                endpoints,
                 PREFIX,
                 role,
                 identity,
@@ -359,3 +361,51 @@ async def test_an_operators_bad_before_the_canarys_verdict_stops_the_rollout(
         committed = [line["config_hash"] for line in canary.outcomes if line["applied"]]
         assert committed == [h, back["config_hash"]]
         assert canary.log[-1]["quarantined"] == [[h, "verdict", ["hotreload verdict"]]]
+
+
+async def test_an_etcd_leader_killed_mid_rollout_lets_no_follower_commit_without_a_verdict(
+    cluster: list[Member], tmp_path: Path
+) -> None:
+    """A 3-member cluster loses its leader while the canary is on probation: the followers go
+    on holding the hash (none commits it without a verdict); once a new leader is elected the
+    canary's ``good`` lands and every follower commits the hash exactly once, on that verdict."""
+    leader = await Admin(*cluster).leader()
+    survivors = [m for m in cluster if m is not leader]
+    async with fleet([leader, *survivors], tmp_path, followers=SMALL, window=KILL_WINDOW) as (
+        name,
+        (canary, *followers),
+    ):
+        store = VerdictStore(name, prefix=PREFIX, endpoints=[m.endpoint for m in survivors])
+        h = await hold(followers, GOOD)
+        canary.update(GOOD)
+        on_probation = await canary.until(applied)
+        assert on_probation["config_hash"] == h
+        assert await store.get(h) is None
+        before = int(
+            (await Admin(leader).call("/v3/kv/range", {"key": b64("/")}))["header"]["revision"]
+        )
+        leader.kill()  # every replica's first endpoint; the canary's window is not over
+
+        for follower in followers:
+            committed = await follower.until(applied)
+            assert (committed["config_hash"], committed["trigger"]) == (h, "verdict")
+
+        assert await Admin(*survivors).leader() in survivors
+        verdict = await store.get(h)
+        assert verdict is not None
+        assert (verdict.verdict, verdict.by) == ("good", "canary")
+        assert verdict.revision > before  # not already written before the kill
+        for replica in (canary, *followers):
+            await replica.stop()
+        for follower in followers:  # each whole log: held, never committed, until the verdict
+            commits = [line for line in follower.outcomes if line["applied"]]
+            assert [(c["config_hash"], c["generation"]) for c in commits] == [(h, 2)], follower.log
+            first = follower.log.index(commits[0])
+            assert any(held(line) and line["awaiting"] == h for line in follower.log[:first])
+            assert all(line["model"] == "gpt-4" for line in follower.log[:first])
+            assert all(line["role"] == "follower" for line in follower.log)
+            assert follower.log[-1]["model"] == "gpt-5"
+            assert follower.log[-1]["quarantined"] == []
+        commits = [line for line in canary.outcomes if line["applied"]]
+        assert [(c["config_hash"], c["generation"]) for c in commits] == [(h, 2)], canary.log
+        assert canary.log[-1]["quarantined"] == []
