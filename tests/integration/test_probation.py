@@ -245,7 +245,7 @@ async def test_failures_after_the_window_do_not_condemn(
         bad = await commit_bad(r, config_path)
         with anyio.fail_after(WAIT):
             while not [e for e in logs if e["event"] == "config_probation_passed"]:  # noqa: ASYNC110 - the window's end has no other sign
-                await asyncio.sleep(0.01)
+                await asyncio.sleep(0.01)  # sleep-ok: polls the log, bounded by fail_after
         assert r.probation_report() is None
         fail(r, "llm", 3)
         await r.failures_settled()
@@ -348,7 +348,7 @@ async def test_a_passing_check_keeps_the_commit(
         bad = await commit_bad(r, config_path)
         with anyio.fail_after(WAIT):
             while not [e for e in logs if e["event"] == "config_probation_check_done"]:  # noqa: ASYNC110 - a passed check has no other sign
-                await asyncio.sleep(0.01)
+                await asyncio.sleep(0.01)  # sleep-ok: polls the log, bounded by fail_after
         report = r.probation_report()
         assert report is not None
         assert report["check"] == "passed"

@@ -70,7 +70,7 @@ class Prometheus:
                 return found
             if loop.time() > deadline:
                 raise AssertionError(f"Prometheus never showed {what}\n{self.output()}")
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.2)  # sleep-ok: polling an external server's API
 
     async def _evaluations(self) -> dict[str, str]:
         data = await self.api("rules")
